@@ -1,0 +1,88 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Module map (one module per concern, Kafka 0.8's own split):
+//   C layer      CZooKeeper / CZlib / CSnappy (system libraries), CZooKeeperShim, CCompression
+//   KafkaProtocol  pure wire codecs, message sets, CRC, compression
+//   KafkaLog       segments, index, recovery, checkpoints, retention (file I/O only, no NIO)
+//   ZooKeeper      async Swift client over the C shim
+//   KafkaCluster   ZooKeeper paths + JSON, assignment, controller / partition state machines
+//   KafkaServer    NIO network layer, request handling, replica manager, purgatory
+//   KafkaClient    producer, simple consumer, ZooKeeper group consumer
+//   KafkaTools     kafka-topics, console producer/consumer, perf tools
+//   KafkaTestSupport  starts real ZooKeeper servers and brokers for tests
+let package = Package(
+    name: "swift-kafka-broker",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kafka-server", targets: ["kafka-server"]),
+        .executable(name: "kafka-tools", targets: ["kafka-tools"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+    ],
+    targets: [
+        // C system libraries
+        .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy"),
+        .target(name: "CZooKeeperShim", dependencies: ["CZooKeeper"], path: "Sources/CZooKeeperShim"),
+        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy"], path: "Sources/CCompression"),
+
+        // Swift modules
+        .target(name: "KafkaProtocol", dependencies: [
+            "CCompression",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "KafkaLog", dependencies: [
+            "KafkaProtocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "ZooKeeper", dependencies: [
+            "CZooKeeperShim",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "KafkaCluster", dependencies: [
+            "ZooKeeper", "KafkaProtocol",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "KafkaServer", dependencies: [
+            "KafkaProtocol", "KafkaLog", "ZooKeeper", "KafkaCluster",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+        .target(name: "KafkaClient", dependencies: [
+            "KafkaProtocol", "ZooKeeper", "KafkaCluster",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "KafkaTools", dependencies: [
+            "KafkaClient", "KafkaCluster", "KafkaLog", "KafkaProtocol", "ZooKeeper",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "KafkaTestSupport", dependencies: [
+            "ZooKeeper",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Thin executables; bin/*.sh call them.
+        .executableTarget(name: "kafka-server", dependencies: ["KafkaServer"]),
+        .executableTarget(name: "kafka-tools", dependencies: ["KafkaTools"]),
+
+        // Tests
+        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"]),
+        .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "KafkaProtocol"]),
+        .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
+        .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "KafkaTestSupport", "ZooKeeper", "KafkaClient", "KafkaProtocol",
+        ]),
+    ]
+)

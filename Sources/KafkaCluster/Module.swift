@@ -1,0 +1,1 @@
+// KafkaCluster module
