@@ -1,0 +1,79 @@
+import NIOCore
+
+/// API keys served by a 0.8.2 broker (0-10; 11 and 12 parse but are not served).
+public enum APIKey: Int16, Sendable, CaseIterable {
+    case produce = 0
+    case fetch = 1
+    case offsets = 2
+    case metadata = 3
+    case leaderAndIsr = 4
+    case stopReplica = 5
+    case updateMetadata = 6
+    case controlledShutdown = 7
+    case offsetCommit = 8
+    case offsetFetch = 9
+    case consumerMetadata = 10
+}
+
+/// The common request header. ControlledShutdown v0 has no client id.
+public struct RequestHeader: Sendable, Equatable {
+    public var apiKey: Int16
+    public var apiVersion: Int16
+    public var correlationId: Int32
+    public var clientId: String
+
+    public init(apiKey: Int16, apiVersion: Int16 = 0, correlationId: Int32, clientId: String) {
+        self.apiKey = apiKey
+        self.apiVersion = apiVersion
+        self.correlationId = correlationId
+        self.clientId = clientId
+    }
+
+    public static func decode(from buf: inout ByteBuffer) throws -> RequestHeader {
+        let key = try buf.readKafkaInt16()
+        let version = try buf.readKafkaInt16()
+        let corr = try buf.readKafkaInt32()
+        let client = key == APIKey.controlledShutdown.rawValue ? "" : try buf.readKafkaNonNullString()
+        return RequestHeader(apiKey: key, apiVersion: version, correlationId: corr, clientId: client)
+    }
+
+    public func encode(into buf: inout ByteBuffer) {
+        buf.writeKafkaInt16(apiKey)
+        buf.writeKafkaInt16(apiVersion)
+        buf.writeKafkaInt32(correlationId)
+        if apiKey != APIKey.controlledShutdown.rawValue { buf.writeKafkaString(clientId) }
+    }
+}
+
+/// A request body that can be framed by a client.
+public protocol KafkaRequest: Sendable {
+    static var apiKey: APIKey { get }
+    var apiVersion: Int16 { get }
+    func encode(into buf: inout ByteBuffer)
+}
+
+extension KafkaRequest {
+    public var apiVersion: Int16 { 0 }
+
+    /// The full frame: size prefix, header, body.
+    public func frame(correlationId: Int32, clientId: String, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buf = allocator.buffer(capacity: 64)
+        buf.writeKafkaInt32(0)
+        RequestHeader(apiKey: Self.apiKey.rawValue, apiVersion: apiVersion, correlationId: correlationId, clientId: clientId).encode(into: &buf)
+        encode(into: &buf)
+        buf.setInteger(Int32(buf.readableBytes - 4), at: buf.readerIndex, endianness: .big)
+        return buf
+    }
+}
+
+/// Writes a response frame: size prefix, correlation id, body.
+public enum ResponseFramer {
+    public static func frame(correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator(), body: (inout ByteBuffer) -> Void) -> ByteBuffer {
+        var buf = allocator.buffer(capacity: 64)
+        buf.writeKafkaInt32(0)
+        buf.writeKafkaInt32(correlationId)
+        body(&buf)
+        buf.setInteger(Int32(buf.readableBytes - 4), at: buf.readerIndex, endianness: .big)
+        return buf
+    }
+}

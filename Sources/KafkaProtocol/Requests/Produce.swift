@@ -1,0 +1,109 @@
+import NIOCore
+
+/// Produce (key 0, v0).
+public struct ProduceRequest: KafkaRequest, Equatable {
+    public static let apiKey = APIKey.produce
+
+    public struct PartitionData: Sendable, Equatable {
+        public var partition: Int32
+        /// The raw message set as sent; offsets inside are ignored by the leader.
+        public var messageSet: ByteBuffer
+        public init(partition: Int32, messageSet: ByteBuffer) {
+            self.partition = partition
+            self.messageSet = messageSet
+        }
+    }
+
+    public struct TopicData: Sendable, Equatable {
+        public var topic: String
+        public var partitions: [PartitionData]
+        public init(topic: String, partitions: [PartitionData]) {
+            self.topic = topic
+            self.partitions = partitions
+        }
+    }
+
+    public var requiredAcks: Int16
+    public var timeoutMs: Int32
+    public var topics: [TopicData]
+
+    public init(requiredAcks: Int16, timeoutMs: Int32, topics: [TopicData]) {
+        self.requiredAcks = requiredAcks
+        self.timeoutMs = timeoutMs
+        self.topics = topics
+    }
+
+    public static func decode(from buf: inout ByteBuffer) throws -> ProduceRequest {
+        let acks = try buf.readKafkaInt16()
+        let timeout = try buf.readKafkaInt32()
+        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> TopicData in
+            let topic = try b.readKafkaNonNullString()
+            let parts = try b.readKafkaArray(minElementSize: 8) { p -> PartitionData in
+                let partition = try p.readKafkaInt32()
+                let size = try p.readKafkaInt32()
+                guard size >= 0, let set = p.readSlice(length: Int(size)) else {
+                    throw ProtocolError("message set size \(size) does not fit the request")
+                }
+                return PartitionData(partition: partition, messageSet: set)
+            }
+            return TopicData(topic: topic, partitions: parts)
+        }
+        return ProduceRequest(requiredAcks: acks, timeoutMs: timeout, topics: topics)
+    }
+
+    public func encode(into buf: inout ByteBuffer) {
+        buf.writeKafkaInt16(requiredAcks)
+        buf.writeKafkaInt32(timeoutMs)
+        buf.writeKafkaArray(topics) { b, t in
+            b.writeKafkaString(t.topic)
+            b.writeKafkaArray(t.partitions) { b, p in
+                b.writeKafkaInt32(p.partition)
+                b.writeKafkaBytes(p.messageSet)
+            }
+        }
+    }
+}
+
+public struct ProduceResponse: Sendable, Equatable {
+    public struct PartitionResult: Sendable, Equatable {
+        public var partition: Int32
+        public var error: ErrorCode
+        /// First offset assigned to the appended set, -1 on error.
+        public var offset: Int64
+        public init(partition: Int32, error: ErrorCode, offset: Int64) {
+            self.partition = partition
+            self.error = error
+            self.offset = offset
+        }
+    }
+
+    public var topics: [(topic: String, partitions: [PartitionResult])]
+
+    public init(topics: [(topic: String, partitions: [PartitionResult])]) { self.topics = topics }
+
+    public static func == (a: ProduceResponse, b: ProduceResponse) -> Bool {
+        a.topics.map(\.topic) == b.topics.map(\.topic) && a.topics.map(\.partitions) == b.topics.map(\.partitions)
+    }
+
+    public func encode(into buf: inout ByteBuffer) {
+        buf.writeKafkaArray(topics) { b, t in
+            b.writeKafkaString(t.topic)
+            b.writeKafkaArray(t.partitions) { b, p in
+                b.writeKafkaInt32(p.partition)
+                b.writeKafkaInt16(p.error.rawValue)
+                b.writeKafkaInt64(p.offset)
+            }
+        }
+    }
+
+    public static func decode(from buf: inout ByteBuffer) throws -> ProduceResponse {
+        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionResult]) in
+            let topic = try b.readKafkaNonNullString()
+            let parts = try b.readKafkaArray(minElementSize: 14) { p in
+                PartitionResult(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()), offset: try p.readKafkaInt64())
+            }
+            return (topic, parts)
+        }
+        return ProduceResponse(topics: topics)
+    }
+}
