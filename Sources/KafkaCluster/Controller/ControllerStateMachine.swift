@@ -1,0 +1,214 @@
+import KafkaProtocol
+
+/// A partition's leadership as stored in ZooKeeper, with the znode version it was read at.
+public struct VersionedLeaderIsr: Sendable, Equatable {
+    public var state: LeaderIsrState
+    public var zkVersion: Int32
+    public init(state: LeaderIsrState, zkVersion: Int32) {
+        self.state = state
+        self.zkVersion = zkVersion
+    }
+}
+
+/// What the controller learns from ZooKeeper.
+public enum ControllerEvent: Sendable, Equatable {
+    /// This broker won `/controller` with this epoch; the rest is the cluster as loaded from ZooKeeper.
+    case elected(epoch: Int32, liveBrokers: [BrokerEndpoint], assignments: [String: [Int32: [Int32]]], states: [TopicPartition: VersionedLeaderIsr])
+    /// Children of `/brokers/ids` changed.
+    case brokersChanged([BrokerEndpoint])
+    /// `/brokers/topics` (or one topic's assignment) changed; the full current assignments.
+    case assignmentsChanged([String: [Int32: [Int32]]])
+    /// A conditional state write lost a race; the freshly read state.
+    case stateConflict(TopicPartition, VersionedLeaderIsr?)
+    case resigned
+}
+
+/// What the I/O layer must do, in order. A failed state write makes the executor skip the
+/// sends that follow for that partition and report `.stateConflict`.
+public enum ControllerAction: Sendable, Equatable {
+    case createState(TopicPartition, LeaderIsrState)
+    case updateState(TopicPartition, LeaderIsrState, expectedVersion: Int32)
+    case sendLeaderAndIsr(broker: Int32, states: [PartitionStateInfo], leaders: [BrokerEndpoint])
+    case sendUpdateMetadata(brokers: [Int32], states: [PartitionStateInfo], liveBrokers: [BrokerEndpoint])
+}
+
+/// The controller's partition and replica state machine as a value type: it takes events and
+/// returns actions, doing no I/O (Kafka 0.8.2 `KafkaController`, `PartitionStateMachine`,
+/// `ReplicaStateMachine`, offline leader selector).
+public struct ControllerStateMachine: Sendable {
+    public let brokerId: Int32
+    public private(set) var epoch: Int32 = 0
+    public private(set) var isActive = false
+    public private(set) var liveBrokers: [Int32: BrokerEndpoint] = [:]
+    public private(set) var assignments: [String: [Int32: [Int32]]] = [:]
+    public private(set) var leadership: [TopicPartition: VersionedLeaderIsr] = [:]
+    public var uncleanLeaderElection: Bool
+
+    public init(brokerId: Int32, uncleanLeaderElection: Bool = true) {
+        self.brokerId = brokerId
+        self.uncleanLeaderElection = uncleanLeaderElection
+    }
+
+    public mutating func handle(_ event: ControllerEvent) -> [ControllerAction] {
+        switch event {
+        case let .elected(epoch, brokers, assignments, states):
+            self.epoch = epoch
+            isActive = true
+            liveBrokers = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            self.assignments = assignments
+            leadership = states
+            return failover()
+        case .resigned:
+            isActive = false
+            epoch = 0
+            return []
+        case let .brokersChanged(brokers):
+            guard isActive else { return [] }
+            let now = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let newIds = Set(now.keys).subtracting(liveBrokers.keys)
+            let deadIds = Set(liveBrokers.keys).subtracting(now.keys)
+            liveBrokers = now
+            return brokersChanged(new: newIds, dead: deadIds)
+        case let .assignmentsChanged(all):
+            guard isActive else { assignments = all; return [] }
+            var newPartitions: [TopicPartition] = []
+            for (topic, parts) in all {
+                for (p, _) in parts where assignments[topic]?[p] == nil { newPartitions.append(TopicPartition(topic, p)) }
+            }
+            assignments = all
+            return electLeaders(for: newPartitions.sorted(), reason: .newPartition)
+        case let .stateConflict(tp, fresh):
+            guard isActive else { return [] }
+            if let fresh { leadership[tp] = fresh } else { leadership[tp] = nil }
+            if let fresh, fresh.state.controllerEpoch > epoch { return [] }   // a newer controller owns it
+            return electLeaders(for: [tp], reason: .offline)
+        }
+    }
+
+    // MARK: - Transitions
+
+    private enum Reason { case newPartition, offline }
+
+    private func replicas(_ tp: TopicPartition) -> [Int32] { assignments[tp.topic]?[tp.partition] ?? [] }
+
+    private var allPartitions: [TopicPartition] {
+        assignments.flatMap { t, parts in parts.keys.map { TopicPartition(t, $0) } }.sorted()
+    }
+
+    private mutating func failover() -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        // Partitions without a state node, or whose leader is not alive, get a leader.
+        let needLeader = allPartitions.filter { tp in
+            guard let l = leadership[tp] else { return true }
+            return liveBrokers[l.state.leader] == nil
+        }
+        actions += electLeaders(for: needLeader, reason: .offline)
+        // Every live replica learns the current leadership of the partitions that have one.
+        let rest = allPartitions.filter { !needLeader.contains($0) }
+        actions += leaderAndIsrActions(for: rest)
+        actions += updateMetadataAll()
+        return actions
+    }
+
+    private mutating func brokersChanged(new: Set<Int32>, dead: Set<Int32>) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        if !new.isEmpty { actions += updateMetadataAll(to: Array(new)) }
+        // Partitions led by dead brokers, and partitions still without a leader, get a new leader.
+        let needLeader = allPartitions.filter { tp in
+            guard let l = leadership[tp] else { return true }
+            return l.state.leader < 0 || dead.contains(l.state.leader) || liveBrokers[l.state.leader] == nil
+        }
+        actions += electLeaders(for: needLeader, reason: .offline)
+        // Dead followers leave the ISR (replica -> Offline).
+        for tp in allPartitions where !needLeader.contains(tp) {
+            guard var cur = leadership[tp] else { continue }
+            let shrunk = cur.state.isr.filter { !dead.contains($0) }
+            guard shrunk != cur.state.isr, !shrunk.isEmpty else { continue }
+            var s = cur.state
+            s.isr = shrunk
+            s.leaderEpoch += 1
+            s.controllerEpoch = epoch
+            actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
+            cur = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+            leadership[tp] = cur
+            actions += leaderAndIsrActions(for: [tp])
+        }
+        // New brokers hear about the partitions they replicate.
+        if !new.isEmpty {
+            let theirs = allPartitions.filter { tp in !needLeader.contains(tp) && replicas(tp).contains(where: new.contains) }
+            actions += leaderAndIsrActions(for: theirs, only: new)
+        }
+        if !needLeader.isEmpty || !dead.isEmpty { actions += updateMetadataAll() }
+        return actions
+    }
+
+    /// New→Online (create the state node) or Offline→Online (offline leader selector).
+    private mutating func electLeaders(for partitions: [TopicPartition], reason: Reason) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        var changed: [TopicPartition] = []
+        for tp in partitions {
+            let ar = replicas(tp)
+            let liveAR = ar.filter { liveBrokers[$0] != nil }
+            if let cur = leadership[tp] {
+                let liveIsr = cur.state.isr.filter { liveBrokers[$0] != nil }
+                var s = cur.state
+                if let leader = liveAR.first(where: liveIsr.contains) {
+                    s.leader = leader
+                    s.isr = liveIsr
+                } else if uncleanLeaderElection, let leader = liveAR.first {
+                    s.leader = leader
+                    s.isr = [leader]
+                } else {
+                    // No replica can lead: the partition stays offline; keep the last ISR member.
+                    guard s.leader != -1 else { continue }
+                    s.leader = -1
+                    if !cur.state.isr.isEmpty { s.isr = [cur.state.isr.last!] }
+                }
+                s.leaderEpoch += 1
+                s.controllerEpoch = epoch
+                actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
+                leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+            } else {
+                guard let leader = liveAR.first else { continue }   // stays New until a replica is alive
+                let s = LeaderIsrState(leader: leader, leaderEpoch: 0, isr: liveAR, controllerEpoch: epoch)
+                actions.append(.createState(tp, s))
+                leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: 0)
+            }
+            changed.append(tp)
+        }
+        actions += leaderAndIsrActions(for: changed)
+        if !changed.isEmpty, reason == .newPartition { actions += updateMetadataAll() }
+        return actions
+    }
+
+    private func stateInfo(_ tp: TopicPartition) -> PartitionStateInfo? {
+        guard let l = leadership[tp] else { return nil }
+        return PartitionStateInfo(topic: tp.topic, partition: tp.partition, controllerEpoch: l.state.controllerEpoch,
+                                  leader: l.state.leader, leaderEpoch: l.state.leaderEpoch, isr: l.state.isr,
+                                  zkVersion: l.zkVersion, replicas: replicas(tp))
+    }
+
+    /// One LeaderAndIsr per live broker holding a replica of the partitions.
+    private func leaderAndIsrActions(for partitions: [TopicPartition], only: Set<Int32>? = nil) -> [ControllerAction] {
+        var perBroker: [Int32: [PartitionStateInfo]] = [:]
+        for tp in partitions {
+            guard let info = stateInfo(tp), info.leader >= 0 else { continue }
+            for b in info.replicas where liveBrokers[b] != nil && (only?.contains(b) ?? true) {
+                perBroker[b, default: []].append(info)
+            }
+        }
+        return perBroker.keys.sorted().map { b in
+            let states = perBroker[b]!
+            let leaderIds = Set(states.map(\.leader))
+            let leaders = leaderIds.sorted().compactMap { liveBrokers[$0] }
+            return .sendLeaderAndIsr(broker: b, states: states, leaders: leaders)
+        }
+    }
+
+    private func updateMetadataAll(to brokers: [Int32]? = nil) -> [ControllerAction] {
+        let states = allPartitions.compactMap(stateInfo)
+        let targets = (brokers ?? Array(liveBrokers.keys)).sorted()
+        guard !targets.isEmpty else { return [] }
+        return [.sendUpdateMetadata(brokers: targets, states: states, liveBrokers: liveBrokers.values.sorted { $0.id < $1.id })]
+    }
+}

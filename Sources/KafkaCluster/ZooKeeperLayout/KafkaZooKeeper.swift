@@ -1,0 +1,192 @@
+import Foundation
+import KafkaProtocol
+import Logging
+import ZooKeeper
+
+/// Reads and writes the Kafka layout in ZooKeeper (Kafka 0.8.2 `ZkUtils` + `AdminUtils`).
+public struct KafkaZooKeeper: Sendable {
+    public let zk: ZooKeeperClient
+
+    public init(_ zk: ZooKeeperClient) { self.zk = zk }
+
+    static func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    public func ensurePersistentPaths() async throws {
+        for p in ZkPaths.persistentPaths { try await zk.ensurePath(p) }
+    }
+
+    // MARK: Brokers
+
+    /// Registers `/brokers/ids/<id>` as Kafka does: an existing node with our own data is ours;
+    /// one with the same id, host and port left by our previous session is waited out (it
+    /// vanishes when that session expires); anything else is a fatal conflict.
+    public func registerBroker(_ reg: BrokerRegistration, sessionTimeoutMs: Int, logger: Logger) async throws {
+        let path = ZkPaths.broker(reg.id)
+        let data = Self.bytes(reg.json())
+        while true {
+            do {
+                try await zk.createRecursive(path, data: data, mode: .ephemeral)
+                logger.info("Registered broker \(reg.id) at path \(path) with address \(reg.host):\(reg.port).")
+                return
+            } catch ZooKeeperError.nodeExists {
+                let existing: (data: [UInt8]?, stat: ZNodeStat)
+                do { existing = try await zk.get(path) } catch ZooKeeperError.noNode { continue }
+                if existing.stat.ephemeralOwner == zk.sessionId { return }
+                let other = try? BrokerRegistration.parse(id: reg.id, existing.data, path: path)
+                if let other, other.host == reg.host, other.port == reg.port {
+                    logger.info("Broker node \(path) is left from a previous session of this broker (session 0x\(String(existing.stat.ephemeralOwner, radix: 16))); waiting for it to expire")
+                    try await Task.sleep(nanoseconds: UInt64(max(sessionTimeoutMs, 500)) * 1_000_000 / 2)
+                    continue
+                }
+                let desc = existing.data.map { String(decoding: $0, as: UTF8.self) } ?? "null"
+                throw ZkDataError(path: path, reason: "A broker is already registered on the path \(path) (\(desc)). This probably indicates that you either have configured a brokerid that is already in use, or else you have shutdown this broker and restarted it faster than the zookeeper timeout so it appears to be re-registering.")
+            }
+        }
+    }
+
+    public func brokerIds(watch: Bool = false) async throws -> [Int32] {
+        (try await zk.children(ZkPaths.brokerIds, watch: watch)).compactMap { Int32($0) }.sorted()
+    }
+
+    public func liveBrokers(watch: Bool = false) async throws -> [BrokerRegistration] {
+        var out: [BrokerRegistration] = []
+        for id in try await brokerIds(watch: watch) {
+            let path = ZkPaths.broker(id)
+            guard let (data, _) = try? await zk.get(path) else { continue }
+            if let reg = try? BrokerRegistration.parse(id: id, data, path: path) { out.append(reg) }
+        }
+        return out
+    }
+
+    // MARK: Topics
+
+    public func topics(watch: Bool = false) async throws -> [String] {
+        do { return try await zk.children(ZkPaths.brokerTopics, watch: watch).sorted() } catch ZooKeeperError.noNode { return [] }
+    }
+
+    public func assignment(_ topic: String, watch: Bool = false) async throws -> [Int32: [Int32]]? {
+        do {
+            let (data, _) = try await zk.get(ZkPaths.topic(topic), watch: watch)
+            return try TopicAssignment.parse(data, path: ZkPaths.topic(topic))
+        } catch ZooKeeperError.noNode { return nil }
+    }
+
+    public func allAssignments() async throws -> [String: [Int32: [Int32]]] {
+        var out: [String: [Int32: [Int32]]] = [:]
+        for t in try await topics() { if let a = try await assignment(t) { out[t] = a } }
+        return out
+    }
+
+    public func topicConfig(_ topic: String) async throws -> [String: String] {
+        do {
+            let (data, _) = try await zk.get(ZkPaths.topicConfig(topic))
+            return try TopicConfigData.parse(data, path: ZkPaths.topicConfig(topic))
+        } catch ZooKeeperError.noNode { return [:] }
+    }
+
+    public struct TopicExists: Error, CustomStringConvertible {
+        public var topic: String
+        public var description: String { "Topic \"\(topic)\" already exists." }
+    }
+
+    /// `AdminUtils.createTopic`: validate, write the config node, then create the assignment
+    /// node (the controller takes it from there).
+    public func createTopic(_ topic: String, assignment: [Int32: [Int32]], config: [String: String] = [:]) async throws {
+        if let err = TopicNames.validationError(topic) { throw ZkDataError(path: ZkPaths.topic(topic), reason: err) }
+        if try await zk.exists(ZkPaths.topic(topic)) != nil { throw TopicExists(topic: topic) }
+        try await writeTopicConfig(topic, config)
+        do {
+            try await zk.createRecursive(ZkPaths.topic(topic), data: Self.bytes(TopicAssignment.json(assignment)), mode: .persistent)
+        } catch ZooKeeperError.nodeExists {
+            throw TopicExists(topic: topic)
+        }
+    }
+
+    public func writeTopicConfig(_ topic: String, _ config: [String: String]) async throws {
+        let path = ZkPaths.topicConfig(topic)
+        let data = Self.bytes(TopicConfigData.json(config))
+        do { try await zk.set(path, data: data) } catch ZooKeeperError.noNode {
+            try await zk.createRecursive(path, data: data, mode: .persistent)
+        }
+    }
+
+    // MARK: Partition state
+
+    public func partitionState(_ tp: TopicPartition) async throws -> VersionedLeaderIsr? {
+        let path = ZkPaths.partitionState(tp)
+        do {
+            let (data, stat) = try await zk.get(path)
+            return VersionedLeaderIsr(state: try LeaderIsrState.parse(data, path: path), zkVersion: stat.version)
+        } catch ZooKeeperError.noNode { return nil }
+    }
+
+    public func allPartitionStates(_ assignments: [String: [Int32: [Int32]]]) async throws -> [TopicPartition: VersionedLeaderIsr] {
+        var out: [TopicPartition: VersionedLeaderIsr] = [:]
+        for (t, parts) in assignments {
+            for p in parts.keys {
+                let tp = TopicPartition(t, p)
+                if let s = try await partitionState(tp) { out[tp] = s }
+            }
+        }
+        return out
+    }
+
+    public func createPartitionState(_ tp: TopicPartition, _ state: LeaderIsrState) async throws {
+        try await zk.createRecursive(ZkPaths.partitionState(tp), data: Self.bytes(state.json()), mode: .persistent)
+    }
+
+    /// Conditional update; returns the new version, or nil on a lost race (BadVersion).
+    public func updatePartitionState(_ tp: TopicPartition, _ state: LeaderIsrState, expectedVersion: Int32) async throws -> Int32? {
+        do {
+            let stat = try await zk.set(ZkPaths.partitionState(tp), data: Self.bytes(state.json()), version: expectedVersion)
+            return stat.version
+        } catch ZooKeeperError.badVersion {
+            // Equal content written by an earlier attempt of ours counts as success.
+            if let cur = try await partitionState(tp), cur.state == state { return cur.zkVersion }
+            return nil
+        }
+    }
+
+    // MARK: Controller
+
+    /// Tries to become controller; returns the id of whoever is controller afterwards.
+    public func electController(brokerId: Int32) async throws -> Int32 {
+        do {
+            try await zk.create(ZkPaths.controller, data: Self.bytes(ControllerRegistration.json(brokerId: brokerId)), mode: .ephemeral)
+            return brokerId
+        } catch ZooKeeperError.nodeExists {
+            do {
+                let (data, stat) = try await zk.get(ZkPaths.controller)
+                let id = try ControllerRegistration.parseBrokerId(data)
+                if id == brokerId && stat.ephemeralOwner != zk.sessionId {
+                    // Our own node from a previous session: wait for it to expire, then retry.
+                    return -1
+                }
+                return id
+            } catch ZooKeeperError.noNode { return try await electController(brokerId: brokerId) }
+        }
+    }
+
+    public func controllerId(watch: Bool = false) async throws -> Int32? {
+        do {
+            let (data, _) = try await zk.get(ZkPaths.controller, watch: watch)
+            return try ControllerRegistration.parseBrokerId(data)
+        } catch ZooKeeperError.noNode {
+            _ = try await zk.exists(ZkPaths.controller, watch: watch)
+            return nil
+        }
+    }
+
+    /// Bumps `/controller_epoch` conditionally (created as 1 when missing).
+    public func incrementControllerEpoch() async throws -> Int32 {
+        do {
+            let (data, stat) = try await zk.get(ZkPaths.controllerEpoch)
+            let cur = Int32(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) ?? 0
+            try await zk.set(ZkPaths.controllerEpoch, data: Self.bytes(String(cur + 1)), version: stat.version)
+            return cur + 1
+        } catch ZooKeeperError.noNode {
+            try await zk.create(ZkPaths.controllerEpoch, data: Self.bytes("1"), mode: .persistent)
+            return 1
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import KafkaProtocol
+
+/// Thrown when a znode holds data that is not what Kafka writes there.
+public struct ZkDataError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "bad data in ZooKeeper node \(path): \(reason)" }
+}
+
+/// JSON stored in znodes, written byte-for-byte in Kafka 0.8.2's key order and without whitespace.
+public enum ZkData {
+    static func jsonObject(_ bytes: [UInt8]?, path: String) throws -> [String: Any] {
+        guard let bytes, !bytes.isEmpty else { throw ZkDataError(path: path, reason: "empty") }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) as? [String: Any] else {
+            throw ZkDataError(path: path, reason: "not a JSON object: \(String(decoding: bytes, as: UTF8.self))")
+        }
+        return obj
+    }
+
+    static func int(_ v: Any?) -> Int? {
+        if let n = v as? NSNumber { return n.intValue }
+        if let s = v as? String { return Int(s) }
+        return nil
+    }
+
+    static func int32Array(_ v: Any?) -> [Int32]? {
+        guard let arr = v as? [Any] else { return nil }
+        var out: [Int32] = []
+        for e in arr {
+            guard let i = int(e) else { return nil }
+            out.append(Int32(i))
+        }
+        return out
+    }
+
+    static func list(_ xs: [Int32]) -> String { "[" + xs.map(String.init).joined(separator: ",") + "]" }
+
+    /// JSON string literal with Kafka's escaping (`/` is escaped as `\/`).
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// `/brokers/ids/<id>`: `{"jmx_port":-1,"timestamp":"…","host":"h","version":1,"port":9092}`.
+public struct BrokerRegistration: Sendable, Equatable {
+    public var id: Int32
+    public var host: String
+    public var port: Int32
+    public var jmxPort: Int32
+    public var timestamp: Int64
+
+    public init(id: Int32, host: String, port: Int32, jmxPort: Int32 = -1, timestamp: Int64 = ZkData.nowMillis()) {
+        self.id = id
+        self.host = host
+        self.port = port
+        self.jmxPort = jmxPort
+        self.timestamp = timestamp
+    }
+
+    public var endpoint: BrokerEndpoint { BrokerEndpoint(id: id, host: host, port: port) }
+
+    public func json() -> String {
+        "{\"jmx_port\":\(jmxPort),\"timestamp\":\"\(timestamp)\",\"host\":\(ZkData.quote(host)),\"version\":1,\"port\":\(port)}"
+    }
+
+    public static func parse(id: Int32, _ bytes: [UInt8]?, path: String) throws -> BrokerRegistration {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let host = o["host"] as? String, let port = ZkData.int(o["port"]) else {
+            throw ZkDataError(path: path, reason: "missing host or port")
+        }
+        return BrokerRegistration(id: id, host: host, port: Int32(port), jmxPort: Int32(ZkData.int(o["jmx_port"]) ?? -1),
+                                  timestamp: Int64(ZkData.int(o["timestamp"]) ?? 0))
+    }
+}
+
+/// `/brokers/topics/<t>/partitions/<p>/state`.
+public struct LeaderIsrState: Sendable, Equatable {
+    public var leader: Int32
+    public var leaderEpoch: Int32
+    public var isr: [Int32]
+    public var controllerEpoch: Int32
+
+    public init(leader: Int32, leaderEpoch: Int32, isr: [Int32], controllerEpoch: Int32) {
+        self.leader = leader
+        self.leaderEpoch = leaderEpoch
+        self.isr = isr
+        self.controllerEpoch = controllerEpoch
+    }
+
+    public func json() -> String {
+        "{\"controller_epoch\":\(controllerEpoch),\"leader\":\(leader),\"version\":1,\"leader_epoch\":\(leaderEpoch),\"isr\":\(ZkData.list(isr))}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> LeaderIsrState {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let leader = ZkData.int(o["leader"]), let le = ZkData.int(o["leader_epoch"]),
+              let isr = ZkData.int32Array(o["isr"]), let ce = ZkData.int(o["controller_epoch"]) else {
+            throw ZkDataError(path: path, reason: "missing leader, leader_epoch, isr or controller_epoch")
+        }
+        return LeaderIsrState(leader: Int32(leader), leaderEpoch: Int32(le), isr: isr, controllerEpoch: Int32(ce))
+    }
+}
+
+/// `/controller`: `{"version":1,"brokerid":2,"timestamp":"…"}`; a bare integer is also accepted.
+public enum ControllerRegistration {
+    public static func json(brokerId: Int32, timestamp: Int64 = ZkData.nowMillis()) -> String {
+        "{\"version\":1,\"brokerid\":\(brokerId),\"timestamp\":\"\(timestamp)\"}"
+    }
+
+    public static func parseBrokerId(_ bytes: [UInt8]?, path: String = ZkPaths.controller) throws -> Int32 {
+        if let bytes, let s = String(bytes: bytes, encoding: .utf8), let i = Int32(s.trimmingCharacters(in: .whitespaces)) { return i }
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let id = ZkData.int(o["brokerid"]) else { throw ZkDataError(path: path, reason: "missing brokerid") }
+        return Int32(id)
+    }
+}
+
+/// `/brokers/topics/<t>`: `{"version":1,"partitions":{"0":[0,1]}}` — partition → assigned replicas.
+public enum TopicAssignment {
+    public static func json(_ assignment: [Int32: [Int32]]) -> String {
+        let parts = assignment.keys.sorted().map { "\"\($0)\":\(ZkData.list(assignment[$0]!))" }
+        return "{\"version\":1,\"partitions\":{" + parts.joined(separator: ",") + "}}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> [Int32: [Int32]] {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let parts = o["partitions"] as? [String: Any] else { throw ZkDataError(path: path, reason: "missing partitions") }
+        var out: [Int32: [Int32]] = [:]
+        for (k, v) in parts {
+            guard let p = Int32(k), let replicas = ZkData.int32Array(v) else { throw ZkDataError(path: path, reason: "bad partition entry \(k)") }
+            out[p] = replicas
+        }
+        return out
+    }
+}
+
+/// `/config/topics/<t>`: `{"version":1,"config":{"k":"v"}}`.
+public enum TopicConfigData {
+    public static func json(_ config: [String: String]) -> String {
+        let entries = config.keys.sorted().map { "\(ZkData.quote($0)):\(ZkData.quote(config[$0]!))" }
+        return "{\"version\":1,\"config\":{" + entries.joined(separator: ",") + "}}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> [String: String] {
+        guard let bytes, !bytes.isEmpty else { return [:] }
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let cfg = o["config"] as? [String: Any] else { return [:] }
+        var out: [String: String] = [:]
+        for (k, v) in cfg { out[k] = (v as? String) ?? "\(v)" }
+        return out
+    }
+}
