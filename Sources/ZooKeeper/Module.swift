@@ -1,1 +1,0 @@
-// ZooKeeper module
