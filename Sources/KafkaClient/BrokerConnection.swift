@@ -1,0 +1,160 @@
+import Foundation
+import KafkaProtocol
+import NIOCore
+import NIOPosix
+
+public struct KafkaClientError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Splits responses by their size prefix.
+final class ResponseFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let size = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) else { return .needMoreData }
+        guard size >= 4 else { throw KafkaClientError("bad response size \(size)") }
+        guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(size))!))
+        return .continue
+    }
+}
+
+/// Matches responses to requests by order (the broker answers strictly in order).
+final class ResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var waiting = CircularBuffer<(Int32, EventLoopPromise<ByteBuffer>)>()
+
+    func enqueue(_ corr: Int32, _ p: EventLoopPromise<ByteBuffer>) { waiting.append((corr, p)) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buf = unwrapInboundIn(data)
+        guard let (corr, promise) = waiting.popFirst() else { return }
+        let got = buf.readInteger(endianness: .big, as: Int32.self) ?? -1
+        if got != corr {
+            promise.fail(KafkaClientError("correlation id mismatch: expected \(corr), got \(got)"))
+        } else {
+            promise.succeed(buf)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        while let (_, p) = waiting.popFirst() { p.fail(KafkaClientError("connection closed by the broker")) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        while let (_, p) = waiting.popFirst() { p.fail(error) }
+        context.close(promise: nil)
+    }
+}
+
+/// One TCP connection to a broker; requests may be pipelined.
+public final class BrokerConnection: @unchecked Sendable {
+    public let host: String
+    public let port: Int
+    let channel: Channel
+    let handler: ResponseHandler
+    let clientId: String
+    private var nextCorrelation: Int32 = 1
+    private let lock = NSLock()
+
+    public static let sharedGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    private init(host: String, port: Int, channel: Channel, handler: ResponseHandler, clientId: String) {
+        self.host = host
+        self.port = port
+        self.channel = channel
+        self.handler = handler
+        self.clientId = clientId
+    }
+
+    public static func connect(host: String, port: Int, clientId: String, group: EventLoopGroup = BrokerConnection.sharedGroup) async throws -> BrokerConnection {
+        let handler = ResponseHandler()
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder()))
+                    try ch.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        do {
+            let ch = try await bootstrap.connect(host: host, port: port).get()
+            return BrokerConnection(host: host, port: port, channel: ch, handler: handler, clientId: clientId)
+        } catch {
+            throw KafkaClientError("cannot connect to broker \(host):\(port): \(error)")
+        }
+    }
+
+    private func nextId() -> Int32 {
+        lock.withLock {
+            let c = nextCorrelation
+            nextCorrelation = nextCorrelation == Int32.max ? 1 : nextCorrelation + 1
+            return c
+        }
+    }
+
+    /// Sends a request and returns the response body (after the correlation id).
+    public func send<R: KafkaRequest>(_ request: R) async throws -> ByteBuffer {
+        let corr = nextId()
+        let frame = request.frame(correlationId: corr, clientId: clientId)
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        channel.eventLoop.execute {
+            self.handler.enqueue(corr, promise)
+            self.channel.writeAndFlush(frame).whenFailure { promise.fail($0) }
+        }
+        return try await promise.futureResult.get()
+    }
+
+    /// Sends a request that gets no response (acks=0 produce).
+    public func sendWithoutResponse<R: KafkaRequest>(_ request: R) async throws {
+        let frame = request.frame(correlationId: nextId(), clientId: clientId)
+        try await channel.writeAndFlush(frame).get()
+    }
+
+    public func close() async {
+        try? await channel.close().get()
+    }
+
+    // Typed helpers.
+    public func metadata(_ topics: [String]) async throws -> MetadataResponse {
+        var b = try await send(MetadataRequest(topics: topics))
+        return try MetadataResponse.decode(from: &b)
+    }
+
+    public func produce(_ req: ProduceRequest) async throws -> ProduceResponse? {
+        if req.requiredAcks == 0 {
+            try await sendWithoutResponse(req)
+            return nil
+        }
+        var b = try await send(req)
+        return try ProduceResponse.decode(from: &b)
+    }
+
+    public func fetch(_ req: FetchRequest) async throws -> FetchResponse {
+        var b = try await send(req)
+        return try FetchResponse.decode(from: &b)
+    }
+
+    public func offsets(_ req: OffsetsRequest) async throws -> OffsetsResponse {
+        var b = try await send(req)
+        return try OffsetsResponse.decode(from: &b)
+    }
+}
+
+/// `host:port,host:port` lists as the tools take them.
+public enum BrokerList {
+    public static func parse(_ s: String) throws -> [(host: String, port: Int)] {
+        let items = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw KafkaClientError("empty broker list") }
+        return try items.map { item in
+            guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]), port > 0, port < 65536 else {
+                throw KafkaClientError("bad broker address \"\(item)\": expected host:port")
+            }
+            return (String(item[..<colon]), port)
+        }
+    }
+}

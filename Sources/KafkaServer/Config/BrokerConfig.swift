@@ -1,0 +1,239 @@
+import Foundation
+import KafkaLog
+
+/// A start-up configuration error; the message names the key or file.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Reads Kafka-style `key=value` properties files (`#`/`!` comments, `\` continuations,
+/// `:` separators, escapes), as java.util.Properties does for the common cases.
+public enum PropertiesFile {
+    public static func parse(_ text: String) -> [(key: String, value: String)] {
+        var out: [(String, String)] = []
+        var logical = ""
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        var i = 0
+        while i < lines.count {
+            var line = String(lines[i]).replacingOccurrences(of: "\r", with: "")
+            i += 1
+            if logical.isEmpty {
+                line = String(line.drop(while: { $0 == " " || $0 == "\t" }))
+                if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
+            } else {
+                line = String(line.drop(while: { $0 == " " || $0 == "\t" }))
+            }
+            // A line ending with an odd number of backslashes continues.
+            let trailing = line.reversed().prefix(while: { $0 == "\\" }).count
+            if trailing % 2 == 1 {
+                logical += line.dropLast()
+                continue
+            }
+            logical += line
+            out.append(split(logical))
+            logical = ""
+        }
+        if !logical.isEmpty { out.append(split(logical)) }
+        return out
+    }
+
+    private static func split(_ line: String) -> (String, String) {
+        var key = ""
+        var idx = line.startIndex
+        var escaped = false
+        while idx < line.endIndex {
+            let c = line[idx]
+            if escaped { key.append(unescape(c)); escaped = false } else if c == "\\" { escaped = true } else if c == "=" || c == ":" || c == " " || c == "\t" { break } else { key.append(c) }
+            idx = line.index(after: idx)
+        }
+        var rest = line[idx...].drop(while: { $0 == " " || $0 == "\t" })
+        if let f = rest.first, f == "=" || f == ":" { rest = rest.dropFirst().drop(while: { $0 == " " || $0 == "\t" }) }
+        var value = ""
+        escaped = false
+        for c in rest {
+            if escaped { value.append(unescape(c)); escaped = false } else if c == "\\" { escaped = true } else { value.append(c) }
+        }
+        return (key, value)
+    }
+
+    private static func unescape(_ c: Character) -> Character {
+        switch c {
+        case "n": return "\n"
+        case "t": return "\t"
+        case "r": return "\r"
+        default: return c
+        }
+    }
+}
+
+/// Broker settings with Kafka 0.8.2 names and defaults (reference: kafka-0.8-cluster.md §8.1).
+public struct BrokerConfig: Sendable {
+    public var brokerId: Int32 = -1
+    public var port = 9092
+    public var hostName: String? = nil
+    public var advertisedHostName: String? = nil
+    public var advertisedPort: Int? = nil
+    public var logDirs: [String] = ["/tmp/kafka-logs"]
+    public var numPartitions = 1
+    public var defaultReplicationFactor = 1
+    public var zookeeperConnect = ""
+    public var zookeeperSessionTimeoutMs = 6000
+    public var zookeeperConnectionTimeoutMs = 6000
+    public var autoCreateTopics = true
+    public var messageMaxBytes = 1000012
+    public var socketRequestMaxBytes = 104857600
+    public var socketSendBufferBytes = 102400
+    public var socketReceiveBufferBytes = 102400
+    public var numNetworkThreads = 3
+    public var numIoThreads = 8
+    public var connectionsMaxIdleMs: Int64 = 600000
+    public var deleteTopicEnable = false
+    public var replicaHighWatermarkCheckpointIntervalMs: Int64 = 5000
+    public var logFlushOffsetCheckpointIntervalMs: Int64 = 60000
+    public var logFlushSchedulerIntervalMs: Int64 = .max
+    public var logRetentionCheckIntervalMs: Int64 = 300000
+    public var logCleanerEnable = false
+    public var logCleanerThreads = 1
+    public var uncleanLeaderElectionEnable = true
+    public var controlledShutdownEnable = true
+    public var log = LogConfig()
+    /// Keys the file set that this broker does not know (warned about at start).
+    public var unknownKeys: [String] = []
+
+    public init() {}
+
+    /// The host and port written to ZooKeeper and returned in metadata.
+    public var advertisedHost: String {
+        if let h = advertisedHostName, !h.isEmpty { return h }
+        if let h = hostName, !h.isEmpty { return h }
+        return ProcessInfo.processInfo.hostName
+    }
+    public var advertisedPortValue: Int { advertisedPort ?? port }
+
+    public static func load(path: String) throws -> BrokerConfig {
+        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("config file \(path) does not exist") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read config file \(path)") }
+        return try parse(PropertiesFile.parse(text), relativeTo: (path as NSString).deletingLastPathComponent)
+    }
+
+    public static func parse(_ pairs: [(key: String, value: String)], relativeTo baseDir: String? = nil) throws -> BrokerConfig {
+        var props: [String: String] = [:]
+        for (k, v) in pairs { props[k] = v.trimmingCharacters(in: .whitespaces) }
+        var c = BrokerConfig()
+        var known = Set<String>()
+
+        func str(_ key: String) -> String? { known.insert(key); return props[key] }
+        func int(_ key: String, min: Int = Int.min, max: Int = Int.max) throws -> Int? {
+            known.insert(key)
+            guard let raw = props[key] else { return nil }
+            guard let v = Int(raw) else { throw ConfigError("Invalid value \"\(raw)\" for configuration \(key): expected an integer") }
+            guard v >= min && v <= max else { throw ConfigError("Invalid value \(v) for configuration \(key): must be in [\(min), \(max)]") }
+            return v
+        }
+        func long(_ key: String, min: Int64 = Int64.min) throws -> Int64? {
+            known.insert(key)
+            guard let raw = props[key] else { return nil }
+            guard let v = Int64(raw) else { throw ConfigError("Invalid value \"\(raw)\" for configuration \(key): expected an integer") }
+            guard v >= min else { throw ConfigError("Invalid value \(v) for configuration \(key): must be at least \(min)") }
+            return v
+        }
+        func bool(_ key: String) throws -> Bool? {
+            known.insert(key)
+            guard let raw = props[key] else { return nil }
+            switch raw.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: throw ConfigError("Invalid value \"\(raw)\" for configuration \(key): expected true or false")
+            }
+        }
+        func double(_ key: String) throws -> Double? {
+            known.insert(key)
+            guard let raw = props[key] else { return nil }
+            guard let v = Double(raw) else { throw ConfigError("Invalid value \"\(raw)\" for configuration \(key): expected a number") }
+            return v
+        }
+
+        guard let id = try int("broker.id", min: 0) else { throw ConfigError("Missing required configuration broker.id") }
+        c.brokerId = Int32(id)
+        if let v = try int("port", min: 0, max: 65535) { c.port = v }
+        c.hostName = str("host.name").flatMap { $0.isEmpty ? nil : $0 }
+        c.advertisedHostName = str("advertised.host.name").flatMap { $0.isEmpty ? nil : $0 }
+        c.advertisedPort = try int("advertised.port", min: 0, max: 65535)
+        let dirs = str("log.dirs") ?? str("log.dir")
+        known.insert("log.dir")
+        if let dirs {
+            let list = dirs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty else { throw ConfigError("Invalid value \"\(dirs)\" for configuration log.dirs: empty") }
+            c.logDirs = list.map { d in
+                if d.hasPrefix("/") || baseDir == nil { return d }
+                return d   // relative to the working directory, as Kafka does
+            }
+        }
+        if let v = try int("num.partitions", min: 1) { c.numPartitions = v }
+        if let v = try int("default.replication.factor", min: 1) { c.defaultReplicationFactor = v }
+        guard let zkc = str("zookeeper.connect"), !zkc.isEmpty else { throw ConfigError("Missing required configuration zookeeper.connect") }
+        c.zookeeperConnect = zkc
+        if let v = try int("zookeeper.session.timeout.ms", min: 1) { c.zookeeperSessionTimeoutMs = v }
+        c.zookeeperConnectionTimeoutMs = try int("zookeeper.connection.timeout.ms", min: 1) ?? c.zookeeperSessionTimeoutMs
+        _ = try int("zookeeper.sync.time.ms", min: 0)
+        if let v = try bool("auto.create.topics.enable") { c.autoCreateTopics = v }
+        if let v = try int("message.max.bytes", min: 0) { c.messageMaxBytes = v }
+        if let v = try int("socket.request.max.bytes", min: 1) { c.socketRequestMaxBytes = v }
+        if let v = try int("socket.send.buffer.bytes", min: 1) { c.socketSendBufferBytes = v }
+        if let v = try int("socket.receive.buffer.bytes", min: 1) { c.socketReceiveBufferBytes = v }
+        if let v = try int("num.network.threads", min: 1) { c.numNetworkThreads = v }
+        if let v = try int("num.io.threads", min: 1) { c.numIoThreads = v }
+        if let v = try long("connections.max.idle.ms") { c.connectionsMaxIdleMs = v }
+        if let v = try bool("delete.topic.enable") { c.deleteTopicEnable = v }
+        if let v = try long("replica.high.watermark.checkpoint.interval.ms", min: 1) { c.replicaHighWatermarkCheckpointIntervalMs = v }
+        if let v = try long("log.flush.offset.checkpoint.interval.ms", min: 1) { c.logFlushOffsetCheckpointIntervalMs = v }
+        if let v = try long("log.retention.check.interval.ms", min: 1) { c.logRetentionCheckIntervalMs = v }
+        if let v = try bool("log.cleaner.enable") { c.logCleanerEnable = v }
+        if let v = try int("log.cleaner.threads", min: 0) { c.logCleanerThreads = v }
+        if let v = try bool("unclean.leader.election.enable") { c.uncleanLeaderElectionEnable = v }
+        if let v = try bool("controlled.shutdown.enable") { c.controlledShutdownEnable = v }
+
+        // Log defaults (the broker-wide values behind the per-topic overrides).
+        var l = LogConfig()
+        if let v = try int("log.segment.bytes", min: 14) { l.segmentBytes = v }
+        if let v = try long("log.roll.ms", min: 1) { l.segmentMs = v } else if let v = try long("log.roll.hours", min: 1) { l.segmentMs = v * 3_600_000 }
+        if let v = try long("log.roll.jitter.ms", min: 0) { l.segmentJitterMs = v } else if let v = try long("log.roll.jitter.hours", min: 0) { l.segmentJitterMs = v * 3_600_000 }
+        if let v = try long("log.retention.ms") { l.retentionMs = v } else if let v = try long("log.retention.minutes") { l.retentionMs = v * 60_000 } else if let v = try long("log.retention.hours") { l.retentionMs = v * 3_600_000 }
+        if let v = try long("log.retention.bytes") { l.retentionBytes = v }
+        if let v = try int("log.index.size.max.bytes", min: 4) { l.maxIndexSize = v }
+        if let v = try int("log.index.interval.bytes", min: 0) { l.indexIntervalBytes = v }
+        if let v = try long("log.flush.interval.messages", min: 1) { l.flushIntervalMessages = v }
+        if let v = try long("log.flush.scheduler.interval.ms") { c.logFlushSchedulerIntervalMs = v }
+        if let v = try long("log.flush.interval.ms") { l.flushMs = v } else { l.flushMs = c.logFlushSchedulerIntervalMs }
+        if let v = try long("log.segment.delete.delay.ms", min: 0) { l.fileDeleteDelayMs = v }
+        if let v = try long("log.cleaner.delete.retention.ms", min: 0) { l.deleteRetentionMs = v }
+        if let v = try double("log.cleaner.min.cleanable.ratio") { l.minCleanableRatio = v }
+        if let v = str("log.cleanup.policy") {
+            guard v == "delete" || v == "compact" else { throw ConfigError("Invalid value \"\(v)\" for configuration log.cleanup.policy: expected delete or compact") }
+            l.compact = v == "compact"
+        }
+        l.maxMessageBytes = c.messageMaxBytes
+        l.uncleanLeaderElection = c.uncleanLeaderElectionEnable
+        c.log = l
+
+        // Keys Kafka 0.8.2 knows but this broker does not act on (yet): accepted silently.
+        let accepted: Set<String> = [
+            "num.recovery.threads.per.data.dir", "background.threads", "queued.max.requests", "max.connections.per.ip",
+            "max.connections.per.ip.overrides", "controller.socket.timeout.ms", "controller.message.queue.size",
+            "replica.lag.time.max.ms", "replica.lag.max.messages", "replica.socket.timeout.ms",
+            "replica.socket.receive.buffer.bytes", "replica.fetch.max.bytes", "replica.fetch.wait.max.ms",
+            "replica.fetch.min.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
+            "producer.purgatory.purge.interval.requests", "auto.leader.rebalance.enable",
+            "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
+            "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms", "min.insync.replicas",
+            "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",
+            "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms", "offset.metadata.max.bytes",
+            "offsets.load.buffer.size", "offsets.topic.replication.factor", "offsets.topic.num.partitions",
+            "offsets.topic.segment.bytes", "offsets.topic.compression.codec", "offsets.retention.minutes",
+            "offsets.retention.check.interval.ms", "offsets.commit.timeout.ms", "offsets.commit.required.acks",
+        ]
+        c.unknownKeys = props.keys.filter { !known.contains($0) && !accepted.contains($0) }.sorted()
+        return c
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import KafkaCluster
+import KafkaProtocol
+import Logging
+import ZooKeeper
+
+/// Delivers controller requests to a broker (itself locally, others over the network).
+public protocol ControllerChannel: Sendable {
+    func sendLeaderAndIsr(to broker: Int32, _ req: LeaderAndIsrRequest) async
+    func sendUpdateMetadata(to broker: Int32, _ req: UpdateMetadataRequest) async
+}
+
+/// Runs the controller: elects through `/controller`, feeds ZooKeeper changes to the
+/// `ControllerStateMachine`, and carries out the actions it returns. All work happens on
+/// this actor, one event at a time.
+public actor KafkaController {
+    let brokerId: Int32
+    let zk: KafkaZooKeeper
+    let channel: ControllerChannel
+    let logger: Logger
+    private var machine: ControllerStateMachine
+    private var watchedTopics = Set<String>()
+
+    public init(brokerId: Int32, zk: KafkaZooKeeper, channel: ControllerChannel, uncleanLeaderElection: Bool, logger: Logger) {
+        self.brokerId = brokerId
+        self.zk = zk
+        self.channel = channel
+        self.logger = logger
+        self.machine = ControllerStateMachine(brokerId: brokerId, uncleanLeaderElection: uncleanLeaderElection)
+    }
+
+    public var isActive: Bool { machine.isActive }
+
+    /// Tries to become controller (also after `/controller` was deleted or a new session).
+    public func elect() async {
+        do {
+            var winner = try await zk.electController(brokerId: brokerId)
+            while winner == -1 {
+                // Our own node from a previous session: wait until it expires.
+                try await Task.sleep(nanoseconds: 500_000_000)
+                winner = try await zk.electController(brokerId: brokerId)
+            }
+            _ = try await zk.controllerId(watch: true)
+            guard winner == brokerId else {
+                logger.info("Broker \(winner) is the controller")
+                if machine.isActive { _ = machine.handle(.resigned) }
+                return
+            }
+            let epoch = try await zk.incrementControllerEpoch()
+            logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
+            let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
+            let assignments = try await loadAssignments()
+            let states = try await zk.allPartitionStates(assignments)
+            await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
+        } catch {
+            logger.error("Controller election failed: \(error)")
+        }
+    }
+
+    public func resign() {
+        if machine.isActive {
+            logger.info("Broker \(brokerId) resigns as controller")
+            _ = machine.handle(.resigned)
+        }
+        watchedTopics.removeAll()
+    }
+
+    /// Reads every topic's assignment and (re)sets the watches the controller relies on.
+    private func loadAssignments() async throws -> [String: [Int32: [Int32]]] {
+        var out: [String: [Int32: [Int32]]] = [:]
+        for t in try await zk.topics(watch: true) {
+            if let a = try await zk.assignment(t, watch: true) { out[t] = a }
+        }
+        return out
+    }
+
+    public func handle(_ event: ZooKeeperEvent) async {
+        switch event {
+        case .nodeDeleted(ZkPaths.controller):
+            resign()
+            await elect()
+        case .nodeDataChanged(ZkPaths.controller), .nodeCreated(ZkPaths.controller):
+            if let id = try? await zk.controllerId(watch: true), id != brokerId { resign() }
+        case .nodeChildrenChanged(ZkPaths.brokerIds):
+            guard machine.isActive else { return }
+            do {
+                let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
+                logger.info("Live brokers changed: \(brokers.map(\.id))")
+                await run(machine.handle(.brokersChanged(brokers)))
+            } catch { logger.error("Cannot read live brokers: \(error)") }
+        case .nodeChildrenChanged(ZkPaths.brokerTopics):
+            guard machine.isActive else { return }
+            await reloadAssignments()
+        case .nodeDataChanged(let path) where path.hasPrefix(ZkPaths.brokerTopics + "/"):
+            guard machine.isActive else { return }
+            await reloadAssignments()
+        default:
+            break
+        }
+    }
+
+    private func reloadAssignments() async {
+        do {
+            let all = try await loadAssignments()
+            await run(machine.handle(.assignmentsChanged(all)))
+        } catch { logger.error("Cannot read topic assignments: \(error)") }
+    }
+
+    /// Carries out the state machine's actions in order; a lost state-write race skips the
+    /// sends for that partition and feeds the fresh state back.
+    private func run(_ actions: [ControllerAction]) async {
+        var failed = Set<TopicPartition>()
+        var followUps: [ControllerEvent] = []
+        for action in actions {
+            switch action {
+            case let .createState(tp, state):
+                do {
+                    try await zk.createPartitionState(tp, state)
+                } catch ZooKeeperError.nodeExists {
+                    failed.insert(tp)
+                    followUps.append(.stateConflict(tp, try? await zk.partitionState(tp)))
+                } catch {
+                    logger.error("Cannot create state of \(tp): \(error)")
+                    failed.insert(tp)
+                }
+            case let .updateState(tp, state, expected):
+                do {
+                    if try await zk.updatePartitionState(tp, state, expectedVersion: expected) == nil {
+                        failed.insert(tp)
+                        followUps.append(.stateConflict(tp, try? await zk.partitionState(tp)))
+                    }
+                } catch {
+                    logger.error("Cannot update state of \(tp): \(error)")
+                    failed.insert(tp)
+                }
+            case let .sendLeaderAndIsr(broker, states, leaders):
+                let ok = states.filter { !failed.contains($0.topicPartition) }
+                guard !ok.isEmpty else { continue }
+                await channel.sendLeaderAndIsr(to: broker, LeaderAndIsrRequest(controllerId: brokerId, controllerEpoch: machine.epoch, partitionStates: ok, leaders: leaders))
+            case let .sendUpdateMetadata(brokers, states, live):
+                let ok = states.filter { !failed.contains($0.topicPartition) }
+                let req = UpdateMetadataRequest(controllerId: brokerId, controllerEpoch: machine.epoch, partitionStates: ok, liveBrokers: live)
+                for b in brokers { await channel.sendUpdateMetadata(to: b, req) }
+            }
+        }
+        for e in followUps { await run(machine.handle(e)) }
+    }
+}

@@ -1,0 +1,474 @@
+import Foundation
+import KafkaCluster
+import KafkaLog
+import KafkaProtocol
+import Logging
+import NIOCore
+import ZooKeeper
+
+/// Turns each request into its response (Kafka 0.8.2 `KafkaApis`).
+public final class KafkaApis: RequestProcessor, @unchecked Sendable {
+    let config: BrokerConfig
+    let replicaManager: ReplicaManager
+    let metadataCache: MetadataCache
+    let zk: KafkaZooKeeper
+    let logger: Logger
+    /// Set by the broker: applies controller requests arriving over the network.
+    var onUpdateMetadata: (@Sendable (UpdateMetadataRequest) -> Void)?
+    private let allocator = ByteBufferAllocator()
+
+    init(config: BrokerConfig, replicaManager: ReplicaManager, metadataCache: MetadataCache, zk: KafkaZooKeeper, logger: Logger) {
+        self.config = config
+        self.replicaManager = replicaManager
+        self.metadataCache = metadataCache
+        self.zk = zk
+        self.logger = logger
+    }
+
+    /// Highest version served per api key; anything else closes the connection as 0.8.2 does.
+    static let maxVersion: [Int16: Int16] = [0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 7: 0, 8: 1, 9: 1, 10: 0]
+
+    public func process(frame: ByteBuffer, connection: ConnectionInfo, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+        var buf = frame
+        let header: RequestHeader
+        do { header = try RequestHeader.decode(from: &buf) } catch {
+            return eventLoop.makeSucceededFuture(.close(reason: "malformed request header: \(error)"))
+        }
+        guard let maxV = Self.maxVersion[header.apiKey], let key = APIKey(rawValue: header.apiKey) else {
+            return eventLoop.makeSucceededFuture(.close(reason: "unknown api key \(header.apiKey) (version \(header.apiVersion), client \(header.clientId))"))
+        }
+        guard header.apiVersion >= 0 && header.apiVersion <= maxV else {
+            return eventLoop.makeSucceededFuture(.close(reason: "unsupported version \(header.apiVersion) of api key \(header.apiKey) (client \(header.clientId))"))
+        }
+        let body = buf
+        let corr = header.correlationId
+        switch key {
+        case .fetch:
+            // Fetches may park in the purgatory; they complete on the event loop.
+            do {
+                var b = body
+                let req = try FetchRequest.decode(from: &b)
+                return handleFetch(req, correlationId: corr, eventLoop: eventLoop)
+            } catch {
+                return eventLoop.makeSucceededFuture(.close(reason: "malformed Fetch request: \(error)"))
+            }
+        case .produce:
+            do {
+                var b = body
+                let req = try ProduceRequest.decode(from: &b)
+                return handleProduce(req, correlationId: corr, eventLoop: eventLoop)
+            } catch {
+                return eventLoop.makeSucceededFuture(.close(reason: "malformed Produce request: \(error)"))
+            }
+        default:
+            return eventLoop.makeFutureWithTask {
+                do {
+                    var b = body
+                    return try await self.handle(key: key, version: header.apiVersion, correlationId: corr, body: &b)
+                } catch let e as ProtocolError {
+                    return .close(reason: "malformed \(key) request: \(e)")
+                }
+            }
+        }
+    }
+
+    private func respond(_ corr: Int32, _ body: (inout ByteBuffer) -> Void) -> ResponseAction {
+        .send(ResponseFramer.frame(correlationId: corr, allocator: allocator, body: body))
+    }
+
+    private func handle(key: APIKey, version: Int16, correlationId corr: Int32, body: inout ByteBuffer) async throws -> ResponseAction {
+        switch key {
+        case .metadata:
+            let req = try MetadataRequest.decode(from: &body)
+            let resp = await metadata(req)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .offsets:
+            let req = try OffsetsRequest.decode(from: &body)
+            let resp = offsets(req)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .leaderAndIsr:
+            let req = try LeaderAndIsrRequest.decode(from: &body)
+            let resp = replicaManager.becomeLeaderOrFollower(req)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .updateMetadata:
+            let req = try UpdateMetadataRequest.decode(from: &body)
+            let ok = metadataCache.update(req)
+            onUpdateMetadata?(req)
+            return respond(corr) { $0.writeKafkaInt16(ok ? ErrorCode.none.rawValue : ErrorCode.staleControllerEpoch.rawValue) }
+        case .stopReplica:
+            let req = try StopReplicaRequest.decode(from: &body)
+            let resp = PartitionErrorsResponse(error: .none, partitions: req.partitions.map { .init(topic: $0.topic, partition: $0.partition, error: .none) })
+            return respond(corr) { resp.encode(into: &$0) }
+        case .controlledShutdown:
+            _ = try ControlledShutdownRequest.decode(from: &body)
+            let resp = ControlledShutdownResponse(error: .none, partitionsRemaining: [])
+            return respond(corr) { resp.encode(into: &$0) }
+        case .offsetCommit:
+            let req = try OffsetCommitRequest.decode(from: &body, version: version)
+            let resp = await offsetCommit(req)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .offsetFetch:
+            let req = try OffsetFetchRequest.decode(from: &body, version: version)
+            let resp = await offsetFetch(req)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .consumerMetadata:
+            let req = try ConsumerMetadataRequest.decode(from: &body)
+            _ = req
+            // Offsets are kept in ZooKeeper by every broker, so any live broker coordinates.
+            let me = BrokerEndpoint(id: config.brokerId, host: config.advertisedHost, port: Int32(config.advertisedPortValue))
+            let resp = ConsumerMetadataResponse(error: .none, coordinator: me)
+            return respond(corr) { resp.encode(into: &$0) }
+        case .produce, .fetch:
+            return .close(reason: "unreachable")
+        }
+    }
+
+    // MARK: Metadata
+
+    func metadata(_ req: MetadataRequest) async -> MetadataResponse {
+        let names = req.topics.isEmpty ? metadataCache.topics : req.topics
+        var topics: [MetadataResponse.TopicMetadata] = []
+        for name in names {
+            if let meta = metadataCache.topicMetadata(name) {
+                topics.append(meta)
+                continue
+            }
+            topics.append(.init(error: await autoCreate(name), topic: name, partitions: []))
+        }
+        return MetadataResponse(brokers: metadataCache.liveBrokers, topics: topics)
+    }
+
+    /// A topic unknown to the metadata cache: created when auto-creation is on (its answer is
+    /// LeaderNotAvailable until the controller elected leaders), else UnknownTopicOrPartition.
+    func autoCreate(_ topic: String) async -> ErrorCode {
+        if TopicNames.validationError(topic) != nil { return .invalidTopic }
+        if (try? await zk.zk.exists(ZkPaths.topic(topic))) ?? nil != nil { return .leaderNotAvailable }
+        guard config.autoCreateTopics else { return .unknownTopicOrPartition }
+        do {
+            let brokers = metadataCache.liveBrokers.map(\.id)
+            let assignment = try ReplicaAssignment.assign(brokers: brokers.isEmpty ? [config.brokerId] : brokers,
+                                                          partitions: config.numPartitions,
+                                                          replicationFactor: config.defaultReplicationFactor)
+            try await zk.createTopic(topic, assignment: assignment)
+            logger.info("Auto creation of topic \(topic) with \(config.numPartitions) partitions and replication factor \(config.defaultReplicationFactor) is successful!")
+            return .leaderNotAvailable
+        } catch is KafkaZooKeeper.TopicExists {
+            return .leaderNotAvailable
+        } catch {
+            logger.warning("Auto creation of topic \(topic) failed: \(error)")
+            return .leaderNotAvailable
+        }
+    }
+
+    // MARK: Produce
+
+    func handleProduce(_ req: ProduceRequest, correlationId corr: Int32, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+        eventLoop.makeFutureWithTask {
+            var results: [(topic: String, partitions: [ProduceResponse.PartitionResult])] = []
+            var anyError = false
+            var pending: [(TopicPartition, Int64)] = []
+            for t in req.topics {
+                var parts: [ProduceResponse.PartitionResult] = []
+                let internalTopic = t.topic == TopicNames.offsetsTopic
+                if !internalTopic && !self.metadataCache.contains(t.topic) && self.replicaManager.partition(TopicPartition(t.topic, 0)) == nil {
+                    _ = await self.autoCreate(t.topic)
+                }
+                for p in t.partitions {
+                    let tp = TopicPartition(t.topic, p.partition)
+                    if internalTopic {
+                        parts.append(.init(partition: p.partition, error: .invalidTopic, offset: -1))
+                        anyError = true
+                        continue
+                    }
+                    let bytes = p.messageSet.getBytes(at: p.messageSet.readerIndex, length: p.messageSet.readableBytes) ?? []
+                    if req.requiredAcks == -1, let part = self.replicaManager.partition(tp) {
+                        let minIsr = part.log.config.minInsyncReplicas
+                        if part.isLeader && part.isr.count < minIsr {
+                            parts.append(.init(partition: p.partition, error: .notEnoughReplicas, offset: -1))
+                            anyError = true
+                            continue
+                        }
+                    }
+                    switch self.replicaManager.appendToLeader(tp, messageSet: bytes) {
+                    case .success(let info):
+                        parts.append(.init(partition: p.partition, error: .none, offset: info.firstOffset))
+                        if info.messageCount > 0 { pending.append((tp, info.lastOffset + 1)) }
+                    case .failure(let e):
+                        parts.append(.init(partition: p.partition, error: e, offset: -1))
+                        anyError = true
+                    }
+                }
+                results.append((t.topic, parts))
+            }
+            return (results, anyError, pending)
+        }.flatMap { (results, anyError, pending) -> EventLoopFuture<ResponseAction> in
+            if req.requiredAcks == 0 {
+                // No response; a failure closes the connection so the client refreshes metadata.
+                return eventLoop.makeSucceededFuture(anyError ? .close(reason: "acks=0 produce failed") : .noResponse)
+            }
+            if req.requiredAcks == 1 || pending.isEmpty {
+                let resp = ProduceResponse(topics: results)
+                return eventLoop.makeSucceededFuture(self.respond(corr) { resp.encode(into: &$0) })
+            }
+            // acks=-1 (or >1): wait until the ISR has the data (HW past the last offset).
+            let promise = eventLoop.makePromise(of: ResponseAction.self)
+            let op = DelayedProduce(pending: pending, results: results, replicaManager: self.replicaManager) { resp in
+                promise.succeed(self.respond(corr) { resp.encode(into: &$0) })
+            }
+            self.replicaManager.fetchPurgatory.tryCompleteElseWatch(op, timeoutMs: Int64(req.timeoutMs), eventLoop: eventLoop)
+            return promise.futureResult
+        }
+    }
+
+    // MARK: Fetch
+
+    struct PartitionRead {
+        var tp: TopicPartition
+        var error: ErrorCode
+        var highWatermark: Int64
+        var slice: LogReadSlice?
+    }
+
+    /// Reads every requested partition (error codes as in 0.8.2) without sending anything yet.
+    func readPartitions(_ req: FetchRequest) -> [PartitionRead] {
+        var out: [PartitionRead] = []
+        for t in req.topics {
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                guard let part = replicaManager.partition(tp) else {
+                    out.append(PartitionRead(tp: tp, error: .unknownTopicOrPartition, highWatermark: -1))
+                    continue
+                }
+                if req.replicaId != -2 && !part.isLeader {
+                    out.append(PartitionRead(tp: tp, error: .notLeaderForPartition, highWatermark: -1))
+                    continue
+                }
+                if req.replicaId >= 0, part.recordFollowerFetch(replica: req.replicaId, offset: p.fetchOffset) {
+                    replicaManager.fetchPurgatory.checkAndComplete(tp)
+                }
+                let hw = part.highWatermark
+                let maxOffset: Int64? = req.replicaId >= 0 ? nil : hw
+                do {
+                    let slice = try part.log.read(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: maxOffset)
+                    out.append(PartitionRead(tp: tp, error: .none, highWatermark: hw, slice: slice))
+                } catch {
+                    out.append(PartitionRead(tp: tp, error: error.errorCode, highWatermark: -1))
+                }
+            }
+        }
+        return out
+    }
+
+    func handleFetch(_ req: FetchRequest, correlationId corr: Int32, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+        let reads = readPartitions(req)
+        let bytes = reads.reduce(0) { $0 + ($1.slice?.length ?? 0) }
+        let anyError = reads.contains { $0.error != .none }
+        if req.maxWaitMs <= 0 || bytes >= Int(req.minBytes) || anyError || reads.isEmpty {
+            return eventLoop.makeSucceededFuture(fetchResponse(corr, reads))
+        }
+        for r in reads { if let s = r.slice, s.fileDescriptor >= 0 { close(s.fileDescriptor) } }
+        let promise = eventLoop.makePromise(of: ResponseAction.self)
+        let op = DelayedFetch(request: req, apis: self) { reads in
+            promise.succeed(self.fetchResponse(corr, reads))
+        }
+        replicaManager.fetchPurgatory.tryCompleteElseWatch(op, timeoutMs: Int64(req.maxWaitMs), eventLoop: eventLoop)
+        return promise.futureResult
+    }
+
+    /// The response frame: headers in byte buffers, message sets as file regions (sendfile).
+    func fetchResponse(_ corr: Int32, _ reads: [PartitionRead]) -> ResponseAction {
+        var byTopic: [(String, [PartitionRead])] = []
+        for r in reads {
+            if let i = byTopic.firstIndex(where: { $0.0 == r.tp.topic }) { byTopic[i].1.append(r) } else { byTopic.append((r.tp.topic, [r])) }
+        }
+        var size = 4 + 4
+        for (topic, parts) in byTopic {
+            size += 2 + topic.utf8.count + 4
+            for p in parts { size += 18 + (p.slice?.length ?? 0) }
+        }
+        var parts: [IOData] = []
+        var handles: [NIOFileHandle] = []
+        var buf = allocator.buffer(capacity: 64 + byTopic.count * 64)
+        buf.writeKafkaInt32(Int32(size))
+        buf.writeKafkaInt32(corr)
+        buf.writeKafkaInt32(Int32(byTopic.count))
+        for (topic, ps) in byTopic {
+            buf.writeKafkaString(topic)
+            buf.writeKafkaInt32(Int32(ps.count))
+            for p in ps {
+                let len = p.slice?.length ?? 0
+                FetchResponse.writePartitionHeader(into: &buf, partition: p.tp.partition, error: p.error, highWatermark: p.highWatermark, messageSetSize: Int32(len))
+                if let s = p.slice, s.length > 0, s.fileDescriptor >= 0 {
+                    parts.append(.byteBuffer(buf))
+                    buf = allocator.buffer(capacity: 64)
+                    let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: s.fileDescriptor)
+                    handles.append(handle)
+                    parts.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: Int(s.position), endIndex: Int(s.position) + s.length)))
+                } else if let s = p.slice, s.fileDescriptor >= 0 {
+                    close(s.fileDescriptor)
+                }
+            }
+        }
+        if buf.readableBytes > 0 { parts.append(.byteBuffer(buf)) }
+        let owned = UncheckedBox(handles)
+        return .send(parts, written: { for h in owned.value { try? h.close() } })
+    }
+
+    // MARK: Offsets
+
+    func offsets(_ req: OffsetsRequest) -> OffsetsResponse {
+        var topics: [(topic: String, partitions: [OffsetsResponse.PartitionOffsets])] = []
+        for t in req.topics {
+            var parts: [OffsetsResponse.PartitionOffsets] = []
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                guard let part = replicaManager.partition(tp) else {
+                    parts.append(.init(partition: p.partition, error: .unknownTopicOrPartition, offsets: []))
+                    continue
+                }
+                if req.replicaId != -2 && !part.isLeader {
+                    parts.append(.init(partition: p.partition, error: .notLeaderForPartition, offsets: []))
+                    continue
+                }
+                var all = part.log.offsetsBefore(timestamp: p.time, maxNumOffsets: max(Int(p.maxNumOffsets), 0))
+                if req.replicaId == -1 {
+                    let hw = part.highWatermark
+                    if all.contains(where: { $0 > hw }) { all = [hw] + all.drop(while: { $0 > hw }) }
+                }
+                parts.append(.init(partition: p.partition, error: .none, offsets: Array(all.prefix(max(Int(p.maxNumOffsets), 0)))))
+            }
+            topics.append((t.topic, parts))
+        }
+        return OffsetsResponse(topics: topics)
+    }
+
+    // MARK: Consumer offsets (kept in ZooKeeper, as v0 does)
+
+    func offsetCommit(_ req: OffsetCommitRequest) async -> OffsetCommitResponse {
+        var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])] = []
+        for t in req.topics {
+            var parts: [(partition: Int32, error: ErrorCode)] = []
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
+                guard metadataCache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
+                let path = ZkPaths.consumerOffset(req.group, tp)
+                let data = Array(String(p.offset).utf8)
+                do {
+                    do { try await zk.zk.set(path, data: data) } catch ZooKeeperError.noNode {
+                        try await zk.zk.createRecursive(path, data: data, mode: .persistent)
+                    }
+                    parts.append((p.partition, .none))
+                } catch {
+                    parts.append((p.partition, .unknown))
+                }
+            }
+            topics.append((t.topic, parts))
+        }
+        return OffsetCommitResponse(topics: topics)
+    }
+
+    func offsetFetch(_ req: OffsetFetchRequest) async -> OffsetFetchResponse {
+        var topics: [(topic: String, partitions: [OffsetFetchResponse.PartitionOffset])] = []
+        for t in req.topics {
+            var parts: [OffsetFetchResponse.PartitionOffset] = []
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p)
+                do {
+                    let (data, _) = try await zk.zk.get(ZkPaths.consumerOffset(req.group, tp))
+                    let off = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) ?? -1
+                    parts.append(.init(partition: p, offset: off, metadata: "", error: .none))
+                } catch {
+                    // v0 reports a missing node as UnknownTopicOrPartition; v1 as "no offset".
+                    parts.append(.init(partition: p, offset: -1, metadata: "", error: req.apiVersion == 0 ? .unknownTopicOrPartition : .none))
+                }
+            }
+            topics.append((t.topic, parts))
+        }
+        return OffsetFetchResponse(topics: topics)
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ v: T) { value = v }
+}
+
+/// A fetch parked until enough bytes are below the high watermark or its wait runs out.
+final class DelayedFetch: DelayedOperation, @unchecked Sendable {
+    let request: FetchRequest
+    unowned let apis: KafkaApis
+    let onComplete: ([KafkaApis.PartitionRead]) -> Void
+    let keys: [TopicPartition]
+
+    init(request: FetchRequest, apis: KafkaApis, onComplete: @escaping ([KafkaApis.PartitionRead]) -> Void) {
+        self.request = request
+        self.apis = apis
+        self.onComplete = onComplete
+        self.keys = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, $0.partition) } }
+    }
+
+    func isSatisfied() -> Bool {
+        var bytes = 0
+        for t in request.topics {
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                guard let part = apis.replicaManager.partition(tp), part.isLeader || request.replicaId == -2 else { return true }
+                let end = request.replicaId >= 0 ? part.log.logEndOffset : part.highWatermark
+                if end > p.fetchOffset {
+                    // Approximate bytes available by reading the slice length (an index lookup).
+                    if let s = try? part.log.read(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: end) {
+                        if s.fileDescriptor >= 0 { close(s.fileDescriptor) }
+                        bytes += s.length
+                    } else {
+                        return true
+                    }
+                } else if end < p.fetchOffset && p.fetchOffset > part.log.logEndOffset {
+                    return true
+                }
+            }
+        }
+        return bytes >= Int(request.minBytes)
+    }
+
+    func complete(timedOut: Bool) {
+        onComplete(apis.readPartitions(request))
+    }
+}
+
+/// An acks=-1 produce waiting for its partitions' high watermarks to pass the appended data.
+final class DelayedProduce: DelayedOperation, @unchecked Sendable {
+    let pending: [(TopicPartition, Int64)]
+    var results: [(topic: String, partitions: [ProduceResponse.PartitionResult])]
+    let replicaManager: ReplicaManager
+    let onComplete: (ProduceResponse) -> Void
+    var keys: [TopicPartition] { pending.map(\.0) }
+
+    init(pending: [(TopicPartition, Int64)], results: [(topic: String, partitions: [ProduceResponse.PartitionResult])],
+         replicaManager: ReplicaManager, onComplete: @escaping (ProduceResponse) -> Void) {
+        self.pending = pending
+        self.results = results
+        self.replicaManager = replicaManager
+        self.onComplete = onComplete
+    }
+
+    func isSatisfied() -> Bool {
+        pending.allSatisfy { tp, required in
+            guard let p = replicaManager.partition(tp), p.isLeader else { return true }
+            return p.highWatermark >= required
+        }
+    }
+
+    func complete(timedOut: Bool) {
+        for (tp, required) in pending {
+            let p = replicaManager.partition(tp)
+            var err: ErrorCode = .none
+            if p == nil || p?.isLeader == false { err = .notLeaderForPartition } else if p!.highWatermark < required { err = .requestTimedOut } else if p!.isr.count < p!.log.config.minInsyncReplicas { err = .notEnoughReplicasAfterAppend }
+            if err != .none, let ti = results.firstIndex(where: { $0.topic == tp.topic }),
+               let pi = results[ti].partitions.firstIndex(where: { $0.partition == tp.partition }) {
+                results[ti].partitions[pi].error = err
+            }
+        }
+        onComplete(ProduceResponse(topics: results))
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import KafkaCluster
+import KafkaLog
+import KafkaProtocol
+import Logging
+import NIOCore
+import ZooKeeper
+
+/// One broker process (Kafka 0.8.2 `KafkaServer`): start-up in Kafka's order, clean shutdown.
+public final class KafkaBroker: @unchecked Sendable {
+    public let config: BrokerConfig
+    let logger: Logger
+    private var zkClient: ZooKeeperClient!
+    private var zk: KafkaZooKeeper!
+    private var logManager: LogManager!
+    public private(set) var replicaManager: ReplicaManager!
+    let metadataCache = MetadataCache()
+    private var apis: KafkaApis!
+    private var socketServer: SocketServer!
+    private var controller: KafkaController!
+    private var tasks: [Task<Void, Never>] = []
+    private let shutdownLock = NSLock()
+    private var isShutDown = false
+
+    public init(config: BrokerConfig, logger: Logger = Logger(label: "kafka.server.KafkaServer")) {
+        self.config = config
+        self.logger = logger
+    }
+
+    public var boundPort: Int { socketServer?.localPort ?? -1 }
+
+    public func startup() async throws {
+        logger.info("[Kafka Server \(config.brokerId)], starting")
+        for key in config.unknownKeys { logger.warning("Property \(key) is not valid") }
+
+        // 1. ZooKeeper (creating the chroot first when the connect string has one).
+        logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
+        if config.zookeeperConnect.contains("/") {
+            try await ZooKeeperClient.ensureChroot(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, connectionTimeoutMs: config.zookeeperConnectionTimeoutMs)
+        }
+        zkClient = try await ZooKeeperClient.connect(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs,
+                                                     connectionTimeoutMs: config.zookeeperConnectionTimeoutMs,
+                                                     logger: Logger(label: "org.I0Itec.zkclient.ZkClient"))
+        zk = KafkaZooKeeper(zkClient)
+        try await zk.ensurePersistentPaths()
+
+        // 2. Logs (recovery happens here).
+        let zkRef = zk!
+        logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
+                                    topicOverrides: { _ in [:] }, logger: Logger(label: "kafka.log.LogManager"))
+        _ = zkRef
+        logManager.startBackgroundTasks()
+
+        // 3. Replica manager, request handling, socket server.
+        replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
+                                        logger: Logger(label: "kafka.server.ReplicaManager"))
+        apis = KafkaApis(config: config, replicaManager: replicaManager, metadataCache: metadataCache, zk: zk,
+                         logger: Logger(label: "kafka.server.KafkaApis"))
+        socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
+                                        sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
+                                        threads: max(1, min(config.numNetworkThreads, System.coreCount)), processor: apis,
+                                        logger: Logger(label: "kafka.network.SocketServer"))
+        logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
+
+        // 4. Controller, fed by ZooKeeper watch events.
+        controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: LocalControllerChannel(broker: self),
+                                     uncleanLeaderElection: config.uncleanLeaderElectionEnable,
+                                     logger: Logger(label: "kafka.controller.KafkaController"))
+        let events = zkClient.events()
+        tasks.append(Task { [weak self] in
+            var expired = false
+            for await event in events {
+                guard let self else { return }
+                switch event {
+                case .session(.expired):
+                    expired = true
+                    self.logger.warning("ZooKeeper session expired; will re-register when a new session is up")
+                    await self.controller.resign()
+                case .session(.connected):
+                    if expired {
+                        expired = false
+                        await self.onNewSession()
+                    }
+                default:
+                    await self.controller.handle(event)
+                }
+            }
+        })
+        tasks.append(Task { [weak self] in
+            let interval = UInt64(self?.config.replicaHighWatermarkCheckpointIntervalMs ?? 5000) * 1_000_000
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: interval)
+                self?.replicaManager.checkpointHighWatermarks()
+            }
+        })
+        let electTask = Task { await self.controller.elect() }
+
+        // 5. Last: announce this broker.
+        try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
+        await electTask.value
+        logger.info("[Kafka Server \(config.brokerId)], started")
+    }
+
+    var registration: BrokerRegistration {
+        BrokerRegistration(id: config.brokerId, host: config.advertisedHost, port: Int32(socketServer.localPort == config.port || config.advertisedPort != nil ? config.advertisedPortValue : socketServer.localPort))
+    }
+
+    private func onNewSession() async {
+        logger.info("New ZooKeeper session established; re-registering broker \(config.brokerId)")
+        do {
+            try await zk.ensurePersistentPaths()
+            try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
+        } catch {
+            logger.error("Re-registration failed: \(error)")
+        }
+        await controller.resign()
+        await controller.elect()
+    }
+
+    // Controller requests addressed to this broker.
+    func applyLeaderAndIsr(_ req: LeaderAndIsrRequest) {
+        _ = replicaManager.becomeLeaderOrFollower(req)
+    }
+
+    func applyUpdateMetadata(_ req: UpdateMetadataRequest) {
+        _ = metadataCache.update(req)
+    }
+
+    /// Clean shutdown: stop serving, flush and checkpoint logs (marking a clean shutdown),
+    /// then close ZooKeeper, which removes this broker's ephemeral node.
+    public func shutdown() async {
+        let first = shutdownLock.withLock { () -> Bool in
+            if isShutDown { return false }
+            isShutDown = true
+            return true
+        }
+        guard first else { return }
+        logger.info("[Kafka Server \(config.brokerId)], shutting down")
+        if let zk, config.controlledShutdownEnable {
+            try? await zk.zk.delete(ZkPaths.broker(config.brokerId))
+        }
+        socketServer?.shutdown()
+        for t in tasks { t.cancel() }
+        replicaManager?.checkpointHighWatermarks()
+        logManager?.shutdown()
+        await controller?.resign()
+        await zkClient?.close()
+        logger.info("[Kafka Server \(config.brokerId)], shut down completed")
+    }
+}
+
+/// Controller requests for this same broker are applied in-process; requests for other
+/// brokers need the replication milestone's broker channels.
+struct LocalControllerChannel: ControllerChannel {
+    let broker: KafkaBroker
+    func sendLeaderAndIsr(to id: Int32, _ req: LeaderAndIsrRequest) async {
+        if id == broker.config.brokerId { broker.applyLeaderAndIsr(req) } else { broker.logger.warning("LeaderAndIsr for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
+    }
+    func sendUpdateMetadata(to id: Int32, _ req: UpdateMetadataRequest) async {
+        if id == broker.config.brokerId { broker.applyUpdateMetadata(req) } else { broker.logger.warning("UpdateMetadata for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
+    }
+}
