@@ -1,1 +1,2 @@
-print("kafka-tools")
+import KafkaTools
+await KafkaToolsMain.main()

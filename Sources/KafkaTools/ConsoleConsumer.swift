@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import KafkaCluster
+import ZooKeeper
+
+/// kafka-console-consumer.sh: a ZooKeeper group consumer printing each message's value.
+public struct ConsoleConsumerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "kafka-console-consumer.sh",
+        abstract: "Consume messages from Kafka topics and print them to standard output.",
+        discussion: """
+        Example:
+          bin/kafka-console-consumer.sh --zookeeper localhost:2181 --topic test --from-beginning
+        It follows new messages until interrupted (Ctrl-C) or until --max-messages were printed.
+        The group comes from group.id in --consumer.config (default: console-consumer-<random>).
+        """)
+
+    @Option(name: .customLong("zookeeper"), help: "REQUIRED: The connection string for the zookeeper connection in the form host:port. Multiple URLS can be given to allow fail-over.") var zookeeper: String?
+    @Option(name: .customLong("topic"), help: "The topic id to consume on.") var topic: String?
+    @Option(name: .customLong("whitelist"), help: "Whitelist of topics to include for consumption (a regular expression).") var whitelist: String?
+    @Option(name: .customLong("blacklist"), help: "Blacklist of topics to exclude from consumption.") var blacklist: String?
+    @Flag(name: .customLong("from-beginning"), help: "If the consumer does not already have an established offset to consume from, start with the earliest message present in the log rather than the latest message.") var fromBeginning = false
+    @Option(name: .customLong("max-messages"), help: "The maximum number of messages to consume before exiting. If not set, consumption is continual.") var maxMessages: Int?
+    @Flag(name: .customLong("delete-consumer-offsets"), help: "If specified, the consumer path in zookeeper is deleted when starting up.") var deleteConsumerOffsets = false
+    @Flag(name: .customLong("skip-message-on-error"), help: "If there is an error when processing a message, skip it instead of halting.") var skipOnError = false
+    @Option(name: .customLong("consumer.config"), help: "Consumer config properties file (group.id, auto.commit.interval.ms, fetch.message.max.bytes, ...).") var consumerConfig: String?
+    @Option(name: .customLong("property"), help: "Properties of the message formatter: print.key=true, key.separator=<sep>.") var property: [String] = []
+    @Option(name: .customLong("consumer-timeout-ms"), help: "Exit when no message arrived for this long (default: wait forever).") var consumerTimeoutMs: Int?
+
+    public init() {}
+
+    public func run() async throws {
+        guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
+        let filters = [topic, whitelist, blacklist].compactMap { $0 }
+        guard filters.count == 1 else { throw ValidationError("Exactly one of whitelist/blacklist/topic is required.") }
+        if blacklist != nil { throw ToolError("--blacklist is not supported yet; use --whitelist") }
+        let props = try parseKeyValues(property, flag: "--property")
+        let printKey = props["print.key"]?.lowercased() == "true"
+        let keySep = props["key.separator"] ?? "\t"
+
+        var fileProps: [String: String] = [:]
+        if let path = consumerConfig {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ToolError("cannot read --consumer.config file \(path)") }
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if kv.count == 2 { fileProps[kv[0]] = kv[1] }
+            }
+        }
+        let generated = fileProps["group.id"] == nil
+        let group = fileProps["group.id"] ?? "console-consumer-\(Int.random(in: 0...99999))"
+        var cfg = ZookeeperConsumerConfig(zookeeperConnect: zookeeper, groupId: group)
+        cfg.autoOffsetReset = fromBeginning ? "smallest" : "largest"
+        if let v = fileProps["auto.commit.interval.ms"].flatMap(Int.init) { cfg.autoCommitIntervalMs = v }
+        if let v = fileProps["fetch.message.max.bytes"].flatMap(Int32.init) { cfg.fetchMessageMaxBytes = v }
+        if let v = fileProps["zookeeper.session.timeout.ms"].flatMap(Int.init) { cfg.sessionTimeoutMs = v }
+        if let v = fileProps["consumer.id"] { cfg.consumerId = v }
+
+        let consumer: ZookeeperConsumer
+        do { consumer = try await ZookeeperConsumer.connect(cfg) } catch {
+            throw ToolError("cannot connect to ZooKeeper at \(zookeeper): \(error)")
+        }
+        if deleteConsumerOffsets {
+            try? await consumer.zkClient.deleteRecursive(ZkPaths.consumerGroup(group))
+        } else if fromBeginning, !generated, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zkClient, group: group) {
+            await consumer.shutdown()
+            throw ToolError("Found previous offset information for this group \(group). Please use --delete-consumer-offsets to delete previous offsets metadata")
+        }
+        let stop = StopSignal()
+        var count = 0
+        do {
+            try await consumer.subscribe(whitelist: topic ?? whitelist!)
+            let out = FileHandle.standardOutput
+            while !stop.requested {
+                if let max = maxMessages, count >= max { break }
+                guard let m = try await consumer.next(timeoutMs: consumerTimeoutMs ?? 500) else {
+                    if consumerTimeoutMs != nil { break }
+                    continue
+                }
+                var line = ""
+                if printKey { line += (m.key.map { String(decoding: $0, as: UTF8.self) } ?? "null") + keySep }
+                line += m.value.map { String(decoding: $0, as: UTF8.self) } ?? "null"
+                line += "\n"
+                out.write(line.data(using: .utf8)!)
+                count += 1
+            }
+        } catch {
+            await consumer.shutdown(deleteGroup: generated)
+            Console.err("Consumed \(count) messages")
+            throw error
+        }
+        await consumer.shutdown(deleteGroup: generated)
+        Console.err("Consumed \(count) messages")
+    }
+}
+
+/// SIGINT/SIGTERM ask the consumer loop to stop (it then commits and cleans up).
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+    var requested: Bool { lock.withLock { flag } }
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in self?.lock.withLock { self?.flag = true } }
+            s.resume()
+            sources.append(s)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// KafkaTools module
