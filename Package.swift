@@ -29,8 +29,10 @@ let package = Package(
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy"),
-        .target(name: "CZooKeeperShim", dependencies: ["CZooKeeper"], path: "Sources/CZooKeeperShim"),
-        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy"], path: "Sources/CCompression"),
+        .target(name: "CZooKeeperShim", dependencies: ["CZooKeeper"], path: "Sources/CZooKeeperShim",
+                linkerSettings: [.linkedLibrary("zookeeper_mt")]),
+        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy"], path: "Sources/CCompression",
+                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy")]),
 
         // Swift modules
         .target(name: "KafkaProtocol", dependencies: [

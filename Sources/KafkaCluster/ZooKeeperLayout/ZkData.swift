@@ -58,7 +58,7 @@ public enum ZkData {
         return out + "\""
     }
 
-    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
 /// `/brokers/ids/<id>`: `{"jmx_port":-1,"timestamp":"…","host":"h","version":1,"port":9092}`.

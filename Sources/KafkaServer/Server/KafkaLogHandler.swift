@@ -6,11 +6,11 @@ public struct KafkaLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     let label: String
-    let stream: UnsafeMutablePointer<FILE>
+    let toStderr: Bool
 
-    public init(label: String, stream: UnsafeMutablePointer<FILE> = stdout) {
+    public init(label: String, toStderr: Bool = false) {
         self.label = label
-        self.stream = stream
+        self.toStderr = toStderr
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -35,23 +35,18 @@ public struct KafkaLogHandler: LogHandler {
         case .critical: lvl = "FATAL"
         }
         let line = "[\(ts)] \(lvl) \(message) (\(label))\n"
-        fputs(line, stream)
-        fflush(stream)
+        let fd: Int32 = toStderr ? 2 : 1
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { p in _ = write(fd, p.baseAddress, p.count) }
     }
 
     /// Installs the handler for the whole process; level from `KAFKA_LOG_LEVEL` (default info).
-    public static func bootstrap(stream: UnsafeMutablePointer<FILE> = stdout) {
+    public static func bootstrap(toStderr: Bool = false) {
         let level = ProcessInfo.processInfo.environment["KAFKA_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-        let s = UncheckedStream(stream)
         LoggingSystem.bootstrap { label in
-            var h = KafkaLogHandler(label: label, stream: s.stream)
+            var h = KafkaLogHandler(label: label, toStderr: toStderr)
             h.logLevel = level
             return h
         }
     }
-}
-
-struct UncheckedStream: @unchecked Sendable {
-    let stream: UnsafeMutablePointer<FILE>
-    init(_ s: UnsafeMutablePointer<FILE>) { stream = s }
 }
