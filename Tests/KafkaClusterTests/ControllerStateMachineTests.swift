@@ -1,0 +1,144 @@
+import KafkaCluster
+import KafkaProtocol
+import XCTest
+
+/// The controller as a value type: events in, actions out, no ZooKeeper or sockets.
+final class ControllerStateMachineTests: XCTestCase {
+    let b0 = BrokerEndpoint(id: 0, host: "h0", port: 9092)
+    let b1 = BrokerEndpoint(id: 1, host: "h1", port: 9093)
+    let b2 = BrokerEndpoint(id: 2, host: "h2", port: 9094)
+    let tp = TopicPartition("t", 0)
+
+    func state(_ leader: Int32, _ epoch: Int32, _ isr: [Int32], ce: Int32 = 1, v: Int32 = 0) -> VersionedLeaderIsr {
+        VersionedLeaderIsr(state: LeaderIsrState(leader: leader, leaderEpoch: epoch, isr: isr, controllerEpoch: ce), zkVersion: v)
+    }
+
+    func testSingleBrokerElectedCreatesStateAndLeadsNewPartition() {
+        var m = ControllerStateMachine(brokerId: 0)
+        let actions = m.handle(.elected(epoch: 1, liveBrokers: [b0], assignments: ["t": [0: [0]]], states: [:]))
+        XCTAssertEqual(actions.first, .createState(tp, LeaderIsrState(leader: 0, leaderEpoch: 0, isr: [0], controllerEpoch: 1)))
+        guard case let .sendLeaderAndIsr(broker, states, leaders) = actions[1] else { return XCTFail("\(actions)") }
+        XCTAssertEqual(broker, 0)
+        XCTAssertEqual(states.map(\.leader), [0])
+        XCTAssertEqual(states[0].zkVersion, 0)
+        XCTAssertEqual(leaders, [b0])
+        XCTAssertTrue(actions.contains { if case .sendUpdateMetadata = $0 { return true } else { return false } })
+    }
+
+    /// Table: (initial state, live brokers after a change, unclean election) → expected new state.
+    func testLeaderFailoverTable() {
+        struct Row {
+            var name: String
+            var initial: VersionedLeaderIsr
+            var live: [BrokerEndpoint]
+            var unclean: Bool
+            var expected: LeaderIsrState?
+        }
+        let rows = [
+            Row(name: "leader dies, follower in ISR takes over", initial: state(0, 3, [0, 1, 2]), live: [b1, b2], unclean: false,
+                expected: LeaderIsrState(leader: 1, leaderEpoch: 4, isr: [1, 2], controllerEpoch: 5)),
+            Row(name: "leader dies, only out-of-sync replica left, unclean on", initial: state(0, 3, [0]), live: [b1, b2], unclean: true,
+                expected: LeaderIsrState(leader: 1, leaderEpoch: 4, isr: [1], controllerEpoch: 5)),
+            Row(name: "leader dies, only out-of-sync replica left, unclean off: offline, last ISR member kept", initial: state(0, 3, [0]), live: [b1, b2], unclean: false,
+                expected: LeaderIsrState(leader: -1, leaderEpoch: 4, isr: [0], controllerEpoch: 5)),
+            Row(name: "follower dies: ISR shrinks, leader stays", initial: state(0, 3, [0, 1, 2]), live: [b0, b1], unclean: false,
+                expected: LeaderIsrState(leader: 0, leaderEpoch: 4, isr: [0, 1], controllerEpoch: 5)),
+            Row(name: "non-replica broker dies: nothing changes", initial: state(0, 3, [0, 1]), live: [b0, b1], unclean: false, expected: nil),
+        ]
+        for row in rows {
+            var m = ControllerStateMachine(brokerId: 0, uncleanLeaderElection: row.unclean)
+            let assign: [String: [Int32: [Int32]]] = ["t": [0: row.name.hasPrefix("non-replica") ? [0, 1] : [0, 1, 2]]]
+            _ = m.handle(.elected(epoch: 5, liveBrokers: [b0, b1, b2], assignments: assign, states: [tp: row.initial]))
+            let actions = m.handle(.brokersChanged(row.live))
+            let update = actions.compactMap { a -> (LeaderIsrState, Int32)? in
+                if case let .updateState(t, s, v) = a, t == tp { return (s, v) }
+                return nil
+            }.first
+            if let expected = row.expected {
+                XCTAssertEqual(update?.0, expected, row.name)
+                XCTAssertEqual(update?.1, row.initial.zkVersion, "\(row.name): conditional on the version read")
+                if expected.leader >= 0 {
+                    let sentTo = actions.compactMap { a -> Int32? in if case let .sendLeaderAndIsr(b, _, _) = a { return b } else { return nil } }
+                    XCTAssertEqual(Set(sentTo), Set(row.live.map(\.id)), "\(row.name): every live replica hears the decision")
+                }
+            } else {
+                XCTAssertNil(update, row.name)
+            }
+        }
+    }
+
+    func testDeadBrokerComingBackLeadsOfflinePartitionAgain() {
+        var m = ControllerStateMachine(brokerId: 0, uncleanLeaderElection: false)
+        _ = m.handle(.elected(epoch: 2, liveBrokers: [b1], assignments: ["t": [0: [0]]], states: [tp: state(0, 1, [0])]))
+        XCTAssertEqual(m.leadership[tp]?.state.leader, -1, "its only replica is dead: offline")
+        let actions = m.handle(.brokersChanged([b0, b1]))
+        XCTAssertTrue(actions.contains(.updateState(tp, LeaderIsrState(leader: 0, leaderEpoch: 3, isr: [0], controllerEpoch: 2), expectedVersion: 1)), "\(actions)")
+    }
+
+    func testStateConflictFromNewerControllerStopsWork() {
+        var m = ControllerStateMachine(brokerId: 0)
+        _ = m.handle(.elected(epoch: 2, liveBrokers: [b0, b1], assignments: ["t": [0: [0, 1]]], states: [tp: state(0, 1, [0, 1])]))
+        let actions = m.handle(.stateConflict(tp, state(1, 9, [1], ce: 3, v: 7)))
+        XCTAssertEqual(actions, [])
+    }
+
+    func testNewTopicAssignmentsGetLeadersOnlyForNewPartitions() {
+        var m = ControllerStateMachine(brokerId: 0)
+        _ = m.handle(.elected(epoch: 1, liveBrokers: [b0, b1], assignments: ["a": [0: [0, 1]]], states: [TopicPartition("a", 0): state(0, 0, [0, 1])]))
+        let actions = m.handle(.assignmentsChanged(["a": [0: [0, 1]], "b": [0: [1, 0], 1: [0, 1]]]))
+        let created = actions.compactMap { a -> TopicPartition? in if case let .createState(t, _) = a { return t } else { return nil } }
+        XCTAssertEqual(created, [TopicPartition("b", 0), TopicPartition("b", 1)])
+        if case let .createState(_, s) = actions[0] { XCTAssertEqual(s.leader, 1, "preferred replica (head of the list) leads") }
+    }
+
+    func testInactiveControllerIgnoresEvents() {
+        var m = ControllerStateMachine(brokerId: 0)
+        XCTAssertEqual(m.handle(.brokersChanged([b0])), [])
+        _ = m.handle(.elected(epoch: 1, liveBrokers: [b0], assignments: [:], states: [:]))
+        _ = m.handle(.resigned)
+        XCTAssertFalse(m.isActive)
+        XCTAssertEqual(m.handle(.assignmentsChanged(["t": [0: [0]]])), [])
+    }
+}
+
+final class AdminTests: XCTestCase {
+    func testAssignmentMatchesKafkaWithFixedStart() throws {
+        // 5 brokers, 10 partitions, RF 3, start index 0: the layout documented for AdminUtils.
+        let a = try ReplicaAssignment.assign(brokers: [0, 1, 2, 3, 4], partitions: 10, replicationFactor: 3, fixedStartIndex: 0)
+        XCTAssertEqual(a[0], [0, 1, 2])
+        XCTAssertEqual(a[1], [1, 2, 3])
+        XCTAssertEqual(a[4], [4, 0, 1])
+        XCTAssertEqual(a[5], [0, 2, 3])
+        XCTAssertEqual(a[9], [4, 1, 2])
+        for (_, r) in a { XCTAssertEqual(Set(r).count, 3) }
+    }
+
+    func testReplicationFactorLargerThanBrokersIsAnError() {
+        XCTAssertThrowsError(try ReplicaAssignment.assign(brokers: [0], partitions: 1, replicationFactor: 3)) { e in
+            XCTAssertEqual("\(e)", "replication factor: 3 larger than available brokers: 1")
+        }
+    }
+
+    func testTopicNames() {
+        XCTAssertNil(TopicNames.validationError("test.topic_1-x"))
+        XCTAssertNotNil(TopicNames.validationError("bad/name"))
+        XCTAssertNotNil(TopicNames.validationError(".."))
+        XCTAssertNotNil(TopicNames.validationError(""))
+        XCTAssertNotNil(TopicNames.validationError(String(repeating: "a", count: 256)))
+    }
+
+    func testZooKeeperJSONInKafkaKeyOrder() throws {
+        let reg = BrokerRegistration(id: 0, host: "h1", port: 9092, timestamp: 1428512949385)
+        XCTAssertEqual(reg.json(), #"{"jmx_port":-1,"timestamp":"1428512949385","host":"h1","version":1,"port":9092}"#)
+        XCTAssertEqual(try BrokerRegistration.parse(id: 0, Array(reg.json().utf8), path: "/x"), reg)
+        let st = LeaderIsrState(leader: 0, leaderEpoch: 0, isr: [0, 1], controllerEpoch: 1)
+        XCTAssertEqual(st.json(), #"{"controller_epoch":1,"leader":0,"version":1,"leader_epoch":0,"isr":[0,1]}"#)
+        XCTAssertEqual(try LeaderIsrState.parse(Array(st.json().utf8), path: "/x"), st)
+        XCTAssertEqual(ControllerRegistration.json(brokerId: 2, timestamp: 5), #"{"version":1,"brokerid":2,"timestamp":"5"}"#)
+        XCTAssertEqual(try ControllerRegistration.parseBrokerId(Array("2".utf8)), 2)
+        XCTAssertEqual(TopicAssignment.json([1: [0, 1], 0: [1, 0]]), #"{"version":1,"partitions":{"0":[1,0],"1":[0,1]}}"#)
+        XCTAssertEqual(TopicConfigData.json([:]), #"{"version":1,"config":{}}"#)
+        XCTAssertThrowsError(try LeaderIsrState.parse(Array("{}".utf8), path: "/x"))
+        XCTAssertThrowsError(try BrokerRegistration.parse(id: 0, Array("not json".utf8), path: "/x"))
+    }
+}
