@@ -1,0 +1,498 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import KafkaProtocol
+import Logging
+
+/// Result of an append.
+public struct LogAppendInfo: Sendable, Equatable {
+    /// First and last offsets written (-1, -1 when the set held no complete message).
+    public var firstOffset: Int64
+    public var lastOffset: Int64
+    /// Messages appended (deep count for recompressed sets, top-level count otherwise).
+    public var messageCount: Int
+    /// Bytes of the produced set that were valid (a trailing partial entry is dropped).
+    public var validBytes: Int
+    /// Codec of the appended data.
+    public var codec: CompressionCodec = .none
+    /// Bytes actually written to the segment.
+    public var bytesWritten: Int = 0
+}
+
+/// A byte range of one segment file, for sendfile.
+public struct LogReadSlice: Sendable {
+    /// A dup()'ed descriptor the caller must close; -1 when `length == 0`.
+    public var fileDescriptor: Int32
+    public var position: Int64
+    public var length: Int
+    /// Base offset of the segment the range comes from (-1 for an empty slice at the log end).
+    public var segmentBaseOffset: Int64 = -1
+}
+
+/// One partition's log: a list of segments, the last one active. Internally locked; reads take an
+/// immutable snapshot of the segment list and never wait for appends.
+public final class Log: @unchecked Sendable {
+    public let topicPartition: TopicPartition
+    public let directory: String
+    let logger: Logger
+
+    struct Snapshot {
+        var segments: [LogSegment]
+        var logEndOffset: Int64
+    }
+
+    /// Serialises writers (append, roll, truncate, delete, flush bookkeeping).
+    private let writeLock = Lock()
+    /// Guards the published state below; held only for copies.
+    private let stateLock = Lock()
+    private var _snapshot: Snapshot
+    private var _config: LogConfig
+    private var _recoveryPoint: Int64
+    private var _lastFlushTime: Int64
+    private var isClosed = false
+    private let flushQueue: DispatchQueue
+
+    // MARK: init / load
+
+    /// Opens (or creates) the log in `directory`. Without `cleanShutdown`, every segment from the one holding
+    /// `recoveryPoint` on is rescanned (sizes, CRCs), truncated at the first bad entry, and later segments deleted.
+    public init(directory: String, topicPartition: TopicPartition, config: LogConfig, recoveryPoint: Int64 = 0,
+                cleanShutdown: Bool = false, logger: Logger = Logger(label: "kafka.log")) throws {
+        self.topicPartition = topicPartition
+        self.directory = directory
+        self.logger = logger
+        self._config = config
+        self._lastFlushTime = FS.nowMs()
+        self.flushQueue = DispatchQueue(label: "kafka.log.flush.\(topicPartition.directoryName)")
+        try FS.mkdirs(directory)
+        let loaded = try Log.loadSegments(directory: directory, config: config, recoveryPoint: recoveryPoint,
+                                          cleanShutdown: cleanShutdown, name: topicPartition.description, logger: logger)
+        let leo = loaded.last!.nextOffset()
+        self._snapshot = Snapshot(segments: loaded, logEndOffset: leo)
+        self._recoveryPoint = cleanShutdown ? leo : min(recoveryPoint, leo)
+        logger.info("Completed load of log \(topicPartition.directoryName) with log end offset \(leo)")
+    }
+
+    private static func jitter(_ config: LogConfig) -> Int64 {
+        config.segmentJitterMs > 0 ? Int64.random(in: 0..<config.segmentJitterMs) : 0
+    }
+
+    private static func newSegment(_ directory: String, _ base: Int64, _ config: LogConfig, suffix: String = "") throws(LogError) -> LogSegment {
+        try LogSegment(directory: directory, baseOffset: base, indexIntervalBytes: config.indexIntervalBytes,
+                       maxIndexSize: config.maxIndexSize, rollJitterMs: jitter(config), suffix: suffix)
+    }
+
+    private static func loadSegments(directory: String, config: LogConfig, recoveryPoint: Int64, cleanShutdown: Bool,
+                                     name: String, logger: Logger) throws -> [LogSegment] {
+        // 1. temporary files left by deletion / cleaning; swap files take their place.
+        for f in try FS.listDirectory(directory) {
+            let path = directory + "/" + f
+            if f.hasSuffix(".deleted") || f.hasSuffix(".cleaned") {
+                FS.remove(path)
+            } else if f.hasSuffix(".swap") {
+                let target = String(path.dropLast(".swap".count))
+                logger.info("Found log file \(path) from interrupted swap operation, repairing.")
+                try FS.rename(path, target)
+                if target.hasSuffix(".log") {
+                    FS.remove(String(target.dropLast(".log".count)) + ".index")
+                }
+            }
+        }
+        // 2. segments.
+        var segments: [LogSegment] = []
+        for f in try FS.listDirectory(directory).sorted() {
+            let path = directory + "/" + f
+            if f.hasSuffix(".index") {
+                let logFile = String(path.dropLast(".index".count)) + ".log"
+                if !FS.exists(logFile) {
+                    logger.warning("Found an orphaned index file, \(path), with no corresponding log file.")
+                    FS.remove(path)
+                }
+            } else if f.hasSuffix(".log") {
+                guard let base = Int64(f.dropLast(".log".count)), base >= 0 else { continue }
+                let hadIndex = LogSegment.indexExists(directory: directory, baseOffset: base)
+                let seg = try newSegment(directory, base, config)
+                if !hadIndex {
+                    logger.error("Could not find index file corresponding to log file \(seg.logPath), rebuilding index...")
+                    let r = try seg.recover(maxMessageBytes: config.maxMessageBytes)
+                    if r.truncatedBytes > 0 {
+                        logger.warning("Truncated \(r.truncatedBytes) bytes at byte \(r.validBytes) of \(seg.logPath): \(r.reason ?? "invalid data")")
+                    }
+                } else if !seg.index.sanityCheck(logSize: seg.size) {
+                    logger.warning("Corrupt index found for \(seg.logPath) (index file \(seg.index.path)), rebuilding index...")
+                    _ = try seg.recover(maxMessageBytes: config.maxMessageBytes)
+                }
+                segments.append(seg)
+            }
+        }
+        segments.sort { $0.baseOffset < $1.baseOffset }
+        if segments.isEmpty {
+            segments.append(try newSegment(directory, 0, config))
+            return segments
+        }
+        // 3. recovery after an unclean shutdown.
+        if !cleanShutdown {
+            var i = segments.lastIndex(where: { $0.baseOffset <= recoveryPoint }) ?? 0
+            while i < segments.count {
+                let seg = segments[i]
+                logger.info("Recovering unflushed segment \(seg.baseOffset) in log \(name).")
+                let r = try seg.recover(maxMessageBytes: config.maxMessageBytes)
+                if r.truncatedBytes > 0 {
+                    let later = segments[(i + 1)...]
+                    logger.warning("""
+                        Corruption found in segment \(seg.baseOffset) of log \(name): \(r.reason ?? "invalid data") at byte \
+                        \(r.validBytes) of \(seg.logPath); truncated \(r.truncatedBytes) bytes, log now ends at offset \
+                        \((r.lastOffset ?? seg.baseOffset - 1) + 1)\(later.isEmpty ? "" : "; deleting \(later.count) later segment(s) starting at offset \(later.first!.baseOffset)").
+                        """)
+                    for s in later { s.deleteFiles() }
+                    segments.removeSubrange((i + 1)...)
+                    break
+                }
+                i += 1
+            }
+        }
+        try segments.last!.index.resize(segments.last!.maxIndexSize)
+        return segments
+    }
+
+    // MARK: state
+
+    private var snapshot: Snapshot { stateLock.withLock { _snapshot } }
+
+    private func publish(_ s: Snapshot) { stateLock.withLock { _snapshot = s } }
+
+    public var config: LogConfig { stateLock.withLock { _config } }
+
+    public func updateConfig(_ c: LogConfig) { stateLock.withLock { _config = c } }
+
+    public var logEndOffset: Int64 { snapshot.logEndOffset }
+
+    public var logStartOffset: Int64 { snapshot.segments.first!.baseOffset }
+
+    public var recoveryPoint: Int64 { stateLock.withLock { _recoveryPoint } }
+
+    /// Time of the last flush (ms).
+    public var lastFlushTime: Int64 { stateLock.withLock { _lastFlushTime } }
+
+    public var size: Int64 { snapshot.segments.reduce(0) { $0 + Int64($1.size) } }
+
+    public var segmentCount: Int { snapshot.segments.count }
+
+    /// Base offsets of the segments, oldest first.
+    public var segmentBaseOffsets: [Int64] { snapshot.segments.map(\.baseOffset) }
+
+    /// Offsets written but not yet flushed (`logEndOffset − recoveryPoint`).
+    public var unflushedMessages: Int64 { logEndOffset - recoveryPoint }
+
+    var segments: [LogSegment] { snapshot.segments }
+
+    // MARK: append
+
+    /// Leader append (`assignOffsets`): validates and assigns offsets from the log end offset;
+    /// follower append: keeps the given offsets, which must be increasing and ≥ the log end offset.
+    /// Rolls segments as needed; one write(2) per set.
+    public func append(_ messageSet: consuming [UInt8], assignOffsets: Bool = true) throws(LogError) -> LogAppendInfo {
+        var set = messageSet
+        let cfg = config
+        // Shallow validation (sizes, CRCs) before taking the lock, as 0.8.2 does.
+        let info: MessageSetInfo
+        do {
+            info = try MessageSetValidator.analyze(set, maxMessageBytes: cfg.maxMessageBytes)
+        } catch {
+            throw .invalidMessageSet(error)
+        }
+        if info.shallowCount == 0 {
+            return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: info.validBytes)
+        }
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        guard !isClosed else { throw .closed("log \(topicPartition.directoryName) is closed") }
+        let leo = _snapshot.logEndOffset
+        let validated: ValidatedMessageSet
+        do {
+            if assignOffsets {
+                validated = try MessageSetValidator.assignOffsets(inPlace: &set, info: info, firstOffset: leo,
+                                                                  maxMessageBytes: cfg.maxMessageBytes)
+            } else {
+                validated = try MessageSetValidator.validateKeepingOffsets(set, maxMessageBytes: cfg.maxMessageBytes,
+                                                                           nextOffset: leo)
+            }
+        } catch {
+            throw .invalidMessageSet(error)
+        }
+        if validated.bytes.count > cfg.segmentBytes {
+            throw .invalidMessageSet(.messageSetTooLarge(size: validated.bytes.count, segmentBytes: cfg.segmentBytes))
+        }
+        if validated.bytes.isEmpty {
+            return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: validated.validBytes,
+                                 codec: validated.codec)
+        }
+        let seg = try maybeRoll(incoming: validated.bytes.count, config: cfg)
+        try withBytes(validated.bytes) { (p) throws(LogError) in
+            try seg.append(firstOffset: validated.firstOffset, bytes: p)
+        }
+        var snap = snapshot
+        snap.logEndOffset = validated.lastOffset + 1
+        publish(snap)
+        let result = LogAppendInfo(firstOffset: validated.firstOffset, lastOffset: validated.lastOffset,
+                                   messageCount: validated.messageCount, validBytes: validated.validBytes,
+                                   codec: validated.codec, bytesWritten: validated.bytes.count)
+        if snap.logEndOffset - recoveryPoint >= cfg.flushIntervalMessages {
+            flushLocked(upTo: snap.logEndOffset)
+        }
+        return result
+    }
+
+    /// Rolls when the active segment is too full for `incoming` bytes, too old, or its index is full.
+    private func maybeRoll(incoming: Int, config cfg: LogConfig) throws(LogError) -> LogSegment {
+        let seg = _snapshot.segments.last!
+        let now = FS.nowMs()
+        let tooBig = seg.size > cfg.segmentBytes - incoming
+        let tooOld = seg.size > 0 && now - seg.created > cfg.segmentMs - seg.rollJitterMs
+        if seg.size > 0 && (tooBig || tooOld || seg.index.isFull) {
+            return try rollLocked(config: cfg)
+        }
+        return seg
+    }
+
+    /// Starts a new active segment at the log end offset.
+    @discardableResult
+    public func roll() throws(LogError) -> Int64 {
+        try writeLock.withLock { () throws(LogError) -> Int64 in
+            try rollLocked(config: config).baseOffset
+        }
+    }
+
+    private func rollLocked(config cfg: LogConfig) throws(LogError) -> LogSegment {
+        var snap = _snapshot
+        let newOffset = snap.logEndOffset
+        let old = snap.segments.last!
+        if old.baseOffset == newOffset && old.size == 0 { return old }
+        for suffix in [".log", ".index"] {
+            let p = directory + "/" + segmentFileName(baseOffset: newOffset, suffix: suffix)
+            if FS.exists(p) {
+                logger.warning("Newly rolled segment file \(p) already exists; deleting it first")
+                FS.remove(p)
+            }
+        }
+        try old.index.trimToValidSize()
+        let seg = try Log.newSegment(directory, newOffset, cfg)
+        snap.segments.append(seg)
+        publish(snap)
+        logger.info("Rolled new log segment for '\(topicPartition.directoryName)' at offset \(newOffset)")
+        flushQueue.async { [weak self] in self?.flush(upTo: newOffset) }
+        return seg
+    }
+
+    // MARK: read
+
+    /// Bytes from the first entry whose offset ≥ `startOffset`, at most `maxBytes`, never past the position of
+    /// `maxOffset` (exclusive). `startOffset == logEndOffset` → empty; above the end or below the start →
+    /// `offsetOutOfRange`. A `maxOffset` ≤ `startOffset` gives an empty slice (0.8.2 would raise an error there).
+    public func read(startOffset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws(LogError) -> LogReadSlice {
+        let r = try locate(startOffset: startOffset, maxBytes: maxBytes, maxOffset: maxOffset)
+        guard let seg = r.segment, r.length > 0 else {
+            return LogReadSlice(fileDescriptor: -1, position: Int64(r.position), length: 0,
+                                segmentBaseOffset: r.segment?.baseOffset ?? -1)
+        }
+        let fd = dup(seg.fd)
+        if fd < 0 { throw .io("dup of \(seg.logPath) failed: \(FS.errnoText())") }
+        return LogReadSlice(fileDescriptor: fd, position: Int64(r.position), length: r.length,
+                            segmentBaseOffset: seg.baseOffset)
+    }
+
+    /// As `read`, copying the bytes.
+    public func readBytes(startOffset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws(LogError) -> [UInt8] {
+        let r = try locate(startOffset: startOffset, maxBytes: maxBytes, maxOffset: maxOffset)
+        guard let seg = r.segment, r.length > 0 else { return [] }
+        return seg.readBytes(position: r.position, length: r.length)
+    }
+
+    private func locate(startOffset: Int64, maxBytes: Int, maxOffset: Int64?) throws(LogError)
+        -> (segment: LogSegment?, position: Int, length: Int)
+    {
+        let snap = snapshot
+        let segs = snap.segments
+        if startOffset == snap.logEndOffset { return (nil, 0, 0) }
+        guard let first = segs.first, startOffset >= first.baseOffset, startOffset <= snap.logEndOffset else {
+            throw .offsetOutOfRange(requested: startOffset, start: segs.first?.baseOffset ?? 0, end: snap.logEndOffset)
+        }
+        var i = Log.floorIndex(segs, startOffset)
+        while i < segs.count {
+            if let r = segs[i].read(startOffset: startOffset, maxOffset: maxOffset, maxSize: maxBytes) {
+                return (segs[i], r.position, r.length)
+            }
+            i += 1
+        }
+        return (nil, 0, 0)
+    }
+
+    /// Index of the segment with the greatest base offset ≤ offset (0 if none).
+    static func floorIndex(_ segs: [LogSegment], _ offset: Int64) -> Int {
+        var lo = 0, hi = segs.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if segs[mid].baseOffset <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    // MARK: offsets
+
+    /// Offsets request (0.8.2 `fetchOffsetsBefore`): -1 latest, -2 earliest, else the newest segment whose
+    /// mtime ≤ timestamp; up to `maxNumOffsets` segment base offsets (plus the LEO), descending.
+    public func offsetsBefore(timestamp: Int64, maxNumOffsets: Int) -> [Int64] {
+        let snap = snapshot
+        var pairs: [(offset: Int64, time: Int64)] = snap.segments.map { ($0.baseOffset, $0.lastModified) }
+        if snap.segments.last!.size > 0 { pairs.append((snap.logEndOffset, FS.nowMs())) }
+        var start: Int
+        switch timestamp {
+        case -1: start = pairs.count - 1
+        case -2: start = 0
+        default:
+            start = pairs.count - 1
+            while start >= 0 && pairs[start].time > timestamp { start -= 1 }
+        }
+        let n = max(0, min(maxNumOffsets, start + 1))
+        var out: [Int64] = []
+        out.reserveCapacity(n)
+        for j in 0..<n { out.append(pairs[start - j].offset) }
+        return out.sorted(by: >)
+    }
+
+    // MARK: flush
+
+    /// fsyncs everything up to the log end offset and advances the recovery point.
+    public func flush() {
+        flush(upTo: logEndOffset)
+    }
+
+    /// fsyncs the segments holding offsets in [recoveryPoint, offset) and moves the recovery point to `offset`.
+    public func flush(upTo offset: Int64) {
+        let rp = recoveryPoint
+        if offset <= rp { return }
+        let segs = snapshot.segments
+        for s in segs where s.baseOffset < offset {
+            let idx = segs.firstIndex { $0 === s }!
+            let end = idx + 1 < segs.count ? segs[idx + 1].baseOffset : Int64.max
+            if end <= rp { continue }
+            do { try s.flush() } catch { logger.error("\(error)") }
+        }
+        stateLock.withLock {
+            if offset > _recoveryPoint { _recoveryPoint = offset }
+            _lastFlushTime = FS.nowMs()
+        }
+    }
+
+    private func flushLocked(upTo offset: Int64) { flush(upTo: offset) }
+
+    // MARK: truncation
+
+    /// Removes every message with offset ≥ `offset` (follower truncation). Offsets at or past the end are a no-op.
+    public func truncate(to offset: Int64) throws {
+        guard offset >= 0 else { throw LogError.invalidArgument("Cannot truncate to a negative offset (\(offset)).") }
+        try writeLock.withLock { () throws(LogError) in
+            var snap = _snapshot
+            if offset >= snap.logEndOffset { return }
+            logger.info("Truncating log \(topicPartition.directoryName) to offset \(offset).")
+            if snap.segments.first!.baseOffset > offset {
+                try truncateFullyLocked(startAt: offset)
+                return
+            }
+            let keep = snap.segments.filter { $0.baseOffset <= offset }
+            let drop = snap.segments.filter { $0.baseOffset > offset }
+            snap.segments = keep
+            let active = keep.last!
+            try active.truncate(to: offset)
+            if active.index.sizeInBytes < active.maxIndexSize { try active.index.resize(active.maxIndexSize) }
+            snap.logEndOffset = offset
+            publish(snap)
+            for s in drop { scheduleDelete(s) }
+            stateLock.withLock { _recoveryPoint = min(_recoveryPoint, offset) }
+        }
+    }
+
+    /// Deletes every segment and restarts the log empty at `newOffset`.
+    public func truncateFullyAndStartAt(_ newOffset: Int64) throws {
+        try writeLock.withLock { () throws(LogError) in try truncateFullyLocked(startAt: newOffset) }
+    }
+
+    private func truncateFullyLocked(startAt newOffset: Int64) throws(LogError) {
+        logger.info("Truncate and start log '\(topicPartition.directoryName)' at offset \(newOffset)")
+        var snap = _snapshot
+        for s in snap.segments { scheduleDelete(s) }
+        let seg = try Log.newSegment(directory, newOffset, config)
+        snap.segments = [seg]
+        snap.logEndOffset = newOffset
+        publish(snap)
+        stateLock.withLock { _recoveryPoint = min(_recoveryPoint, newOffset) }
+    }
+
+    /// Renames a segment's files to `.deleted` and removes them after `file.delete.delay.ms`.
+    func scheduleDelete(_ seg: LogSegment) {
+        do {
+            try seg.changeSuffix(from: "", to: ".deleted")
+        } catch {
+            logger.error("Failed to rename segment \(seg.logPath) for deletion: \(error)")
+        }
+        let delay = config.fileDeleteDelayMs
+        let work: @Sendable () -> Void = { [seg, logger] in
+            logger.info("Deleting segment \(seg.baseOffset) (\(seg.logPath))")
+            seg.deleteFiles()
+        }
+        if delay <= 0 {
+            work()
+        } else {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(min(delay, Int64(Int32.max)))), execute: work)
+        }
+    }
+
+    // MARK: retention
+
+    /// Deletes the oldest segments for which `predicate(segment, nextSegment)` holds, never leaving the log
+    /// without a segment (rolls first when every segment is deletable). Returns the number deleted.
+    func deleteOldSegments(_ predicate: (LogSegment) -> Bool) throws(LogError) -> Int {
+        try writeLock.withLock { () throws(LogError) -> Int in
+            var snap = _snapshot
+            var deletable: [LogSegment] = []
+            for (i, s) in snap.segments.enumerated() {
+                let isActive = i == snap.segments.count - 1
+                guard predicate(s), !(isActive && s.size == 0) else { break }
+                deletable.append(s)
+            }
+            if deletable.isEmpty { return 0 }
+            if deletable.count == snap.segments.count {
+                _ = try rollLocked(config: config)
+                snap = _snapshot
+            }
+            snap.segments.removeFirst(deletable.count)
+            publish(snap)
+            for s in deletable { scheduleDelete(s) }
+            stateLock.withLock { _recoveryPoint = max(_recoveryPoint, snap.segments.first!.baseOffset) }
+            return deletable.count
+        }
+    }
+
+    // MARK: close
+
+    /// Flushes, trims the active index, and stops accepting appends.
+    public func close() {
+        writeLock.withLock {
+            if isClosed { return }
+            flush()
+            do { try _snapshot.segments.last!.index.trimToValidSize() } catch { logger.error("\(error)") }
+            isClosed = true
+        }
+    }
+
+    /// Closes the log and removes its directory.
+    public func delete() {
+        writeLock.withLock {
+            isClosed = true
+            for s in _snapshot.segments { s.deleteFiles() }
+            if let names = try? FS.listDirectory(directory) { for n in names { FS.remove(directory + "/" + n) } }
+            rmdir(directory)
+        }
+    }
+}
