@@ -1,1 +1,0 @@
-// KafkaTestSupport module

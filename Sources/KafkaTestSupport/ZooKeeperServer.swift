@@ -1,0 +1,169 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A real ZooKeeper server (Debian's `zookeeper` package, run with java) on a free loopback port,
+/// with its data, configuration and logs in a temporary directory.
+///
+/// It runs `org.apache.zookeeper.server.ZooKeeperServerMain <dir>/zoo.cfg` with the jars from
+/// /usr/share/java (zookeeper.jar lists its dependencies in its manifest; slf4j-log4j12 + log4j-1.2
+/// are added so that ZooKeeper logs to `<dir>/zookeeper.log` instead of the test output).
+/// tickTime is 500 ms, so session timeouts from 1 s to 60 s are accepted. All four-letter words are
+/// whitelisted; the admin HTTP server is off; fsync is off (faster tests).
+///
+/// Set KAFKA_TEST_KEEP_TMP=1 to keep the directory (and its logs) after `stop()`.
+public final class ZooKeeperServer: Sendable {
+    public let port: Int
+    public let directory: String
+    private let process: Mutex<BackgroundProcess?>
+
+    public var connectString: String { "127.0.0.1:\(port)" }
+    /// ZooKeeper's own log (log4j).
+    public var logFile: String { directory + "/zookeeper.log" }
+
+    static let javaCandidates = ["/usr/bin/java", "/usr/lib/jvm/default-java/bin/java"]
+    static let jarDir = "/usr/share/java"
+    static let jars = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"]
+
+    private init(port: Int, directory: String, process: BackgroundProcess) {
+        self.port = port
+        self.directory = directory
+        self.process = Mutex(process)
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Starts a server and waits until it serves requests (`srvr` reports its mode; up to 30 s). Retries on another port if the
+    /// chosen one was taken meanwhile.
+    public static func start() async throws -> ZooKeeperServer {
+        guard let java = javaCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw TestSupportError("java not found (\(javaCandidates.joined(separator: ", "))): install the dependencies with bin/setup.sh (apt-get install zookeeper)")
+        }
+        let missing = jars.filter { !FileManager.default.fileExists(atPath: "\(jarDir)/\($0)") }
+        guard missing.isEmpty else {
+            throw TestSupportError("ZooKeeper is not installed (missing \(missing.map { "\(jarDir)/\($0)" }.joined(separator: ", "))): run bin/setup.sh (apt-get install zookeeper)")
+        }
+        var lastError: Error = TestSupportError("ZooKeeper did not start")
+        for _ in 0..<3 {
+            do {
+                return try await startOnce(java: java)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    private static func startOnce(java: String) async throws -> ZooKeeperServer {
+        let port = try FreePort.allocate()
+        let dir = try Spawner.makeTempDirectory(prefix: "kafka-swift-zk-")
+        do {
+            try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+            let config = """
+                tickTime=500
+                initLimit=10
+                syncLimit=5
+                dataDir=\(dir)/data
+                clientPort=\(port)
+                clientPortAddress=127.0.0.1
+                maxClientCnxns=0
+                minSessionTimeout=1000
+                maxSessionTimeout=60000
+                admin.enableServer=false
+                4lw.commands.whitelist=*
+                forceSync=no
+
+                """
+            try config.write(toFile: dir + "/zoo.cfg", atomically: true, encoding: .utf8)
+            let log4j = """
+                log4j.rootLogger=INFO, FILE
+                log4j.appender.FILE=org.apache.log4j.FileAppender
+                log4j.appender.FILE.File=\(dir)/zookeeper.log
+                log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+                log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+
+                """
+            try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
+        let classpath = jars.map { "\(jarDir)/\($0)" }.joined(separator: ":")
+        let arguments = [
+            "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+            "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
+            "-Dlog4j.configuration=file:\(dir)/log4j.properties",
+            "-Dzookeeper.jmx.log4j.disable=true",
+            "-Dzookeeper.preAllocSize=1024",
+            "-cp", classpath,
+            "org.apache.zookeeper.server.ZooKeeperServerMain", dir + "/zoo.cfg",
+        ]
+        let process: BackgroundProcess
+        do {
+            process = try BackgroundProcess.launch(java, arguments, environment: nil, currentDirectory: dir,
+                                                   outputFile: dir + "/zookeeper.out")
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
+        let server = ZooKeeperServer(port: port, directory: dir, process: process)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let code = process.exitStatus {
+                let out = process.output()
+                let log = Spawner.readFile(dir + "/zookeeper.log").split(separator: "\n").suffix(20).joined(separator: "\n")
+                server.stop()
+                throw TestSupportError("ZooKeeper exited with code \(code) while starting on port \(port)\n\(out)\n\(log)")
+            }
+            // `ruok` answers before the server serves requests; `srvr` reports a Mode only once it does.
+            if TestNetwork.fourLetterWord("srvr", port: port, timeout: 1)?.contains("Mode:") == true {
+                return server
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        server.stop()
+        throw TestSupportError("ZooKeeper did not answer on port \(port) within 30 s")
+    }
+
+    /// The server's pid (nil after `stop()`).
+    public var pid: Int32? {
+        process.withLock { $0?.pid }
+    }
+
+    /// Freezes the server (SIGSTOP): clients see no answers; sessions expire after `resume()` if the pause
+    /// was longer than their timeout.
+    public func pause() {
+        process.withLock { $0?.suspend() }
+    }
+
+    /// SIGCONT after `pause()`.
+    public func resume() {
+        process.withLock { $0?.resume() }
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. Safe to call twice.
+    public func stop() {
+        let running = process.withLock { p -> BackgroundProcess? in
+            let current = p
+            p = nil
+            return current
+        }
+        guard let running else { return }
+        running.resume()   // a stopped JVM cannot act on SIGTERM
+        running.terminate()
+        if running.waitForExit(timeout: 5) == nil {
+            running.kill()
+            _ = running.waitForExit(timeout: 10)
+        }
+        if ProcessInfo.processInfo.environment["KAFKA_TEST_KEEP_TMP"] != "1" {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+}
