@@ -1,5 +1,6 @@
 import XCTest
 @testable import KafkaProtocol
+import CCompression
 
 final class CompressionTests: XCTestCase {
     private let sample: [UInt8] = Array((0..<100_000).map { UInt8(truncatingIfNeeded: $0 * 7 / 13) })
@@ -71,6 +72,46 @@ final class CompressionTests: XCTestCase {
             let codec = CompressionCodec(name: f.codec)!
             let inner = try Compression.decompress(wrapper.value!, codec: codec)
             XCTAssertEqual(inner.count, 97, f.file)
+        }
+    }
+
+    func testLz4KafkaFrame() throws {
+        for input in [sample, [], [1, 2, 3], Array(repeating: 7, count: 300_000), (0..<70_000).map { _ in UInt8.random(in: 0...255) }] {
+            let z = try Compression.compress(input, codec: .lz4)
+            XCTAssertEqual(Array(z.prefix(6)), [0x04, 0x22, 0x4D, 0x18, 0x60, 0x40])
+            // 0.8.2 header checksum: xxh32 over magic+FLG+BD
+            XCTAssertEqual(z[6], UInt8((kc_xxh32(z, 6, 0) >> 8) & 0xFF))
+            XCTAssertEqual(Array(z.suffix(4)), [0, 0, 0, 0])
+            XCTAssertEqual(try Compression.decompress(z, codec: .lz4), input)
+        }
+        XCTAssertLessThan(try Compression.compress(Array(repeating: 7, count: 300_000), codec: .lz4).count, 5000)
+        // standard header checksum (xxh32 over FLG+BD) is accepted too
+        var std = try Compression.compress(sample, codec: .lz4)
+        std[6] = UInt8((kc_xxh32(Array(std[4..<6]), 2, 0) >> 8) & 0xFF)
+        XCTAssertEqual(try Compression.decompress(std, codec: .lz4), sample)
+        var bad = std
+        bad[6] &+= 1
+        XCTAssertThrowsError(try Compression.decompress(bad, codec: .lz4))
+        XCTAssertThrowsError(try Compression.decompress(Compression.compress(sample, codec: .lz4), codec: .lz4, maxSize: 1000))
+    }
+
+    func testXXH32KnownValues() {
+        XCTAssertEqual(kc_xxh32(nil, 0, 0), 0x02CC5D05)
+        XCTAssertEqual(kc_xxh32(Array("a".utf8), 1, 0), 0x550D7456)
+        XCTAssertEqual(kc_xxh32(Array("abc".utf8), 3, 0), 0x32D153FF)
+        XCTAssertEqual(kc_xxh32(Array("Nobody inspects the spammish repetition".utf8), 39, 0), 0xE2293B2F)
+    }
+
+    func testLz4Garbage() {
+        let z = try! Compression.compress(sample, codec: .lz4)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            var m = z
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                m[Int.random(in: 7..<m.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            _ = try? Compression.decompress(m, codec: .lz4)
+            _ = try? Compression.decompress(Array(m.prefix(Int.random(in: 0..<m.count, using: &rng))), codec: .lz4)
         }
     }
 

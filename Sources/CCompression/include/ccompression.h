@@ -21,5 +21,20 @@ int kc_snappy_compress(const void *in, size_t in_len, void *out, size_t *out_len
 int kc_snappy_uncompressed_length(const void *in, size_t in_len, size_t *result);
 int kc_snappy_uncompress(const void *in, size_t in_len, void *out, size_t *out_len);
 
+/* xxHash32. */
+uint32_t kc_xxh32(const void *data, size_t len, uint32_t seed);
+
+/* Raw LZ4 block: compress into `out` (capacity kc_lz4_block_bound(n)); returns the compressed size. */
+size_t kc_lz4_block_bound(size_t n);
+size_t kc_lz4_compress_block(const void *in, size_t n, void *out);
+/* Decode one block into base[prefix..cap) (back-references may reach base[0..prefix)).
+   Returns bytes written, -1 corrupt, -2 capacity exceeded. */
+long kc_lz4_decompress_block(const void *in, size_t n, void *base, size_t prefix, size_t cap);
+
+/* Kafka 0.8.2 LZ4 frame (KafkaLZ4BlockOutputStream layout; header checksum over magic+FLG+BD as 0.8.2
+   computes it). Decompress accepts both header-checksum variants. 0 ok, -1 corrupt, -2 over max_out. */
+int kc_lz4f_compress(const void *in, size_t in_len, void **out, size_t *out_len);
+int kc_lz4f_decompress(const void *in, size_t in_len, size_t max_out, void **out, size_t *out_len);
+
 void kc_free(void *p);
 #endif
