@@ -55,7 +55,7 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
     @Option(name: .customLong("compression-codec"), help: "The compression codec: either 'none', 'gzip' or 'snappy'.") var compressionCodec: String = "none"
     @Flag(name: .customLong("sync"), help: "If set message send requests to the brokers are synchronously, one at a time as they arrive.") var sync = false
     @Option(name: .customLong("batch-size"), help: "Number of messages to send in a single batch if they are not being sent synchronously.") var batchSize: Int = 200
-    @Option(name: .customLong("request-required-acks"), help: "The required acks of the producer requests (default 1 here; Kafka 0.8.2 used 0, which never reports a failed write).") var acks: Int16 = 1
+    @Option(name: .customLong("request-required-acks"), parsing: .unconditional, help: "The required acks of the producer requests (default 1 here; Kafka 0.8.2 used 0, which never reports a failed write).") var acks: Int16 = 1
     @Option(name: .customLong("request-timeout-ms"), help: "The ack timeout of the producer requests. Value must be non-negative and non-zero.") var requestTimeoutMs: Int32 = 1500
     @Option(name: .customLong("message-send-max-retries"), help: "How many times a send is retried after a leader move or an unknown topic.") var retries: Int = 3
     @Option(name: .customLong("retry-backoff-ms"), help: "Wait before each retry, during which metadata is refreshed.") var retryBackoffMs: Int = 100

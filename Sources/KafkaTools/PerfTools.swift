@@ -24,7 +24,7 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     @Option(name: .customLong("message-size"), help: "The size of each message.") var messageSize = 100
     @Option(name: .customLong("batch-size"), help: "Number of messages to write in a single batch.") var batchSize = 200
     @Option(name: .customLong("compression-codec"), help: "If set, messages are sent compressed: 0 none, 1 gzip, 2 snappy.") var compressionCodec: Int8 = 0
-    @Option(name: .customLong("request-num-acks"), help: "Number of acks required for producer request to complete.") var acks: Int16 = -1
+    @Option(name: .customLong("request-num-acks"), parsing: .unconditional, help: "Number of acks required for producer request to complete.") var acks: Int16 = -1
     @Option(name: .customLong("request-timeout-ms"), help: "The produce request timeout in ms.") var requestTimeoutMs: Int32 = 3000
     @Option(name: .customLong("in-flight"), help: "Produce requests in flight per connection (pipelining).") var inFlight = 8
     @Flag(name: .customLong("hide-header"), help: "If set, skips printing the header for the stats.") var hideHeader = false

@@ -18,6 +18,7 @@ public final class KafkaBroker: @unchecked Sendable {
     private var apis: KafkaApis!
     private var socketServer: SocketServer!
     private var controller: KafkaController!
+    private var topicConfigs: TopicConfigManager!
     private var tasks: [Task<Void, Never>] = []
     private let shutdownLock = NSLock()
     private var isShutDown = false
@@ -44,11 +45,20 @@ public final class KafkaBroker: @unchecked Sendable {
         zk = KafkaZooKeeper(zkClient)
         try await zk.ensurePersistentPaths()
 
-        // 2. Logs (recovery happens here).
-        let zkRef = zk!
+        // 2. Logs (recovery happens here), with per-topic overrides from ZooKeeper.
+        let topicConfigs = TopicConfigManager(zk: zk, logger: Logger(label: "kafka.server.TopicConfigManager"))
+        try await topicConfigs.loadAll()
+        self.topicConfigs = topicConfigs
+        var settings = LogManagerSettings()
+        settings.flushCheckIntervalMs = config.logFlushSchedulerIntervalMs
+        settings.recoveryPointCheckpointIntervalMs = config.logFlushOffsetCheckpointIntervalMs
+        settings.retentionCheckIntervalMs = config.logRetentionCheckIntervalMs
+        settings.cleanerEnabled = config.logCleanerEnable
         logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
-                                    topicOverrides: { _ in [:] }, logger: Logger(label: "kafka.log.LogManager"))
-        _ = zkRef
+                                    topicOverrides: { topicConfigs.overrides(for: $0) },
+                                    logger: Logger(label: "kafka.log.LogManager"), settings: settings)
+        let lm = logManager!
+        topicConfigs.onChange = { lm.refreshConfig(topic: $0) }
         logManager.startBackgroundTasks()
 
         // 3. Replica manager, request handling, socket server.
@@ -81,6 +91,8 @@ public final class KafkaBroker: @unchecked Sendable {
                         expired = false
                         await self.onNewSession()
                     }
+                case .nodeChildrenChanged(ZkPaths.configChanges):
+                    await self.topicConfigs.handleChanges()
                 default:
                     await self.controller.handle(event)
                 }
@@ -118,7 +130,8 @@ public final class KafkaBroker: @unchecked Sendable {
     }
 
     // Controller requests addressed to this broker.
-    func applyLeaderAndIsr(_ req: LeaderAndIsrRequest) {
+    func applyLeaderAndIsr(_ req: LeaderAndIsrRequest) async {
+        for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
         _ = replicaManager.becomeLeaderOrFollower(req)
     }
 
@@ -154,7 +167,7 @@ public final class KafkaBroker: @unchecked Sendable {
 struct LocalControllerChannel: ControllerChannel {
     let broker: KafkaBroker
     func sendLeaderAndIsr(to id: Int32, _ req: LeaderAndIsrRequest) async {
-        if id == broker.config.brokerId { broker.applyLeaderAndIsr(req) } else { broker.logger.warning("LeaderAndIsr for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
+        if id == broker.config.brokerId { await broker.applyLeaderAndIsr(req) } else { broker.logger.warning("LeaderAndIsr for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
     }
     func sendUpdateMetadata(to id: Int32, _ req: UpdateMetadataRequest) async {
         if id == broker.config.brokerId { broker.applyUpdateMetadata(req) } else { broker.logger.warning("UpdateMetadata for remote broker \(id) not sent: multi-broker replication is not implemented yet") }

@@ -1,0 +1,77 @@
+import Foundation
+import KafkaCluster
+import KafkaLog
+import Logging
+import ZooKeeper
+
+/// Per-topic config overrides from `/config/topics/<t>`, kept in memory for the log layer and
+/// refreshed through `/config/changes` notifications (Kafka 0.8.2 `TopicConfigManager`).
+public final class TopicConfigManager: @unchecked Sendable {
+    let zk: KafkaZooKeeper
+    let logger: Logger
+    private let lock = NSLock()
+    private var overrides: [String: [String: String]] = [:]
+    private var known = Set<String>()
+    private var lastApplied: Int64 = -1
+    var onChange: (@Sendable (String) -> Void)?
+
+    init(zk: KafkaZooKeeper, logger: Logger) {
+        self.zk = zk
+        self.logger = logger
+    }
+
+    /// What the log layer asks for when it creates or refreshes a topic's logs.
+    public func overrides(for topic: String) -> [String: String] { lock.withLock { overrides[topic] ?? [:] } }
+
+    /// Reads every topic's overrides, and the newest notification so old ones are not replayed.
+    func loadAll() async throws {
+        for t in (try? await zk.zk.children(ZkPaths.topicConfigs)) ?? [] { try await load(t) }
+        let changes = (try? await zk.zk.children(ZkPaths.configChanges, watch: true)) ?? []
+        lock.withLock { lastApplied = changes.compactMap(Self.sequence).max() ?? -1 }
+    }
+
+    /// Makes sure a topic's overrides are cached before its logs are created.
+    func ensureLoaded(_ topic: String) async {
+        if lock.withLock({ known.contains(topic) }) { return }
+        try? await load(topic)
+    }
+
+    private func load(_ topic: String) async throws {
+        let cfg = try await zk.topicConfig(topic)
+        if let bad = validate(cfg) { logger.error("Ignoring bad config of topic \(topic): \(bad)") }
+        lock.withLock {
+            overrides[topic] = cfg
+            known.insert(topic)
+        }
+    }
+
+    private func validate(_ cfg: [String: String]) -> String? {
+        do { _ = try LogConfig().applying(cfg); return nil } catch { return "\(error)" }
+    }
+
+    static func sequence(_ child: String) -> Int64? {
+        guard child.hasPrefix(ZkPaths.configChangePrefix) else { return nil }
+        return Int64(child.dropFirst(ZkPaths.configChangePrefix.count))
+    }
+
+    /// Handles a change of `/config/changes`: applies notifications newer than the last one.
+    func handleChanges() async {
+        do {
+            let children = try await zk.zk.children(ZkPaths.configChanges, watch: true)
+            let last = lock.withLock { lastApplied }
+            for child in children.sorted() {
+                guard let seq = Self.sequence(child), seq > last else { continue }
+                let path = ZkPaths.configChanges + "/" + child
+                guard let (data, _) = try? await zk.zk.get(path) else { continue }
+                var topic = String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                if topic.hasPrefix("\"") && topic.hasSuffix("\"") && topic.count >= 2 { topic = String(topic.dropFirst().dropLast()) }
+                try await load(topic)
+                logger.info("Processed topic config change \(child) for topic \(topic), new overrides \(overrides(for: topic))")
+                onChange?(topic)
+                lock.withLock { lastApplied = max(lastApplied, seq) }
+            }
+        } catch {
+            logger.error("Cannot process config changes: \(error)")
+        }
+    }
+}
