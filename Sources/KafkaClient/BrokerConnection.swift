@@ -22,7 +22,8 @@ final class ResponseFrameDecoder: ByteToMessageDecoder {
 }
 
 /// Matches responses to requests by order (the broker answers strictly in order).
-final class ResponseHandler: ChannelInboundHandler {
+// Touched only on its channel's event loop.
+final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     private var waiting = CircularBuffer<(Int32, EventLoopPromise<ByteBuffer>)>()
 

@@ -43,10 +43,10 @@ public final class Log: @unchecked Sendable {
     }
 
     /// Serialises writers (append, roll, truncate, delete, flush bookkeeping).
-    private let writeLock = Lock()
+    let writeLock = Lock()
     /// Guards the published state below; held only for copies.
     private let stateLock = Lock()
-    private var _snapshot: Snapshot
+    var _snapshot: Snapshot
     private var _config: LogConfig
     private var _recoveryPoint: Int64
     private var _lastFlushTime: Int64
@@ -78,7 +78,7 @@ public final class Log: @unchecked Sendable {
         config.segmentJitterMs > 0 ? Int64.random(in: 0..<config.segmentJitterMs) : 0
     }
 
-    private static func newSegment(_ directory: String, _ base: Int64, _ config: LogConfig, suffix: String = "") throws(LogError) -> LogSegment {
+    static func newSegment(_ directory: String, _ base: Int64, _ config: LogConfig, suffix: String = "") throws(LogError) -> LogSegment {
         try LogSegment(directory: directory, baseOffset: base, indexIntervalBytes: config.indexIntervalBytes,
                        maxIndexSize: config.maxIndexSize, rollJitterMs: jitter(config), suffix: suffix)
     }
@@ -160,7 +160,7 @@ public final class Log: @unchecked Sendable {
 
     private var snapshot: Snapshot { stateLock.withLock { _snapshot } }
 
-    private func publish(_ s: Snapshot) { stateLock.withLock { _snapshot = s } }
+    func publish(_ s: Snapshot) { stateLock.withLock { _snapshot = s } }
 
     public var config: LogConfig { stateLock.withLock { _config } }
 
@@ -198,7 +198,8 @@ public final class Log: @unchecked Sendable {
         // Shallow validation (sizes, CRCs) before taking the lock, as 0.8.2 does.
         let info: MessageSetInfo
         do {
-            info = try MessageSetValidator.analyze(set, maxMessageBytes: cfg.maxMessageBytes)
+            info = try MessageSetValidator.analyze(set, maxMessageBytes: cfg.maxMessageBytes,
+                                                  requireKeys: cfg.compact && assignOffsets)
         } catch {
             throw .invalidMessageSet(error)
         }
@@ -213,7 +214,8 @@ public final class Log: @unchecked Sendable {
         do {
             if assignOffsets {
                 validated = try MessageSetValidator.assignOffsets(inPlace: &set, info: info, firstOffset: leo,
-                                                                  maxMessageBytes: cfg.maxMessageBytes)
+                                                                  maxMessageBytes: cfg.maxMessageBytes,
+                                                                  requireKeys: cfg.compact)
             } else {
                 validated = try MessageSetValidator.validateKeepingOffsets(set, maxMessageBytes: cfg.maxMessageBytes,
                                                                            nextOffset: leo)

@@ -222,6 +222,56 @@ public final class LogManager: @unchecked Sendable {
         return total
     }
 
+    // MARK: compaction
+
+    private let cleanerLock = Lock()
+    private var cleanerCheckpoints: [TopicPartition: Int64]? = nil
+
+    /// Cleaner progress per partition (`cleaner-offset-checkpoint`).
+    public var cleanerCheckpointOffsets: [TopicPartition: Int64] {
+        cleanerLock.withLock { cleanerCheckpoints ?? LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
+    }
+
+    /// One compaction pass: cleans the compacted log with the highest dirty ratio (at least its
+    /// `min.cleanable.dirty.ratio`), writes `cleaner-offset-checkpoint`. Returns nil when nothing was cleanable.
+    @discardableResult
+    public func runLogCleanerOnce() -> CleanerStats? {
+        cleanerLock.withLock { () -> CleanerStats? in
+            if cleanerCheckpoints == nil { cleanerCheckpoints = LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
+            var best: (log: Log, firstDirty: Int64, ratio: Double)? = nil
+            for log in allLogs where log.config.compact {
+                let firstDirty = max(cleanerCheckpoints![log.topicPartition] ?? 0, log.logStartOffset)
+                let r = LogCleaner.dirtyRatio(log, firstDirty: firstDirty)
+                if r.dirtyBytes > 0 && r.ratio >= log.config.minCleanableRatio && r.ratio > (best?.ratio ?? -1) {
+                    best = (log, firstDirty, r.ratio)
+                }
+            }
+            guard let best else { return nil }
+            do {
+                guard let stats = try LogCleaner.clean(log: best.log, firstDirty: best.firstDirty,
+                                                       maxKeys: settings.cleanerMaxKeysPerPass, logger: logger) else { return nil }
+                cleanerCheckpoints![best.log.topicPartition] = stats.endOffset
+                writeCleanerCheckpoints()
+                return stats
+            } catch {
+                logger.error("Error cleaning log \(best.log.topicPartition.directoryName): \(error)")
+                return nil
+            }
+        }
+    }
+
+    private func writeCleanerCheckpoints() {
+        guard let cps = cleanerCheckpoints else { return }
+        let placement: [TopicPartition: String] = lock.withLock { logDirOf }
+        for dir in logDirs {
+            var points: [TopicPartition: Int64] = [:]
+            for (tp, o) in cps where placement[tp] == dir { points[tp] = o }
+            do { try OffsetCheckpoint(path: dir + "/" + LogCleaner.checkpointFile).write(points) } catch {
+                logger.error("Failed to write cleaner checkpoint in \(dir): \(error)")
+            }
+        }
+    }
+
     /// Flushes and closes every log, writes checkpoints and the clean-shutdown marker, unlocks the dirs.
     public func shutdown() {
         let all: [Log] = lock.withLock {

@@ -203,7 +203,10 @@ final class LogSegment: @unchecked Sendable {
                 break
             }
             if pos - lastIndexEntry > indexIntervalBytes {
-                index.append(offset: o, position: pos)
+                // As 0.8.2: a compressed entry is indexed by its first inner offset.
+                let indexed = p.load(fromByteOffset: 17, as: UInt8.self) & 0x07 != 0
+                    ? (firstInnerOffset(UnsafeRawBufferPointer(start: p, count: 12 + s)) ?? o) : o
+                index.append(offset: indexed, position: pos)
                 lastIndexEntry = pos
             }
             prevOffset = o
@@ -259,4 +262,13 @@ final class LogSegment: @unchecked Sendable {
         FS.remove(logPath)
         index.deleteFile()
     }
+}
+
+/// First inner offset of a compressed wrapper entry (nil when it cannot be decompressed).
+func firstInnerOffset(_ entry: UnsafeRawBufferPointer) -> Int64? {
+    guard let ranges = try? MessageParsing.keyValueRangesPublic(entry, size: entry.count - 12), let v = ranges.value,
+          let codec = CompressionCodec(attributes: entry[17]), codec != .none,
+          let inner = try? Compression.decompress(UnsafeRawBufferPointer(rebasing: entry[v]), codec: codec),
+          inner.count >= 12 else { return nil }
+    return inner.withUnsafeBytes { loadBE64($0.baseAddress!, 0) }
 }

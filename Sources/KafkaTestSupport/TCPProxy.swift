@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +24,7 @@ public final class TCPProxy: Sendable {
         let listenFD: Int32
         let targetHost: String
         let targetPort: Int
-        let state = Mutex<(cut: Bool, stopped: Bool, fds: Set<Int32>)>((false, false, []))
+        let state = LockedState<(cut: Bool, stopped: Bool, fds: Set<Int32>)>((false, false, []))
 
         init(listenFD: Int32, targetHost: String, targetPort: Int) {
             self.listenFD = listenFD
@@ -61,7 +60,7 @@ public final class TCPProxy: Sendable {
                 s.fds.insert(client)
                 s.fds.insert(upstream)
             }
-            let remaining = Mutex(2)
+            let remaining = LockedState(2)
             let finish: @Sendable () -> Void = { [self] in
                 let last = remaining.withLock { n -> Bool in
                     n -= 1

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -20,7 +19,7 @@ import Darwin
 public final class ZooKeeperServer: Sendable {
     public let port: Int
     public let directory: String
-    private let process: Mutex<BackgroundProcess?>
+    private let process: LockedState<BackgroundProcess?>
 
     public var connectString: String { "127.0.0.1:\(port)" }
     /// ZooKeeper's own log (log4j).
@@ -33,7 +32,7 @@ public final class ZooKeeperServer: Sendable {
     private init(port: Int, directory: String, process: BackgroundProcess) {
         self.port = port
         self.directory = directory
-        self.process = Mutex(process)
+        self.process = LockedState(process)
     }
 
     deinit {

@@ -43,12 +43,14 @@ public enum MessageSetError: Error, Sendable, Equatable, CustomStringConvertible
     case offsetsNotIncreasing(position: Int, previous: Int64, offset: Int64)
     /// The whole set exceeds the segment size (code 18, MessageSetSizeTooLarge).
     case messageSetTooLarge(size: Int, segmentBytes: Int)
+    /// A message without a key sent to a compacted topic (code 2, InvalidMessage).
+    case missingKey(position: Int)
     /// Compressing the rebuilt set failed (code -1).
     case compressionFailed(codec: CompressionCodec)
 
     public var errorCode: ErrorCode {
         switch self {
-        case .messageTooSmall, .crcMismatch, .malformedMessage, .corruptCompressedData: return .invalidMessage
+        case .messageTooSmall, .crcMismatch, .malformedMessage, .corruptCompressedData, .missingKey: return .invalidMessage
         case .messageTooLarge, .decompressedTooLarge: return .messageSizeTooLarge
         case .unknownCodec, .unsupportedCodec, .offsetsNotIncreasing, .compressionFailed: return .unknown
         case .messageSetTooLarge: return .messageSetSizeTooLarge
@@ -67,6 +69,7 @@ public enum MessageSetError: Error, Sendable, Equatable, CustomStringConvertible
         case let .decompressedTooLarge(p, l): return "compressed message at byte \(p) decompresses to more than \(l) bytes"
         case let .offsetsNotIncreasing(p, prev, o): return "out of order offsets: \(o) at byte \(p) after \(prev)"
         case let .messageSetTooLarge(s, seg): return "message set of \(s) bytes is larger than the segment size \(seg)"
+        case let .missingKey(p): return "message at byte \(p) has no key: compacted topic cannot accept message without key"
         case let .compressionFailed(c): return "\(c) compression failed"
         }
     }
@@ -82,7 +85,7 @@ public enum MessageSetError: Error, Sendable, Equatable, CustomStringConvertible
 }
 
 /// Internal helpers shared by the validator, decoder and builder.
-enum MessageParsing {
+public enum MessageParsing {
     /// Byte range of the value inside a message that starts at `msg` (the crc field) and is `size` long.
     /// nil range = null value. Also returns the key range.
     @inline(__always)
@@ -115,5 +118,14 @@ enum MessageParsing {
             throw .malformedMessage(position: position, reason: "negative value length \(valueLen)")
         }
         return (key, value)
+    }
+}
+
+extension MessageParsing {
+    /// Key/value ranges of the entry at the start of `entry` (12-byte header included), for other modules.
+    public static func keyValueRangesPublic(_ entry: UnsafeRawBufferPointer, size: Int) throws(MessageSetError)
+        -> (key: Range<Int>?, value: Range<Int>?)
+    {
+        try keyValueRanges(entry, message: 12, size: size, position: 0)
     }
 }

@@ -35,7 +35,8 @@ public enum MessageSetValidator {
 
     /// Shallow walk: sizes, CRCs of top-level entries, codecs; stops quietly at an incomplete trailing entry.
     /// Allocation-free.
-    public static func analyze(_ p: UnsafeRawBufferPointer, maxMessageBytes: Int) throws(MessageSetError) -> MessageSetInfo {
+    /// With `requireKeys` (compacted topics) an uncompressed message without a key is rejected (InvalidMessage).
+    public static func analyze(_ p: UnsafeRawBufferPointer, maxMessageBytes: Int, requireKeys: Bool = false) throws(MessageSetError) -> MessageSetInfo {
         var pos = 0
         var count = 0
         var first: Int64 = -1
@@ -59,7 +60,9 @@ public enum MessageSetValidator {
             guard let c = CompressionCodec(attributes: attributes) else {
                 throw .unknownCodec(position: pos, attributes: attributes)
             }
-            if c != .none { codec = c }
+            if c != .none { codec = c } else if requireKeys && BE.i32(p, pos + 18) < 0 {
+                throw .missingKey(position: pos)
+            }
             if count == 0 { first = offset }
             if last >= offset && count > 0 { monotonic = false }
             last = offset
@@ -70,10 +73,10 @@ public enum MessageSetValidator {
                               lastOffset: count > 0 ? last : -1, offsetsMonotonic: monotonic, codec: codec)
     }
 
-    public static func analyze(_ set: [UInt8], maxMessageBytes: Int) throws(MessageSetError) -> MessageSetInfo {
+    public static func analyze(_ set: [UInt8], maxMessageBytes: Int, requireKeys: Bool = false) throws(MessageSetError) -> MessageSetInfo {
         do {
             return try withBytes(set) { (p) throws(MessageSetError) -> MessageSetInfo in
-                try analyze(p, maxMessageBytes: maxMessageBytes)
+                try analyze(p, maxMessageBytes: maxMessageBytes, requireKeys: requireKeys)
             }
         }
     }
@@ -82,30 +85,33 @@ public enum MessageSetValidator {
     /// Uncompressed sets get their offset fields overwritten in place (no per-message allocation);
     /// sets with any compressed entry are deeply decompressed and rebuilt as ONE wrapper with the last codec seen.
     public static func validateAndAssignOffsets(_ set: [UInt8], firstOffset: Int64, maxMessageBytes: Int,
-                                                maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes)
+                                                maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
+                                                requireKeys: Bool = false)
         throws(MessageSetError) -> ValidatedMessageSet
     {
         var copy = set
         return try validateAndAssignOffsets(inPlace: &copy, firstOffset: firstOffset, maxMessageBytes: maxMessageBytes,
-                                            maxDecompressedBytes: maxDecompressedBytes)
+                                            maxDecompressedBytes: maxDecompressedBytes, requireKeys: requireKeys)
     }
 
     /// As `validateAndAssignOffsets(_:...)`, reusing the caller's buffer (no copy when it is uniquely referenced).
     /// On return `set` holds the rewritten bytes when uncompressed; on error its offsets may be partly rewritten.
     public static func validateAndAssignOffsets(inPlace set: inout [UInt8], firstOffset: Int64, maxMessageBytes: Int,
-                                                maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes)
+                                                maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
+                                                requireKeys: Bool = false)
         throws(MessageSetError) -> ValidatedMessageSet
     {
-        let info = try analyze(set, maxMessageBytes: maxMessageBytes)
+        let info = try analyze(set, maxMessageBytes: maxMessageBytes, requireKeys: requireKeys)
         return try assignOffsets(inPlace: &set, info: info, firstOffset: firstOffset, maxMessageBytes: maxMessageBytes,
-                                 maxDecompressedBytes: maxDecompressedBytes)
+                                 maxDecompressedBytes: maxDecompressedBytes, requireKeys: requireKeys)
     }
 
     /// Second half of the leader append, for a set already checked by `analyze` (which gave `info`):
     /// rewrites offsets in place (uncompressed) or rebuilds one compressed wrapper.
     public static func assignOffsets(inPlace set: inout [UInt8], info: MessageSetInfo, firstOffset: Int64,
                                      maxMessageBytes: Int,
-                                     maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes)
+                                     maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
+                                     requireKeys: Bool = false)
         throws(MessageSetError) -> ValidatedMessageSet
     {
         if info.codec == .none {
@@ -133,7 +139,8 @@ public enum MessageSetValidator {
             try withBytes(set) { (p) throws(MessageSetError) in
                 let top = UnsafeRawBufferPointer(rebasing: p[0..<info.validBytes])
                 var budget = maxDecompressedBytes
-                try flatten(top, into: &inner, next: &next, depth: 0, budget: &budget, wrapperPosition: nil)
+                try flatten(top, into: &inner, next: &next, depth: 0, budget: &budget, wrapperPosition: nil,
+                            requireKeys: requireKeys)
             }
         }
         let count = Int(next - firstOffset)
@@ -183,7 +190,7 @@ public enum MessageSetValidator {
     /// (decompressing wrappers recursively) to `inner` with consecutive offsets. Inner CRCs are not checked,
     /// an incomplete trailing inner entry is dropped, an inner size < 14 is an error.
     private static func flatten(_ p: UnsafeRawBufferPointer, into inner: inout [UInt8], next: inout Int64,
-                                depth: Int, budget: inout Int, wrapperPosition: Int?) throws(MessageSetError)
+                                depth: Int, budget: inout Int, wrapperPosition: Int?, requireKeys: Bool) throws(MessageSetError)
     {
         var pos = 0
         let n = p.count
@@ -198,6 +205,7 @@ public enum MessageSetValidator {
                 throw .unknownCodec(position: where_, attributes: attributes)
             }
             if codec == .none {
+                if requireKeys && BE.i32(p, pos + 18) < 0 { throw .missingKey(position: where_) }
                 let start = inner.count
                 inner.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[pos..<(pos + entry)]))
                 inner.withUnsafeMutableBytes { BE.put64($0, start, next) }
@@ -218,7 +226,7 @@ public enum MessageSetValidator {
                 budget -= decompressed.count
                 try withBytes(decompressed) { (d) throws(MessageSetError) in
                     try flatten(d, into: &inner, next: &next, depth: depth + 1, budget: &budget,
-                                wrapperPosition: where_)
+                                wrapperPosition: where_, requireKeys: requireKeys)
                 }
             }
             pos += entry

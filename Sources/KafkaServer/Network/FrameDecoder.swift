@@ -57,7 +57,8 @@ public struct ConnectionInfo: Sendable {
 
 /// Handles one connection: requests are processed one at a time and answered strictly in
 /// order (pykafka matches responses by order; correlation ids may all be 0).
-final class KafkaConnectionHandler: ChannelInboundHandler {
+// Touched only on its channel's event loop.
+final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = IOData
 
