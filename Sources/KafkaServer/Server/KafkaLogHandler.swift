@@ -19,14 +19,14 @@ public struct KafkaLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        write(level: event.level, message: event.message)
+        emit(level: event.level, message: event.message)
     }
 
     public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        write(level: level, message: message)
+        emit(level: level, message: message)
     }
 
-    private func write(level: Logger.Level, message: Logger.Message) {
+    private func emit(level: Logger.Level, message: Logger.Message) {
         var tv = timeval()
         gettimeofday(&tv, nil)
         var t = time_t(tv.tv_sec)

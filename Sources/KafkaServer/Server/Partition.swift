@@ -44,7 +44,7 @@ public final class Partition: @unchecked Sendable {
             _replicas = s.replicas
             if s.leader == localBrokerId {
                 followerEnd = followerEnd.filter { s.replicas.contains($0.key) }
-                advanceHighWatermarkLocked()
+                _ = advanceHighWatermarkLocked()
             }
             return true
         }
