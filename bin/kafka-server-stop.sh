@@ -2,7 +2,8 @@
 # Stops brokers started on this machine: sends SIGTERM (a clean shutdown:
 # deregister from ZooKeeper, flush, close) and waits for them to exit.
 #
-#   bin/kafka-server-stop.sh                     every broker (pid files in run/, else any kafka-server process)
+#   bin/kafka-server-stop.sh                     every broker (pid files in run/, else any kafka-server process
+#                                                running this project's .build/release/kafka-server)
 #   bin/kafka-server-stop.sh server.properties   only the broker with that file's broker.id
 #
 # KAFKA_STOP_TIMEOUT (seconds, default 60) bounds the wait.
@@ -33,9 +34,14 @@ for f in "${candidates[@]}"; do
 done
 
 if [ ${#pids[@]} -eq 0 ] && [ $# -eq 0 ]; then
-    # No live pid file: fall back to the process name, as Kafka's script does.
+    # No live pid file: fall back to the process name, as Kafka's script does, but only for
+    # brokers running this project's binary (not another checkout's).
     while read -r pid; do
-        [ -n "$pid" ] && pids+=("$pid")
+        [ -n "$pid" ] || continue
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+        case "$exe" in
+            "$RELEASE_DIR/kafka-server"|"$RELEASE_DIR/kafka-server (deleted)") pids+=("$pid") ;;
+        esac
     done < <(pgrep -x kafka-server 2>/dev/null || true)
 fi
 

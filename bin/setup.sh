@@ -159,7 +159,11 @@ if kafka_port_open 127.0.0.1 "$ZK_PORT"; then
     echo "   already answering on localhost:$ZK_PORT"
 else
     bin/zookeeper-server-start.sh -daemon "$ZK_CONFIG"
-    kafka_wait_port 127.0.0.1 "$ZK_PORT" 60 || kafka_die "ZooKeeper did not answer on localhost:$ZK_PORT within 60 s (see $LOG_DIR)"
+    if ! kafka_wait_port 127.0.0.1 "$ZK_PORT" 60; then
+        echo "ZooKeeper did not answer on localhost:$ZK_PORT within 60 s; last lines of its log:" >&2
+        tail -n 30 "$LOG_DIR/zookeeper.out" >&2 || true
+        exit 1
+    fi
     echo "   answering on localhost:$ZK_PORT"
 fi
 
@@ -177,11 +181,10 @@ else
     echo "   answering on localhost:$BROKER_PORT"
 fi
 
-zk_logs=$(ls -1 "$LOG_DIR"/zookeeper* 2>/dev/null | head -n 3 | tr '\n' ' ')
 cat <<EOF
 
 Ready.
-  ZooKeeper  localhost:$ZK_PORT    data: ${ZK_DATA:-?}   log: ${zk_logs:-$LOG_DIR/}
+  ZooKeeper  localhost:$ZK_PORT    data: ${ZK_DATA:-?}   log: $LOG_DIR/zookeeper.out
   Broker $BROKER_ID   localhost:$BROKER_PORT    data: $BROKER_DATA   log: $LOG_DIR/kafka-server-$BROKER_ID.log
   (relative paths are under $KAFKA_HOME)
 
