@@ -19,7 +19,9 @@ import Darwin
 public final class ZooKeeperServer: Sendable {
     public let port: Int
     public let directory: String
-    private let process: LockedState<BackgroundProcess?>
+    private let java: String
+    /// The running JVM (nil while stopped); `removed` once `stop()` has deleted the directory.
+    private let state: LockedState<(process: BackgroundProcess?, removed: Bool)>
 
     public var connectString: String { "127.0.0.1:\(port)" }
     /// ZooKeeper's own log (log4j).
@@ -29,10 +31,11 @@ public final class ZooKeeperServer: Sendable {
     static let jarDir = "/usr/share/java"
     static let jars = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"]
 
-    private init(port: Int, directory: String, process: BackgroundProcess) {
+    private init(port: Int, directory: String, java: String) {
         self.port = port
         self.directory = directory
-        self.process = LockedState(process)
+        self.java = java
+        self.state = LockedState((nil, false))
     }
 
     deinit {
@@ -63,6 +66,7 @@ public final class ZooKeeperServer: Sendable {
     private static func startOnce(java: String) async throws -> ZooKeeperServer {
         let port = try FreePort.allocate()
         let dir = try Spawner.makeTempDirectory(prefix: "kafka-swift-zk-")
+        let server = ZooKeeperServer(port: port, directory: dir, java: java)
         do {
             try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
             let config = """
@@ -85,74 +89,91 @@ public final class ZooKeeperServer: Sendable {
                 log4j.rootLogger=INFO, FILE
                 log4j.appender.FILE=org.apache.log4j.FileAppender
                 log4j.appender.FILE.File=\(dir)/zookeeper.log
+                log4j.appender.FILE.Append=true
                 log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
                 log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
 
                 """
             try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
+            try await server.launchAndWait()
         } catch {
-            try? FileManager.default.removeItem(atPath: dir)
+            server.stop()
             throw error
         }
-        let classpath = jars.map { "\(jarDir)/\($0)" }.joined(separator: ":")
+        return server
+    }
+
+    /// Starts the JVM on the existing directory and port, and waits until it serves requests.
+    private func launchAndWait() async throws {
+        let classpath = Self.jars.map { "\(Self.jarDir)/\($0)" }.joined(separator: ":")
         let arguments = [
             "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
             "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
-            "-Dlog4j.configuration=file:\(dir)/log4j.properties",
+            "-Dlog4j.configuration=file:\(directory)/log4j.properties",
             "-Dzookeeper.jmx.log4j.disable=true",
             "-Dzookeeper.preAllocSize=1024",
             "-cp", classpath,
-            "org.apache.zookeeper.server.ZooKeeperServerMain", dir + "/zoo.cfg",
+            "org.apache.zookeeper.server.ZooKeeperServerMain", directory + "/zoo.cfg",
         ]
-        let process: BackgroundProcess
-        do {
-            process = try BackgroundProcess.launch(java, arguments, environment: nil, currentDirectory: dir,
-                                                   outputFile: dir + "/zookeeper.out")
-        } catch {
-            try? FileManager.default.removeItem(atPath: dir)
-            throw error
-        }
-        let server = ZooKeeperServer(port: port, directory: dir, process: process)
+        let process = try BackgroundProcess.launch(java, arguments, environment: nil, currentDirectory: directory,
+                                                   outputFile: directory + "/zookeeper.out")
+        state.withLock { $0.process = process }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let code = process.exitStatus {
                 let out = process.output()
-                let log = Spawner.readFile(dir + "/zookeeper.log").split(separator: "\n").suffix(20).joined(separator: "\n")
-                server.stop()
+                let log = Spawner.readFile(logFile).split(separator: "\n").suffix(20).joined(separator: "\n")
                 throw TestSupportError("ZooKeeper exited with code \(code) while starting on port \(port)\n\(out)\n\(log)")
             }
             // `ruok` answers before the server serves requests; `srvr` reports a Mode only once it does.
             if TestNetwork.fourLetterWord("srvr", port: port, timeout: 1)?.contains("Mode:") == true {
-                return server
+                return
             }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        server.stop()
         throw TestSupportError("ZooKeeper did not answer on port \(port) within 30 s")
     }
 
-    /// The server's pid (nil after `stop()`).
+    /// The server's pid (nil while stopped).
     public var pid: Int32? {
-        process.withLock { $0?.pid }
+        state.withLock { $0.process?.pid }
     }
 
-    /// Freezes the server (SIGSTOP): clients see no answers; sessions expire after `resume()` if the pause
-    /// was longer than their timeout.
+    /// Freezes the server (SIGSTOP): clients get no answers until `resume()`.
     public func pause() {
-        process.withLock { $0?.suspend() }
+        state.withLock { $0.process?.suspend() }
     }
 
     /// SIGCONT after `pause()`.
     public func resume() {
-        process.withLock { $0?.resume() }
+        state.withLock { $0.process?.resume() }
+    }
+
+    /// Stops the JVM and starts it again on the same port and data (sessions survive a quick restart,
+    /// as with a real ZooKeeper). Throws after `stop()`.
+    public func restart() async throws {
+        let removed = state.withLock { $0.removed }
+        if removed { throw TestSupportError("ZooKeeper on port \(port) was stopped and removed") }
+        stopProcess()
+        try await launchAndWait()
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. Safe to call twice.
     public func stop() {
-        let running = process.withLock { p -> BackgroundProcess? in
-            let current = p
-            p = nil
-            return current
+        stopProcess()
+        let first = state.withLock { s -> Bool in
+            defer { s.removed = true }
+            return !s.removed
+        }
+        if first && ProcessInfo.processInfo.environment["KAFKA_TEST_KEEP_TMP"] != "1" {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    private func stopProcess() {
+        let running = state.withLock { s -> BackgroundProcess? in
+            defer { s.process = nil }
+            return s.process
         }
         guard let running else { return }
         running.resume()   // a stopped JVM cannot act on SIGTERM
@@ -160,9 +181,6 @@ public final class ZooKeeperServer: Sendable {
         if running.waitForExit(timeout: 5) == nil {
             running.kill()
             _ = running.waitForExit(timeout: 10)
-        }
-        if ProcessInfo.processInfo.environment["KAFKA_TEST_KEEP_TMP"] != "1" {
-            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 }

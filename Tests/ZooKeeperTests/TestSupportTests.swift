@@ -1,6 +1,7 @@
 import Foundation
 import KafkaTestSupport
 import XCTest
+import ZooKeeper
 
 final class TestSupportTests: XCTestCase {
     func testProcessRunner() throws {
@@ -67,4 +68,40 @@ final class TestSupportTests: XCTestCase {
         XCTAssertFalse(TestNetwork.isOpen(server.port))
         XCTAssertFalse(FileManager.default.fileExists(atPath: server.directory))
     }
+}
+
+final class ZooKeeperServerRestartTests: XCTestCase {
+    /// A server restart (same port and data) keeps data and sessions: the client sees
+    /// disconnected/connected but no expiry, and its ephemeral node survives.
+    func testRestartKeepsDataAndSession() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.stop() }
+        let zk = try await ZooKeeperClient.connect(server.connectString, sessionTimeoutMs: 10_000)
+        let recorder = EventRecorder(zk.events())
+        try await zk.create("/persistent", data: Array("p".utf8))
+        try await zk.create("/ephemeral", data: nil, mode: .ephemeral)
+        let session = zk.sessionId
+        let oldPid = server.pid
+
+        try await server.restart()
+        XCTAssertNotEqual(server.pid, oldPid)
+        let back = await recorder.waitUntil(timeout: 15) { $0.contains(.session(.disconnected)) && $0.last == .session(.connected) }
+        XCTAssertTrue(back, "events: \(recorder.events)")
+        XCTAssertEqual(zk.sessionId, session)
+        let data = try await zk.get("/persistent").data
+        XCTAssertEqual(data, Array("p".utf8))
+        let eph = try await zk.exists("/ephemeral")
+        XCTAssertEqual(eph?.ephemeralOwner, session)
+        XCTAssertFalse(recorder.events.contains(.session(.expired)))
+        await zk.close()
+        server.stop()
+        try await XCTAssertThrowsErrorAsync { try await server.restart() }
+    }
+}
+
+func XCTAssertThrowsErrorAsync(_ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line) async throws {
+    do {
+        try await body()
+        XCTFail("expected an error", file: file, line: line)
+    } catch {}
 }
