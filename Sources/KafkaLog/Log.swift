@@ -99,8 +99,10 @@ public final class Log: @unchecked Sendable {
                 }
             }
         }
-        // 2. segments.
+        // 2. segments. Indexes that are missing or fail the sanity check are rebuilt, unless the segment is
+        //    about to be recovered anyway (unclean shutdown, at or past the recovery point).
         var segments: [LogSegment] = []
+        var rebuild: [(LogSegment, Bool)] = []   // (segment, index was missing)
         for f in try FS.listDirectory(directory).sorted() {
             let path = directory + "/" + f
             if f.hasSuffix(".index") {
@@ -114,14 +116,9 @@ public final class Log: @unchecked Sendable {
                 let hadIndex = LogSegment.indexExists(directory: directory, baseOffset: base)
                 let seg = try newSegment(directory, base, config)
                 if !hadIndex {
-                    logger.error("Could not find index file corresponding to log file \(seg.logPath), rebuilding index...")
-                    let r = try seg.recover(maxMessageBytes: config.maxMessageBytes)
-                    if r.truncatedBytes > 0 {
-                        logger.warning("Truncated \(r.truncatedBytes) bytes at byte \(r.validBytes) of \(seg.logPath): \(r.reason ?? "invalid data")")
-                    }
+                    rebuild.append((seg, true))
                 } else if !seg.index.sanityCheck(logSize: seg.size) {
-                    logger.warning("Corrupt index found for \(seg.logPath) (index file \(seg.index.path)), rebuilding index...")
-                    _ = try seg.recover(maxMessageBytes: config.maxMessageBytes)
+                    rebuild.append((seg, false))
                 }
                 segments.append(seg)
             }
@@ -130,6 +127,19 @@ public final class Log: @unchecked Sendable {
         if segments.isEmpty {
             segments.append(try newSegment(directory, 0, config))
             return segments
+        }
+        let recoverFrom = cleanShutdown ? Int64.max
+            : segments[segments.lastIndex(where: { $0.baseOffset <= recoveryPoint }) ?? 0].baseOffset
+        for (seg, missing) in rebuild where seg.baseOffset < recoverFrom {
+            if missing {
+                logger.error("Could not find index file corresponding to log file \(seg.logPath), rebuilding index...")
+            } else {
+                logger.warning("Corrupt index found for \(seg.logPath) (index file \(seg.index.path)), rebuilding index...")
+            }
+            let r = try seg.recover(maxMessageBytes: config.maxMessageBytes)
+            if r.truncatedBytes > 0 {
+                logger.warning("Truncated \(r.truncatedBytes) bytes at byte \(r.validBytes) of \(seg.logPath): \(r.reason ?? "invalid data")")
+            }
         }
         // 3. recovery after an unclean shutdown.
         if !cleanShutdown {

@@ -102,6 +102,7 @@ public final class KafkaBroker: @unchecked Sendable {
             let interval = UInt64(self?.config.replicaHighWatermarkCheckpointIntervalMs ?? 5000) * 1_000_000
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: interval)
+                if Task.isCancelled { return }   // shutdown writes the final checkpoint itself
                 self?.replicaManager.checkpointHighWatermarks()
             }
         })
@@ -149,8 +150,10 @@ public final class KafkaBroker: @unchecked Sendable {
         }
         guard first else { return }
         logger.info("[Kafka Server \(config.brokerId)], shutting down")
-        if let zk, config.controlledShutdownEnable {
-            try? await zk.zk.delete(ZkPaths.broker(config.brokerId))
+        // Deregister first so clients stop routing here, but only a node of our own session:
+        // a broker that failed to start must never remove the live broker's registration.
+        if let zk, let stat = try? await zk.zk.exists(ZkPaths.broker(config.brokerId)), stat.ephemeralOwner == zk.zk.sessionId {
+            try? await zk.zk.delete(ZkPaths.broker(config.brokerId), version: stat.version)
         }
         socketServer?.shutdown()
         for t in tasks { t.cancel() }
