@@ -385,11 +385,10 @@ public final class Log: @unchecked Sendable {
         let rp = recoveryPoint
         if offset <= rp { return }
         let segs = snapshot.segments
-        for s in segs where s.baseOffset < offset {
-            let idx = segs.firstIndex { $0 === s }!
-            let end = idx + 1 < segs.count ? segs[idx + 1].baseOffset : Int64.max
-            if end <= rp { continue }
-            do { try s.flush() } catch { logger.error("\(error)") }
+        var i = Log.floorIndex(segs, rp)
+        while i < segs.count && segs[i].baseOffset < offset {
+            do { try segs[i].flush() } catch { logger.error("\(error)") }
+            i += 1
         }
         stateLock.withLock {
             if offset > _recoveryPoint { _recoveryPoint = offset }

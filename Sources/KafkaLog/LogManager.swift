@@ -156,6 +156,7 @@ public final class LogManager: @unchecked Sendable {
             return l
         }
         removed?.delete()
+        cleanerLock.withLock { _ = cleanerCheckpoints?.removeValue(forKey: tp) }
         if removed != nil { logger.info("Deleted log for partition \(tp)") }
     }
 

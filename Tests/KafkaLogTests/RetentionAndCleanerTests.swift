@@ -69,6 +69,36 @@ final class RetentionTests: LogTestCase {
         m.shutdown()
     }
 
+    func testBackgroundTasks() throws {
+        var settings = LogManagerSettings()
+        settings.flushCheckIntervalMs = 50
+        settings.recoveryPointCheckpointIntervalMs = 50
+        settings.retentionCheckIntervalMs = 50
+        settings.cleanerEnabled = true
+        settings.cleanerBackoffMs = 50
+        let m = try LogManager(logDirs: [tmp + "/d"], defaultConfig: config { $0.segmentBytes = 300; $0.fileDeleteDelayMs = 0; $0.flushMs = 10 },
+                               topicOverrides: { $0 == "c" ? ["cleanup.policy": "compact"] : ["retention.bytes": "600"] },
+                               logger: logger, settings: settings)
+        let r = try m.getOrCreateLog(TopicPartition("r", 0))
+        let c = try m.getOrCreateLog(TopicPartition("c", 0))
+        for i in 0..<60 {
+            _ = try r.append(set(["value-\(i)-xxxxxxxxxx"]))
+            _ = try c.append(set(["value-\(i)-xxxxxxxxxx"], keys: ["k\(i % 3)"]))
+        }
+        m.startBackgroundTasks()
+        let deadline = Date().addingTimeInterval(10)
+        func done() -> Bool {
+            r.logStartOffset > 0 && r.recoveryPoint == 60 && c.size < 1500 &&
+                ((try? OffsetCheckpoint(path: tmp + "/d/recovery-point-offset-checkpoint").read()[TopicPartition("r", 0)]) ?? nil) == 60
+        }
+        while !done() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertGreaterThan(r.logStartOffset, 0)
+        XCTAssertEqual(r.recoveryPoint, 60)
+        XCTAssertLessThan(c.size, 1500)
+        XCTAssertTrue(done())
+        m.shutdown()
+    }
+
     func testFlushPolicy() throws {
         let cfg = config { $0.flushIntervalMessages = 5 }
         let log = try Log(directory: tmp + "/r-0", topicPartition: tp, config: cfg, logger: logger)
