@@ -34,7 +34,8 @@ def client(args):
 
 
 def produce(args):
-    topic = client(args).topics[args.topic]
+    kafka = client(args)   # keep a reference: topics only hold a weak reference to the cluster
+    topic = kafka.topics[args.topic]
     n = 0
     with topic.get_sync_producer(required_acks=1, ack_timeout_ms=10000) as producer:
         for line in sys.stdin.read().splitlines():
@@ -49,7 +50,8 @@ def produce(args):
 
 
 def consume(args):
-    topic = client(args).topics[args.topic]
+    kafka = client(args)
+    topic = kafka.topics[args.topic]
     consumer = topic.get_simple_consumer(
         auto_offset_reset=OffsetType.EARLIEST,
         reset_offset_on_start=True,

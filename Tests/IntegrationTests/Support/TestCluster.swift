@@ -67,6 +67,16 @@ extension ProcessResult {
     }
 }
 
+/// True while `pid` exists and is not a zombie (a daemon's exit is reaped by whoever adopted it,
+/// possibly later than it exits).
+func processIsAlive(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
+}
+
 /// Polls `condition` every 100 ms until it returns a value or `timeout` seconds pass.
 func poll<T>(timeout: Double, interval: Double = 0.1, _ what: String,
              _ condition: () throws -> T?) throws -> T {
