@@ -195,7 +195,8 @@ public final class Log: @unchecked Sendable {
     /// Offsets written but not yet flushed (`logEndOffset − recoveryPoint`).
     public var unflushedMessages: Int64 { logEndOffset - recoveryPoint }
 
-    var segments: [LogSegment] { snapshot.segments }
+    /// The current segments, oldest first (read-only inspection: tools and tests).
+    public var segments: [LogSegment] { snapshot.segments }
 
     // MARK: append
 

@@ -20,10 +20,10 @@ struct RecoveryResult {
 
 /// One `.log` file + its `.index`. Appends are serialised by the owning `Log`; reads are lock-free
 /// (`size` is an atomic committed size; the data file is opened O_RDWR and read with pread).
-final class LogSegment: @unchecked Sendable {
-    let baseOffset: Int64
+public final class LogSegment: @unchecked Sendable {
+    public let baseOffset: Int64
     private(set) var logPath: String
-    let index: OffsetIndex
+    public let index: OffsetIndex
     let fd: Int32
     private let committed: Atomic<Int>
     private let indexIntervalBytes: Int
@@ -33,7 +33,7 @@ final class LogSegment: @unchecked Sendable {
     var created: Int64
     let rollJitterMs: Int64
 
-    var size: Int { committed.load(ordering: .acquiring) }
+    public var size: Int { committed.load(ordering: .acquiring) }
 
     init(directory: String, baseOffset: Int64, indexIntervalBytes: Int, maxIndexSize: Int, rollJitterMs: Int64,
          suffix: String = "") throws(LogError) {

@@ -5,7 +5,7 @@ import Glibc
 /// The sparse `.index` of a segment: 8-byte big-endian entries (offset − base, byte position),
 /// memory-mapped like 0.8.2's `OffsetIndex`. Preallocated to `maxIndexSize` while active, trimmed on roll/close.
 /// Internally locked; lookups are O(log n).
-final class OffsetIndex: @unchecked Sendable {
+public final class OffsetIndex: @unchecked Sendable {
     private(set) var path: String
     let baseOffset: Int64
     private let lock = Lock()
@@ -50,12 +50,12 @@ final class OffsetIndex: @unchecked Sendable {
     @inline(__always) private func relOffset(_ i: Int) -> Int64 { Int64(loadBE32(map!, i * 8)) }
     @inline(__always) private func position(_ i: Int) -> Int { Int(UInt32(bitPattern: loadBE32(map!, i * 8 + 4))) }
 
-    var entryCount: Int { lock.withLock { entries } }
+    public var entryCount: Int { lock.withLock { entries } }
     var isFull: Bool { lock.withLock { entries >= maxEntries } }
     var sizeInBytes: Int { lock.withLock { entries * 8 } }
     var lastOffset: Int64 { lock.withLock { entries == 0 ? baseOffset : baseOffset + relOffset(entries - 1) } }
 
-    func entry(_ i: Int) -> (offset: Int64, position: Int) {
+    public func entry(_ i: Int) -> (offset: Int64, position: Int) {
         lock.withLock { (baseOffset + relOffset(i), position(i)) }
     }
 
@@ -72,7 +72,7 @@ final class OffsetIndex: @unchecked Sendable {
     }
 
     /// Greatest entry whose offset ≤ target, or (base offset, 0).
-    func lookup(_ target: Int64) -> (offset: Int64, position: Int) {
+    public func lookup(_ target: Int64) -> (offset: Int64, position: Int) {
         lock.withLock {
             let s = slot(for: target)
             return s < 0 ? (baseOffset, 0) : (baseOffset + relOffset(s), position(s))
@@ -131,7 +131,7 @@ final class OffsetIndex: @unchecked Sendable {
 
     /// 0.8.2's sanity check, strengthened: entries strictly increasing from ≥ base, positions non-decreasing
     /// and within `logSize`.
-    func sanityCheck(logSize: Int) -> Bool {
+    public func sanityCheck(logSize: Int) -> Bool {
         lock.withLock {
             var prevRel: Int64 = -1
             var prevPos = -1

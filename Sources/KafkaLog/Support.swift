@@ -28,10 +28,10 @@ final class Lock: @unchecked Sendable {
 }
 
 /// Small POSIX file helpers. All failures are `LogError.io` naming the path and errno text.
-enum FS {
+public enum FS {
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
-    static func nowMs() -> Int64 {
+    public static func nowMs() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
@@ -44,7 +44,7 @@ enum FS {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    static func fileSize(_ path: String) -> Int64? {
+    public static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil
     }
@@ -61,7 +61,7 @@ enum FS {
         return Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
     }
 
-    static func setMtime(path: String, ms: Int64) {
+    public static func setMtime(path: String, ms: Int64) {
         var times = [timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms % 1000) * 1_000_000)),
                      timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms % 1000) * 1_000_000))]
         _ = utimensat(AT_FDCWD, path, &times, 0)

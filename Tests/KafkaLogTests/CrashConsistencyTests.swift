@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import KafkaLog
+import KafkaLog
 import KafkaProtocol
 
 /// Crash-like restarts without killing the test process: while a writer appends, the segment files are copied

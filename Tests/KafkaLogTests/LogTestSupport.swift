@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import XCTest
-@testable import KafkaLog
+import KafkaLog
 import KafkaProtocol
 
 /// A fresh temporary directory per test, removed afterwards.

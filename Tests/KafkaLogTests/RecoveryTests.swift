@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import KafkaLog
+import KafkaLog
 import KafkaProtocol
 
 final class RecoveryTests: LogTestCase {

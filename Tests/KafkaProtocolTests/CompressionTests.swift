@@ -1,5 +1,5 @@
 import XCTest
-@testable import KafkaProtocol
+import KafkaProtocol
 import CCompression
 
 final class CompressionTests: XCTestCase {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import KafkaProtocol
+import KafkaProtocol
 
 final class MessageSetTests: XCTestCase {
     private func b(_ s: String) -> [UInt8] { Fixtures.bytes(s) }
