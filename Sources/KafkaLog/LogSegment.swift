@@ -112,7 +112,7 @@ public final class LogSegment: @unchecked Sendable {
     }
 
     /// The first entry at or after `startingPosition` whose offset ≥ `offset` (0.8.2 `translateOffset`).
-    func translateOffset(_ offset: Int64, startingPosition: Int = 0, sizeLimit: Int? = nil) -> (offset: Int64, position: Int)? {
+    public func translateOffset(_ offset: Int64, startingPosition: Int = 0, sizeLimit: Int? = nil) -> (offset: Int64, position: Int)? {
         let limit = sizeLimit ?? size
         let mapping = index.lookup(offset)
         var pos = max(mapping.position, startingPosition)
