@@ -9,6 +9,8 @@ public enum KafkaToolsMain {
         "console-consumer": ConsoleConsumerCommand.self,
         "producer-perf-test": ProducerPerfCommand.self,
         "consumer-perf-test": ConsumerPerfCommand.self,
+        "dump-log": DumpLogCommand.self,
+        "log-perf-test": LogPerfCommand.self,
     ]
 
     public static func main() async -> Never {

@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import KafkaLog
+import KafkaProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kafka-tools log-perf-test`: throughput of the log alone (no network, no broker). Appends fixed-size
+/// messages in batches straight to a `KafkaLog.Log`, reads them back, optionally prefills the log to
+/// compare the append rate of an empty log with that of a log holding many GB, and times the recovery of
+/// an unclean segment.
+public struct LogPerfCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "log-perf-test",
+        abstract: "Measure append, read and recovery throughput of the on-disk log (no broker involved).",
+        discussion: """
+        Writes into <dir>/log-perf-0 (and <dir>/log-recovery-0 for --recovery-gb); <dir> must not hold
+        them already. The files are removed at the end unless --keep is given.
+        Each append measurement starts after an fsync of the log, so dirty pages of earlier phases do not
+        slow it down. Rates: msgs/s, payload MB/s (message-size × messages) and log MB/s (bytes written to
+        the segment files, 26 bytes of framing per message more). MB = 2^20 bytes.
+        Examples:
+          kafka-tools log-perf-test --dir /tmp/perf --messages 5000000
+          kafka-tools log-perf-test --dir /tmp/perf --messages 5000000 --prefill-gb 10 --recovery-gb 1
+        """)
+
+    @Option(name: .customLong("dir"), help: "REQUIRED: directory for the test logs.") var dir: String?
+    @Option(name: .customLong("messages"), help: "Messages appended per measured run.") var messages = 5_000_000
+    @Option(name: .customLong("message-size"), help: "Payload bytes per message.") var messageSize = 100
+    @Option(name: .customLong("batch-size"), help: "Messages per appended message set.") var batchSize = 200
+    @Option(name: .customLong("runs"), help: "Measured runs per phase (the median is reported).") var runs = 3
+    @Option(name: .customLong("segment-bytes"), help: "segment.bytes of the test log.") var segmentBytes = 1 << 30
+    @Option(name: .customLong("prefill-gb"), help: "After the runs on the empty log, append until the log holds this many GB (2^30 bytes), then measure again.") var prefillGB: Double = 0
+    @Option(name: .customLong("recovery-gb"), help: "Size of the unclean segment whose recovery is timed (0: skip).") var recoveryGB: Double = 0
+    @Flag(name: .customLong("no-read"), help: "Skip the read measurement.") var noRead = false
+    @Flag(name: .customLong("keep"), help: "Keep the test logs.") var keep = false
+
+    public init() {}
+
+    static let mb = 1048576.0
+    static let gb = 1073741824.0
+
+    public func run() async throws {
+        guard let dir else { throw ValidationError("Missing required argument \"[dir]\"") }
+        guard messages > 0, messageSize >= 0, batchSize > 0, runs > 0 else {
+            throw ValidationError("--messages, --batch-size and --runs must be positive, --message-size not negative")
+        }
+        guard segmentBytes >= 1024, segmentBytes <= Int(Int32.max) else { throw ValidationError("--segment-bytes must be between 1024 and 2147483647") }
+        let perfDir = dir + "/log-perf-0"
+        let recoveryDir = dir + "/log-recovery-0"
+        for d in [perfDir, recoveryDir] where FileManager.default.fileExists(atPath: d) {
+            throw ToolError("\(d) already exists: remove it or choose another --dir")
+        }
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw ToolError("cannot create --dir \(dir): \(error.localizedDescription)")
+        }
+        defer {
+            if !keep {
+                try? FileManager.default.removeItem(atPath: perfDir)
+                try? FileManager.default.removeItem(atPath: recoveryDir)
+            }
+        }
+        let batch = Self.batch(count: batchSize, messageSize: messageSize)
+        let perMessageOnDisk = Double(batch.count) / Double(batchSize)
+        print("log-perf-test: \(batchSize)-message batches of \(messageSize)-byte messages (\(batch.count) bytes per set, \(Int(perMessageOnDisk)) bytes per message on disk); segment.bytes \(segmentBytes); \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("directory: \(dir)")
+
+        var cfg = LogConfig()
+        cfg.segmentBytes = segmentBytes
+        cfg.maxMessageBytes = max(cfg.maxMessageBytes, batch.count + 64)
+        let log = try Log(directory: perfDir, topicPartition: TopicPartition("log-perf", 0), config: cfg)
+        let batchesPerRun = (messages + batchSize - 1) / batchSize
+
+        // 1. Appends on an empty log.
+        let empty = try measureAppends(log, batch: batch, batches: batchesPerRun, label: "append")
+        // 2. Reads of everything written so far.
+        if !noRead { try measureRead(log, label: "read") }
+        // 3. Prefill, then appends again.
+        if prefillGB > 0 {
+            let target = Int64(prefillGB * Self.gb)
+            let start = Date()
+            var appended: Int64 = 0
+            let before = log.size
+            while log.size < target {
+                for _ in 0..<500 { appended += Int64(try log.append(batch).bytesWritten) }
+            }
+            let secs = Date().timeIntervalSince(start)
+            print(String(format: "prefill: appended %.2f GB in %.1f s (%.1f MB/s, page-cache writeback included) to %.2f GB stored in %d segments (%.2f GB before)",
+                         Double(appended) / Self.gb, secs, Double(appended) / Self.mb / secs, Double(log.size) / Self.gb,
+                         log.segmentCount, Double(before) / Self.gb))
+            let full = try measureAppends(log, batch: batch, batches: batchesPerRun, label: "append")
+            let diff = (full - empty) / empty * 100
+            print(String(format: "append rate with %.2f GB stored vs. %.2f GB: %.0f vs. %.0f msgs/s (%+.1f%%)",
+                         Double(log.size) / Self.gb, 0.0, full, empty, diff))
+        }
+        log.close()
+        if !keep { try? FileManager.default.removeItem(atPath: perfDir) }
+
+        // 4. Recovery of an unclean segment.
+        if recoveryGB > 0 { try measureRecovery(dir: recoveryDir, batch: batch, config: cfg) }
+    }
+
+    /// One set of `count` messages with `messageSize`-byte payloads (printable, fixed seed), no keys.
+    static func batch(count: Int, messageSize: Int) -> [UInt8] {
+        var rng = SplitMix64(seed: 42)
+        let msgs: [(key: [UInt8]?, value: [UInt8]?)] = (0..<count).map { _ in
+            (nil, (0..<messageSize).map { _ in UInt8(32 + rng.next() % 95) })
+        }
+        return try! MessageSetBuilder.build(msgs)
+    }
+
+    /// `runs` runs of `batches` appends each; prints each run and the median; returns the median msgs/s.
+    func measureAppends(_ log: Log, batch: [UInt8], batches: Int, label: String) throws -> Double {
+        var rates: [Double] = []
+        for run in 1...runs {
+            log.flush()   // start each run without dirty pages from earlier phases
+            let stored = Double(log.size) / Self.gb
+            var bytes = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<batches { bytes += try log.append(batch).bytesWritten }
+            let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let n = Double(batches * batchSize)
+            rates.append(n / secs)
+            print(String(format: "%@ run %d: stored before %.2f GB, %d messages in %.3f s: %.0f msgs/s, %.1f MB/s payload, %.1f MB/s log",
+                         label, run, stored, batches * batchSize, secs, n / secs,
+                         n * Double(messageSize) / Self.mb / secs, Double(bytes) / Self.mb / secs))
+        }
+        let median = rates.sorted()[rates.count / 2]
+        print(String(format: "%@ median: %.0f msgs/s, %.1f MB/s payload (log holds %.2f GB in %d segments)",
+                     label, median, median * Double(messageSize) / Self.mb, Double(log.size) / Self.gb, log.segmentCount))
+        return median
+    }
+
+    /// Reads the whole log from its start in 1 MiB fetches, walking the entries as a consumer does to find
+    /// the next offset. Hot (page cache), then cold (the files' pages dropped with posix_fadvise).
+    func measureRead(_ log: Log, label: String) throws {
+        for cold in [false, true] {
+            if cold { Self.dropCache(directory: log.directory) }
+            var next = log.logStartOffset
+            let end = log.logEndOffset
+            var bytes = 0
+            var count = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            while next < end {
+                let chunk = try log.readBytes(startOffset: next, maxBytes: 1 << 20)
+                let (n, last) = Self.walk(chunk)
+                guard let last else { throw ToolError("read made no progress at offset \(next)") }
+                bytes += chunk.count
+                count += n
+                next = last + 1
+            }
+            let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            print(String(format: "%@ (%@): %d messages, %.2f GB in %.3f s: %.0f msgs/s, %.1f MB/s",
+                         label, cold ? "cold: pages dropped first" : "hot: page cache", count, Double(bytes) / Self.gb, secs,
+                         Double(count) / secs, Double(bytes) / Self.mb / secs))
+        }
+    }
+
+    /// Messages in a fetched chunk and the offset of its last complete one.
+    static func walk(_ b: [UInt8]) -> (Int, Int64?) {
+        var pos = 0
+        var n = 0
+        var last: Int64? = nil
+        b.withUnsafeBytes { p in
+            while pos + 12 <= p.count {
+                var o: UInt64 = 0
+                for i in 0..<8 { o = o << 8 | UInt64(p[pos + i]) }
+                var s: UInt32 = 0
+                for i in 8..<12 { s = s << 8 | UInt32(p[pos + i]) }
+                guard pos + 12 + Int(s) <= p.count else { break }
+                last = Int64(bitPattern: o)
+                n += 1
+                pos += 12 + Int(s)
+            }
+        }
+        return (n, last)
+    }
+
+    /// fsync and drop the page-cache pages of every file in `directory` (only these files are affected).
+    static func dropCache(directory: String) {
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            let fd = open(directory + "/" + f, O_RDONLY)
+            guard fd >= 0 else { continue }
+            fsync(fd)
+            _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            close(fd)
+        }
+    }
+
+    /// Writes one segment of `recoveryGB`, closes the log, and reopens it as after a crash (no clean
+    /// shutdown, recovery point 0): every message's size and CRC is checked and the index rebuilt.
+    func measureRecovery(dir: String, batch: [UInt8], config: LogConfig) throws {
+        let target = Int64(recoveryGB * Self.gb)
+        guard target + Int64(batch.count) <= Int64(Int32.max) else { throw ValidationError("--recovery-gb must be below 2") }
+        var cfg = config
+        cfg.segmentBytes = Int(Int32.max)
+        let tp = TopicPartition("log-recovery", 0)
+        let log = try Log(directory: dir, topicPartition: tp, config: cfg)
+        while log.size < target { _ = try log.append(batch) }
+        let leo = log.logEndOffset
+        let size = log.size
+        log.close()
+        let segments = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.filter { $0.hasSuffix(".log") }.count ?? 0
+        print(String(format: "recovery: wrote %.2f GB (%d messages) in %d segment(s)", Double(size) / Self.gb, leo, segments))
+        for cold in [false, true] {
+            if cold { Self.dropCache(directory: dir) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            let reopened = try Log(directory: dir, topicPartition: tp, config: cfg, recoveryPoint: 0, cleanShutdown: false)
+            let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            guard reopened.logEndOffset == leo else {
+                throw ToolError("recovery changed the log end offset from \(leo) to \(reopened.logEndOffset)")
+            }
+            reopened.close()
+            print(String(format: "recovery (%@): %.2f GB unclean segment checked (sizes, CRCs, index rebuilt) in %.3f s: %.1f MB/s, %.0f msgs/s",
+                         cold ? "cold: pages dropped first" : "hot: page cache", Double(size) / Self.gb, secs,
+                         Double(size) / Self.mb / secs, Double(leo) / secs))
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for reproducible payloads.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
