@@ -108,3 +108,19 @@ kafka_pid_is_server() {
     comm=$(cat "/proc/$1/comm" 2>/dev/null || true)
     [ "$comm" = "kafka-server" ]
 }
+
+# kafka_broker_registered PORT ID -> true when the broker on localhost:PORT answers a Metadata
+# request that lists broker ID among the live brokers (uses kcat; without kcat: port open).
+kafka_broker_registered() {
+    local port=$1 id=$2 out
+    if ! command -v kcat >/dev/null 2>&1; then
+        kafka_port_open 127.0.0.1 "$port"
+        return
+    fi
+    out=$(kcat -b "localhost:$port" -X api.version.request=false -X broker.version.fallback=0.8.2 \
+        -L -J -m 3 2>/dev/null) || return 1
+    case "$out" in
+        *"\"brokers\":["*"{\"id\":$id,"*) return 0 ;;
+        *) return 1 ;;
+    esac
+}

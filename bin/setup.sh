@@ -172,13 +172,26 @@ if kafka_port_open 127.0.0.1 "$BROKER_PORT"; then
     echo "   already answering on localhost:$BROKER_PORT"
 else
     bin/kafka-server-start.sh -daemon "$SERVER_CONFIG"
-    # After a kill -9 the broker first waits for its old ZooKeeper session to expire.
-    if ! kafka_wait_port 127.0.0.1 "$BROKER_PORT" 90; then
-        echo "The broker did not answer on localhost:$BROKER_PORT within 90 s; last lines of its log:" >&2
+    if ! kafka_wait_port 127.0.0.1 "$BROKER_PORT" 60; then
+        echo "The broker did not answer on localhost:$BROKER_PORT within 60 s; last lines of its log:" >&2
         tail -n 30 "$LOG_DIR/kafka-server-$BROKER_ID.log" >&2 || true
         exit 1
     fi
     echo "   answering on localhost:$BROKER_PORT"
+fi
+# Registered in ZooKeeper? After a kill -9 the broker first waits for its previous session's
+# /brokers/ids/$BROKER_ID to expire (zookeeper.session.timeout.ms).
+registered=false
+for _ in $(seq 1 180); do
+    if kafka_broker_registered "$BROKER_PORT" "$BROKER_ID"; then registered=true; break; fi
+    sleep 0.5
+done
+if $registered; then
+    echo "   registered as broker $BROKER_ID (/brokers/ids/$BROKER_ID)"
+else
+    echo "The broker on localhost:$BROKER_PORT did not register as broker $BROKER_ID within 90 s; last lines of its log:" >&2
+    tail -n 30 "$LOG_DIR/kafka-server-$BROKER_ID.log" >&2 || true
+    exit 1
 fi
 
 cat <<EOF
