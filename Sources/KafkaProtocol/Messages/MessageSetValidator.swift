@@ -187,8 +187,10 @@ public enum MessageSetValidator {
     }
 
     /// Deep iteration (0.8.2 `internalIterator(isShallow = false)`): appends every uncompressed message of `p`
-    /// (decompressing wrappers recursively) to `inner` with consecutive offsets. Inner CRCs are not checked,
-    /// an incomplete trailing inner entry is dropped, an inner size < 14 is an error.
+    /// (decompressing wrappers recursively) to `inner` with consecutive offsets. An incomplete trailing inner
+    /// entry is dropped, an inner size < 14 is an error. Unlike 0.8.2 (which copied inner messages unchecked,
+    /// leaving consumers to fail on them), messages taken out of a wrapper must have a valid CRC, magic 0 and
+    /// key/value lengths that fill their size exactly (InvalidMessage otherwise), as issue 4 asks.
     private static func flatten(_ p: UnsafeRawBufferPointer, into inner: inout [UInt8], next: inout Int64,
                                 depth: Int, budget: inout Int, wrapperPosition: Int?, requireKeys: Bool) throws(MessageSetError)
     {
@@ -205,6 +207,19 @@ public enum MessageSetValidator {
                 throw .unknownCodec(position: where_, attributes: attributes)
             }
             if codec == .none {
+                if wrapperPosition != nil {
+                    let stored = BE.u32(p, pos + 12)
+                    let computed = CRC32.checksum(UnsafeRawBufferPointer(rebasing: p[(pos + 16)..<(pos + entry)]))
+                    if stored != computed { throw .crcMismatch(position: where_, stored: stored, computed: computed) }
+                    if p[pos + 16] != MessageFormat.currentMagic {
+                        throw .malformedMessage(position: where_, reason: "inner message with magic \(p[pos + 16])")
+                    }
+                    let kv = try MessageParsing.keyValueRanges(p, message: pos + 12, size: size, position: where_)
+                    let valueEnd = kv.value?.upperBound ?? ((kv.key?.upperBound ?? (pos + 12 + 10)) + 4)
+                    if valueEnd != pos + entry {   // librdkafka reads on right after the value
+                        throw .malformedMessage(position: where_, reason: "inner message with \(pos + entry - valueEnd) bytes after its value")
+                    }
+                }
                 if requireKeys && BE.i32(p, pos + 18) < 0 { throw .missingKey(position: where_) }
                 let start = inner.count
                 inner.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[pos..<(pos + entry)]))
