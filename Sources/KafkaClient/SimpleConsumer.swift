@@ -11,6 +11,21 @@ public struct ConsumedMessage: Sendable {
     public var value: [UInt8]?
 }
 
+/// A fetched message (or compressed message set) that cannot be read: bad CRC, undecodable
+/// compressed payload, malformed sizes. `offset` is the offset of the top-level entry (for a
+/// compressed wrapper: its last inner offset). Kafka 0.8.2's consumers stop on it (InvalidMessageException).
+public struct CorruptMessageError: Error, CustomStringConvertible, Sendable {
+    public var topicPartition: TopicPartition
+    public var offset: Int64
+    public var fetchOffset: Int64
+    public var reason: String
+
+    public var description: String {
+        "corrupt message in topic \(topicPartition.topic) partition \(topicPartition.partition) at offset \(offset) "
+            + "(fetched from offset \(fetchOffset)): \(reason)"
+    }
+}
+
 /// Fetches from one partition's leader (Kafka's `SimpleConsumer`).
 public final class SimpleConsumer: @unchecked Sendable {
     public let connection: BrokerConnection
@@ -42,21 +57,40 @@ public final class SimpleConsumer: @unchecked Sendable {
         var next = offset
         let entries: [ShallowEntry]
         do { entries = try MessageSetDecoder.shallowEntries(bytes) } catch {
-            throw KafkaClientError("corrupt message set from \(tp) at offset \(offset): \(error)")
+            throw CorruptMessageError(topicPartition: tp, offset: offset, fetchOffset: offset, reason: "\(error)")
         }
         if let last = entries.last { next = last.offset + 1 }
-        let decoded: [DecodedMessage]
-        do { decoded = try MessageSetDecoder.decode(bytes, deep: true) } catch {
-            throw KafkaClientError("cannot decode messages of \(tp) at offset \(offset): \(error)")
-        }
         var msgs: [ConsumedMessage] = []
-        msgs.reserveCapacity(decoded.count)
-        for d in decoded where d.offset >= offset {
-            guard d.crcValid else { throw KafkaClientError("message at offset \(d.offset) of \(tp) has a bad CRC") }
-            msgs.append(ConsumedMessage(topic: tp.topic, partition: tp.partition, offset: d.offset, key: d.key, value: d.value))
+        do {
+            msgs = try Self.messages(MessageSetDecoder.decode(bytes, deep: true), tp, from: offset)
+        } catch {
+            // Something is corrupt: deliver the entries before it; fail once it is the first one.
+            msgs = []
+            next = offset
+            for e in entries {
+                do {
+                    msgs += try Self.messages(MessageSetDecoder.decode(Array(bytes[e.position..<(e.position + 12 + e.size)]),
+                                                                       deep: true), tp, from: offset)
+                } catch {
+                    if next > offset { break }
+                    throw CorruptMessageError(topicPartition: tp, offset: e.offset, fetchOffset: offset, reason: "\(error)")
+                }
+                next = e.offset + 1
+            }
         }
         return FetchResult(error: .none, highWatermark: p.highWatermark, messages: msgs, nextOffset: next,
                            messageTooLarge: entries.isEmpty && !bytes.isEmpty)
+    }
+
+    /// The messages at or after `offset`; a bad CRC is an error.
+    private static func messages(_ decoded: [DecodedMessage], _ tp: TopicPartition, from offset: Int64) throws -> [ConsumedMessage] {
+        var msgs: [ConsumedMessage] = []
+        msgs.reserveCapacity(decoded.count)
+        for d in decoded where d.offset >= offset {
+            guard d.crcValid else { throw KafkaClientError("message at offset \(d.offset) has a bad CRC") }
+            msgs.append(ConsumedMessage(topic: tp.topic, partition: tp.partition, offset: d.offset, key: d.key, value: d.value))
+        }
+        return msgs
     }
 
     /// Offsets request for one partition: time -1 latest, -2 earliest.

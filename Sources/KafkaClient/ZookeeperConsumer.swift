@@ -244,6 +244,9 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             }
         } catch let e as KafkaClientError where e.description.hasPrefix("Found a message larger") {
             throw e
+        } catch let e as CorruptMessageError {
+            // Retrying cannot help: stop, as 0.8.2's ConsumerIterator does (InvalidMessageException).
+            throw e
         } catch {
             logger.warning("Fetch of \(tp) failed: \(error); retrying")
             for c in consumers.values { await c.close() }
