@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""kafka-python (api_version=(0,8,2)) as a compressing producer and a consumer, for
+Tests/IntegrationTests/CompressionInteropTests.swift and CompressedFuzzTests.swift.
+
+    compression_check.py produce --bootstrap H:P --topic T --compression none|gzip|snappy
+                                 [--partition 0] [--separator :] [--linger-ms 20]   < "key:value" lines
+        Sends every stdin line (split at the first separator into key and value; a line without
+        it has no key) asynchronously, so that kafka-python packs many messages into each
+        compressed wrapper, then flushes and waits for every acknowledgement. Prints one JSON
+        object per message, in input order: {"key": ..., "value": ..., "offset": o}.
+        Exit 1 (with the error on stderr) if any message failed.
+
+    compression_check.py consume --bootstrap H:P --topic T --count N [--partition 0]
+                                 [--offset 0] [--timeout 60]
+        Reads N messages from the offset (no consumer group; CRCs checked, kafka-python's
+        default). Prints one JSON object per message: {"key": ..., "value": ..., "offset": o};
+        exit 1 if fewer than N arrive in time or a fetch fails.
+
+Lines are split at b"\\n" only and decoded as UTF-8, so values may hold any other character.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+API_VERSION = (0, 8, 2)
+
+
+def text(b):
+    return None if b is None else b.decode("utf-8", errors="replace")
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def produce(args):
+    producer = KafkaProducer(
+        bootstrap_servers=args.bootstrap,
+        api_version=API_VERSION,
+        acks=args.acks,
+        compression_type=None if args.compression == "none" else args.compression,
+        retries=0,
+        linger_ms=args.linger_ms,
+        batch_size=args.batch_size,
+        request_timeout_ms=30000,
+        max_block_ms=30000,
+    )
+    data = sys.stdin.buffer.read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    sep = args.separator.encode("utf-8")
+    futures = []
+    for line in lines:
+        if sep in line:
+            key, value = line.split(sep, 1)
+        else:
+            key, value = None, line
+        futures.append((key, value, producer.send(args.topic, key=key, value=value, partition=args.partition)))
+    producer.flush(timeout=60)
+    failed = 0
+    for key, value, fut in futures:
+        try:
+            md = fut.get(timeout=60)
+        except Exception as e:  # noqa: BLE001 - report every failure, keep going
+            failed += 1
+            if failed <= 5:
+                print("send failed for key %r: %r" % (key, e), file=sys.stderr)
+            continue
+        emit({"key": text(key), "value": text(value), "offset": md.offset})
+    sys.stdout.flush()
+    producer.close(timeout=10)
+    print("produced %d messages (%s), %d failed" % (len(futures) - failed, args.compression, failed),
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def consume(args):
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        api_version=API_VERSION,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        check_crcs=True,
+        request_timeout_ms=30000,
+    )
+    tp = TopicPartition(args.topic, args.partition)
+    consumer.assign([tp])
+    consumer.seek(tp, args.offset)
+    got = 0
+    deadline = time.time() + args.timeout
+    try:
+        while got < args.count and time.time() < deadline:
+            batches = consumer.poll(timeout_ms=500, max_records=args.count - got)
+            for msg in batches.get(tp, []):
+                emit({"key": text(msg.key), "value": text(msg.value), "offset": msg.offset})
+                got += 1
+    except Exception as e:  # noqa: BLE001 - a corrupt record must fail the run, visibly
+        sys.stdout.flush()
+        print("consume failed after %d messages: %r" % (got, e), file=sys.stderr)
+        consumer.close()
+        return 1
+    sys.stdout.flush()
+    consumer.close()
+    if got < args.count:
+        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("produce")
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--topic", required=True)
+    p.add_argument("--partition", type=int, default=0)
+    p.add_argument("--acks", type=int, default=1)
+    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy"])
+    p.add_argument("--separator", default=":")
+    p.add_argument("--linger-ms", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64 * 1024)
+    c = sub.add_parser("consume")
+    c.add_argument("--bootstrap", required=True)
+    c.add_argument("--topic", required=True)
+    c.add_argument("--partition", type=int, default=0)
+    c.add_argument("--offset", type=int, default=0)
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    return {"produce": produce, "consume": consume}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
