@@ -60,6 +60,18 @@ public enum MessageSetValidator {
             guard let c = CompressionCodec(attributes: attributes) else {
                 throw .unknownCodec(position: pos, attributes: attributes)
             }
+            // Structure: magic 0, and key + value lengths that fill the message exactly, so a
+            // message with a valid CRC but a bad layout cannot poison the partition for readers.
+            if p[pos + 16] != 0 { throw .malformedMessage(position: pos, reason: "magic byte \(p[pos + 16]) (only 0 is supported)") }
+            let keyLength = Int(BE.i32(p, pos + 18))
+            let valueLengthAt = 22 + max(keyLength, 0)            // relative to the entry start
+            guard keyLength >= -1, valueLengthAt + 4 <= entry else {
+                throw .malformedMessage(position: pos, reason: "key length \(keyLength) does not fit message size \(size)")
+            }
+            let valueLength = Int(BE.i32(p, pos + valueLengthAt))
+            guard valueLength >= -1, valueLengthAt + 4 + max(valueLength, 0) == entry else {
+                throw .malformedMessage(position: pos, reason: "key length \(keyLength) and value length \(valueLength) do not fill message size \(size)")
+            }
             if c != .none { codec = c } else if requireKeys && BE.i32(p, pos + 18) < 0 {
                 throw .missingKey(position: pos)
             }
