@@ -135,9 +135,20 @@ final class RestartTests: IntegrationTestCase {
         let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         XCTAssertGreaterThan(pid, 0)
         defer { if pid > 0 && processIsAlive(pid) { kill(pid, SIGKILL) } }
-        XCTAssertTrue(TestNetwork.waitForPort(port, timeout: 60), "the daemon broker did not open port \(port)")
-        _ = try poll(timeout: 30, "daemon broker metadata") { () -> Bool? in
-            try WireConnection(port: port).metadata().brokers.contains { $0.id == 7 } ? true : nil
+        let daemonLog = "\(dir)/logs/kafka-server-7.log"
+        func logTail() -> String {
+            let text = (try? String(contentsOfFile: daemonLog, encoding: .utf8)) ?? "(no \(daemonLog))"
+            return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
+        }
+        XCTAssertTrue(TestNetwork.waitForPort(port, timeout: 60), "the daemon broker did not open port \(port):\n\(logTail())")
+        do {
+            _ = try poll(timeout: 60, "daemon broker metadata") { () -> Bool? in
+                guard processIsAlive(pid) else { throw WireError("the daemon broker (pid \(pid)) exited") }
+                return try WireConnection(port: port).metadata().brokers.contains { $0.id == 7 } ? true : nil
+            }
+        } catch {
+            XCTFail("\(error)\n--- \(daemonLog) ---\n\(logTail())\n--- start script ---\n\(start.summary)")
+            return
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/logs/kafka-server-7.log"))
 
