@@ -155,22 +155,31 @@ public final class ZookeeperConsumer: @unchecked Sendable {
                 mine.append(TopicPartition(t, p))
             }
         }
-        // Claim ownership; a node still held by the previous owner fails this attempt.
+        // Claim ownership; a node still held by the previous owner fails this attempt (and
+        // releases what this attempt claimed). A node holding our own thread id is ours.
         var claimed: [TopicPartition] = []
-        for tp in mine.sorted() {
-            do {
-                try await zk.createRecursive(ZkPaths.consumerOwner(config.groupId, tp), data: Array(threadId.utf8), mode: .ephemeral)
+        do {
+            for tp in mine.sorted() {
+                let path = ZkPaths.consumerOwner(config.groupId, tp)
+                do {
+                    try await zk.createRecursive(path, data: Array(threadId.utf8), mode: .ephemeral)
+                } catch ZooKeeperError.nodeExists {
+                    let holder = (try? await zk.get(path)).flatMap { $0.data }.map { String(decoding: $0, as: UTF8.self) }
+                    guard holder == threadId else { throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")") }
+                }
                 claimed.append(tp)
-            } catch ZooKeeperError.nodeExists {
-                for c in claimed { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, c)) }
-                throw KafkaClientError("partition \(tp) is still owned by another consumer")
             }
+        } catch {
+            for c in claimed { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, c)) }
+            throw error
         }
+        // Start positions: the committed offset, or -1 meaning "reset by auto.offset.reset when
+        // the leader is reachable" (resolved by the fetch loop, so a missing leader does not
+        // fail the rebalance).
         for tp in claimed {
             var off: Int64 = -1
             if let (data, _) = try? await zk.get(ZkPaths.consumerOffset(config.groupId, tp)),
                let v = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) { off = v }
-            if off < 0 { off = try await resetOffset(tp) }
             owned[tp] = off
             committed[tp] = off
         }
@@ -224,6 +233,10 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         partitionCursor = (partitionCursor + 1) % parts.count
         let tp = parts[partitionCursor]
         do {
+            if owned[tp]! < 0 {
+                owned[tp] = try await resetOffset(tp)
+                logger.info("[\(consumerId)], \(tp) starts at offset \(owned[tp]!) (auto.offset.reset=\(config.autoOffsetReset))")
+            }
             let c = try await leader(tp)
             let r = try await c.fetch(tp, offset: owned[tp]!, maxBytes: config.fetchMessageMaxBytes,
                                       maxWaitMs: parts.count == 1 ? max(config.fetchWaitMaxMs, 500) : config.fetchWaitMaxMs)
@@ -258,7 +271,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     /// Writes the next offset to consume of every owned partition that changed.
     public func commitOffsets() async {
         lastCommit = Date()
-        for (tp, off) in owned where committed[tp] != off {
+        for (tp, off) in owned where off >= 0 && committed[tp] != off {
             let path = ZkPaths.consumerOffset(config.groupId, tp)
             let data = Array(String(off).utf8)
             do {

@@ -112,6 +112,8 @@ public actor KafkaController {
         var failed = Set<TopicPartition>()
         var followUps: [ControllerEvent] = []
         for action in actions {
+            // A resignation (new session, shutdown) may interleave at any await: stop then.
+            guard machine.isActive else { return }
             switch action {
             case let .createState(tp, state):
                 do {

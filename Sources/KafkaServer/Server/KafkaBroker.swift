@@ -150,16 +150,18 @@ public final class KafkaBroker: @unchecked Sendable {
         }
         guard first else { return }
         logger.info("[Kafka Server \(config.brokerId)], shutting down")
-        // Deregister first so clients stop routing here, but only a node of our own session:
+        // Stop reacting to ZooKeeper and give up the controller role first, so this broker's
+        // own deregistration is not taken for a failure (leaders stay as they are, as in 0.8.2).
+        for t in tasks { t.cancel() }
+        await controller?.resign()
+        // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.
         if let zk, let stat = try? await zk.zk.exists(ZkPaths.broker(config.brokerId)), stat.ephemeralOwner == zk.zk.sessionId {
             try? await zk.zk.delete(ZkPaths.broker(config.brokerId), version: stat.version)
         }
         socketServer?.shutdown()
-        for t in tasks { t.cancel() }
         replicaManager?.checkpointHighWatermarks()
         logManager?.shutdown()
-        await controller?.resign()
         await zkClient?.close()
         logger.info("[Kafka Server \(config.brokerId)], shut down completed")
     }
