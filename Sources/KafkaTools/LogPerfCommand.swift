@@ -20,6 +20,11 @@ public struct LogPerfCommand: AsyncParsableCommand {
         Each append measurement starts after an fsync of the log, so dirty pages of earlier phases do not
         slow it down. Rates: msgs/s, payload MB/s (message-size × messages) and log MB/s (bytes written to
         the segment files, 26 bytes of framing per message more). MB = 2^20 bytes.
+        Before each measurement a scratch file as large as the data about to be written (or read) is written
+        and deleted, so the page cache gets memory the machine used a moment ago: on VMs with free page
+        reporting (virtio-balloon), memory that stayed free for a while is handed back to the host and costs
+        a fault on first use, which otherwise makes whichever measurement runs on such memory 2-3 times
+        slower in the kernel, whatever the log holds. --no-warm-memory shows that effect.
         Examples:
           kafka-tools log-perf-test --dir /tmp/perf --messages 5000000
           kafka-tools log-perf-test --dir /tmp/perf --messages 5000000 --prefill-gb 10 --recovery-gb 1
@@ -33,7 +38,9 @@ public struct LogPerfCommand: AsyncParsableCommand {
     @Option(name: .customLong("segment-bytes"), help: "segment.bytes of the test log.") var segmentBytes = 1 << 30
     @Option(name: .customLong("prefill-gb"), help: "After the runs on the empty log, append until the log holds this many GB (2^30 bytes), then measure again.") var prefillGB: Double = 0
     @Option(name: .customLong("recovery-gb"), help: "Size of the unclean segment whose recovery is timed (0: skip).") var recoveryGB: Double = 0
+    @Option(name: .customLong("settle-seconds"), help: "Pause after the prefill before measuring again (lets the machine finish its writeback).") var settleSeconds: Double = 0
     @Flag(name: .customLong("no-read"), help: "Skip the read measurement.") var noRead = false
+    @Flag(name: .customLong("no-warm-memory"), help: "Do not write and delete a scratch file before each measurement (see the discussion).") var noWarmMemory = false
     @Flag(name: .customLong("keep"), help: "Keep the test logs.") var keep = false
 
     public init() {}
@@ -49,7 +56,8 @@ public struct LogPerfCommand: AsyncParsableCommand {
         guard segmentBytes >= 1024, segmentBytes <= Int(Int32.max) else { throw ValidationError("--segment-bytes must be between 1024 and 2147483647") }
         let perfDir = dir + "/log-perf-0"
         let recoveryDir = dir + "/log-recovery-0"
-        for d in [perfDir, recoveryDir] where FileManager.default.fileExists(atPath: d) {
+        let freshDir = dir + "/log-perf-fresh-0"
+        for d in [perfDir, recoveryDir, freshDir] where FileManager.default.fileExists(atPath: d) {
             throw ToolError("\(d) already exists: remove it or choose another --dir")
         }
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
@@ -60,6 +68,7 @@ public struct LogPerfCommand: AsyncParsableCommand {
                 try? FileManager.default.removeItem(atPath: perfDir)
                 try? FileManager.default.removeItem(atPath: recoveryDir)
             }
+            try? FileManager.default.removeItem(atPath: freshDir)
         }
         let batch = Self.batch(count: batchSize, messageSize: messageSize)
         let perMessageOnDisk = Double(batch.count) / Double(batchSize)
@@ -76,7 +85,9 @@ public struct LogPerfCommand: AsyncParsableCommand {
         let empty = try measureAppends(log, batch: batch, batches: batchesPerRun, label: "append")
         // 2. Reads of everything written so far.
         if !noRead { try measureRead(log, label: "read") }
-        // 3. Prefill, then appends again.
+        // 3. Prefill, then appends on the full log, alternating with appends on a fresh empty log (A/B), so that
+        //    both see the same page-cache and disk state: right after writing many GB the machine itself is
+        //    slower for a while, whatever log is written.
         if prefillGB > 0 {
             let target = Int64(prefillGB * Self.gb)
             let start = Date()
@@ -89,10 +100,27 @@ public struct LogPerfCommand: AsyncParsableCommand {
             print(String(format: "prefill: appended %.2f GB in %.1f s (%.1f MB/s, page-cache writeback included) to %.2f GB stored in %d segments (%.2f GB before)",
                          Double(appended) / Self.gb, secs, Double(appended) / Self.mb / secs, Double(log.size) / Self.gb,
                          log.segmentCount, Double(before) / Self.gb))
-            let full = try measureAppends(log, batch: batch, batches: batchesPerRun, label: "append")
-            let diff = (full - empty) / empty * 100
-            print(String(format: "append rate with %.2f GB stored vs. %.2f GB: %.0f vs. %.0f msgs/s (%+.1f%%)",
-                         Double(log.size) / Self.gb, 0.0, full, empty, diff))
+            if settleSeconds > 0 {
+                print(String(format: "settling for %.0f s", settleSeconds))
+                fflush(nil)
+                usleep(UInt32(settleSeconds * 1_000_000))
+            }
+            fflush(nil)
+            var fullRates: [Double] = []
+            var freshRates: [Double] = []
+            for run in 1...runs {
+                let fresh = try Log(directory: freshDir, topicPartition: TopicPartition("log-perf-fresh", 0), config: cfg)
+                freshRates.append(try measureOnce(fresh, batch: batch, batches: batchesPerRun, label: "append (fresh empty log)", run: run))
+                fresh.delete()
+                fullRates.append(try measureOnce(log, batch: batch, batches: batchesPerRun, label: "append (full log)", run: run))
+            }
+            let full = median(fullRates), fresh = median(freshRates)
+            print(String(format: "append median, full log holding %.2f GB in %d segments: %.0f msgs/s, %.1f MB/s payload",
+                         Double(log.size) / Self.gb, log.segmentCount, full, full * Double(messageSize) / Self.mb))
+            print(String(format: "append median, fresh empty log (alternating with the full one): %.0f msgs/s, %.1f MB/s payload",
+                         fresh, fresh * Double(messageSize) / Self.mb))
+            print(String(format: "append rate, full vs. empty log measured alternately: %+.1f%%; full log vs. the empty-log runs before the prefill: %+.1f%%",
+                         (full - fresh) / fresh * 100, (full - empty) / empty * 100))
         }
         log.close()
         if !keep { try? FileManager.default.removeItem(atPath: perfDir) }
@@ -113,30 +141,42 @@ public struct LogPerfCommand: AsyncParsableCommand {
     /// `runs` runs of `batches` appends each; prints each run and the median; returns the median msgs/s.
     func measureAppends(_ log: Log, batch: [UInt8], batches: Int, label: String) throws -> Double {
         var rates: [Double] = []
-        for run in 1...runs {
-            log.flush()   // start each run without dirty pages from earlier phases
-            let stored = Double(log.size) / Self.gb
-            var bytes = 0
-            let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<batches { bytes += try log.append(batch).bytesWritten }
-            let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let n = Double(batches * batchSize)
-            rates.append(n / secs)
-            print(String(format: "%@ run %d: stored before %.2f GB, %d messages in %.3f s: %.0f msgs/s, %.1f MB/s payload, %.1f MB/s log",
-                         label, run, stored, batches * batchSize, secs, n / secs,
-                         n * Double(messageSize) / Self.mb / secs, Double(bytes) / Self.mb / secs))
-        }
-        let median = rates.sorted()[rates.count / 2]
+        for run in 1...runs { rates.append(try measureOnce(log, batch: batch, batches: batches, label: label, run: run)) }
+        let m = median(rates)
         print(String(format: "%@ median: %.0f msgs/s, %.1f MB/s payload (log holds %.2f GB in %d segments)",
-                     label, median, median * Double(messageSize) / Self.mb, Double(log.size) / Self.gb, log.segmentCount))
-        return median
+                     label, m, m * Double(messageSize) / Self.mb, Double(log.size) / Self.gb, log.segmentCount))
+        return m
+    }
+
+    func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+    /// One run of `batches` appends; prints it; returns msgs/s.
+    func measureOnce(_ log: Log, batch: [UInt8], batches: Int, label: String, run: Int) throws -> Double {
+        log.flush()   // start each run without dirty pages from earlier phases
+        warmMemory(bytes: batches * batch.count, dir: log.directory)
+        let stored = Double(log.size) / Self.gb
+        var bytes = 0
+        let cpu0 = Self.cpuTimes()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<batches { bytes += try log.append(batch).bytesWritten }
+        let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let cpu1 = Self.cpuTimes()
+        let n = Double(batches * batchSize)
+        print(String(format: "%@ run %d: stored before %.2f GB, %d messages in %.3f s (cpu user %.2f s, sys %.2f s): %.0f msgs/s, %.1f MB/s payload, %.1f MB/s log",
+                     label, run, stored, batches * batchSize, secs, cpu1.user - cpu0.user, cpu1.sys - cpu0.sys, n / secs,
+                     n * Double(messageSize) / Self.mb / secs, Double(bytes) / Self.mb / secs))
+        fflush(nil)
+        return n / secs
     }
 
     /// Reads the whole log from its start in 1 MiB fetches, walking the entries as a consumer does to find
     /// the next offset. Hot (page cache), then cold (the files' pages dropped with posix_fadvise).
     func measureRead(_ log: Log, label: String) throws {
         for cold in [false, true] {
-            if cold { Self.dropCache(directory: log.directory) }
+            if cold {
+                Self.dropCache(directory: log.directory)
+                warmMemory(bytes: Int(log.size), dir: log.directory)
+            }
             var next = log.logStartOffset
             let end = log.logEndOffset
             var bytes = 0
@@ -155,6 +195,36 @@ public struct LogPerfCommand: AsyncParsableCommand {
                          label, cold ? "cold: pages dropped first" : "hot: page cache", count, Double(bytes) / Self.gb, secs,
                          Double(count) / secs, Double(bytes) / Self.mb / secs))
         }
+    }
+
+    /// Writes and deletes a scratch file of `bytes` (+10%) in `dir`, so that the next page-cache allocations reuse
+    /// memory that was just in use (no disk write: the file is deleted before writeback).
+    func warmMemory(bytes: Int, dir: String) {
+        if noWarmMemory { return }
+        let path = dir + "/.warm-memory.tmp"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return }
+        let chunk = 1 << 20
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
+        memset(buf, 0x5A, chunk)
+        var written = 0
+        let target = bytes + bytes / 10
+        while written < target {
+            let n = write(fd, buf, chunk)
+            if n <= 0 { break }
+            written += n
+        }
+        buf.deallocate()
+        close(fd)
+        unlink(path)
+    }
+
+    /// CPU time of this process so far (user, system), in seconds.
+    static func cpuTimes() -> (user: Double, sys: Double) {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return (Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6,
+                Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6)
     }
 
     /// Messages in a fetched chunk and the offset of its last complete one.
@@ -204,7 +274,10 @@ public struct LogPerfCommand: AsyncParsableCommand {
         let segments = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.filter { $0.hasSuffix(".log") }.count ?? 0
         print(String(format: "recovery: wrote %.2f GB (%d messages) in %d segment(s)", Double(size) / Self.gb, leo, segments))
         for cold in [false, true] {
-            if cold { Self.dropCache(directory: dir) }
+            if cold {
+                Self.dropCache(directory: dir)
+                warmMemory(bytes: Int(size), dir: dir)
+            }
             let start = DispatchTime.now().uptimeNanoseconds
             let reopened = try Log(directory: dir, topicPartition: tp, config: cfg, recoveryPoint: 0, cleanShutdown: false)
             let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
