@@ -52,7 +52,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "KafkaServer", dependencies: [
-            "KafkaProtocol", "KafkaLog", "ZooKeeper", "KafkaCluster",
+            "KafkaProtocol", "KafkaLog", "ZooKeeper", "KafkaCluster", "KafkaClient",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -97,6 +97,11 @@ public struct BrokerConfig: Sendable {
     public var logCleanerThreads = 1
     public var uncleanLeaderElectionEnable = true
     public var controlledShutdownEnable = true
+    public var replicaLagTimeMaxMs: Int64 = 10000
+    public var replicaLagMaxMessages: Int64 = 4000
+    public var replicaFetchMaxBytes = 1048576
+    public var replicaFetchWaitMaxMs = 500
+    public var replicaFetchMinBytes = 1
     public var log = LogConfig()
     /// Keys the file set that this broker does not know (warned about at start).
     public var unknownKeys: [String] = []
@@ -193,6 +198,14 @@ public struct BrokerConfig: Sendable {
         if let v = try int("log.cleaner.threads", min: 0) { c.logCleanerThreads = v }
         if let v = try bool("unclean.leader.election.enable") { c.uncleanLeaderElectionEnable = v }
         if let v = try bool("controlled.shutdown.enable") { c.controlledShutdownEnable = v }
+        if let v = try long("replica.lag.time.max.ms", min: 1) { c.replicaLagTimeMaxMs = v }
+        if let v = try long("replica.lag.max.messages", min: 0) { c.replicaLagMaxMessages = v }
+        if let v = try int("replica.fetch.max.bytes", min: 1) { c.replicaFetchMaxBytes = v }
+        if let v = try int("replica.fetch.wait.max.ms", min: 0) { c.replicaFetchWaitMaxMs = v }
+        if let v = try int("replica.fetch.min.bytes", min: 0) { c.replicaFetchMinBytes = v }
+        if c.replicaFetchWaitMaxMs > Int(c.replicaLagTimeMaxMs) {
+            throw ConfigError("Invalid value \(c.replicaFetchWaitMaxMs) for configuration replica.fetch.wait.max.ms: must not exceed replica.lag.time.max.ms (\(c.replicaLagTimeMaxMs))")
+        }
 
         // Log defaults (the broker-wide values behind the per-topic overrides).
         var l = LogConfig()
@@ -221,9 +234,8 @@ public struct BrokerConfig: Sendable {
         let accepted: Set<String> = [
             "num.recovery.threads.per.data.dir", "background.threads", "queued.max.requests", "max.connections.per.ip",
             "max.connections.per.ip.overrides", "controller.socket.timeout.ms", "controller.message.queue.size",
-            "replica.lag.time.max.ms", "replica.lag.max.messages", "replica.socket.timeout.ms",
-            "replica.socket.receive.buffer.bytes", "replica.fetch.max.bytes", "replica.fetch.wait.max.ms",
-            "replica.fetch.min.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
+            "replica.socket.timeout.ms",
+            "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
             "producer.purgatory.purge.interval.requests", "auto.leader.rebalance.enable",
             "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
             "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms", "min.insync.replicas",

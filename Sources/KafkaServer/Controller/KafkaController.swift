@@ -6,6 +6,9 @@ import ZooKeeper
 
 /// Delivers controller requests to a broker (itself locally, others over the network).
 public protocol ControllerChannel: Sendable {
+    /// The live brokers the controller talks to (channels open and close to match).
+    func setBrokers(_ brokers: [BrokerEndpoint])
+    func closeAll()
     func sendLeaderAndIsr(to broker: Int32, _ req: LeaderAndIsrRequest) async
     func sendUpdateMetadata(to broker: Int32, _ req: UpdateMetadataRequest) async
 }
@@ -49,6 +52,7 @@ public actor KafkaController {
             let epoch = try await zk.incrementControllerEpoch()
             logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
             let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
+            channel.setBrokers(brokers)
             let assignments = try await loadAssignments()
             let states = try await zk.allPartitionStates(assignments)
             await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
@@ -62,6 +66,7 @@ public actor KafkaController {
             logger.info("Broker \(brokerId) resigns as controller")
             _ = machine.handle(.resigned)
         }
+        channel.closeAll()
         watchedTopics.removeAll()
     }
 
@@ -86,6 +91,7 @@ public actor KafkaController {
             do {
                 let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
                 logger.info("Live brokers changed: \(brokers.map(\.id))")
+                channel.setBrokers(brokers)
                 await run(machine.handle(.brokersChanged(brokers)))
             } catch { logger.error("Cannot read live brokers: \(error)") }
         case .nodeChildrenChanged(ZkPaths.brokerTopics):

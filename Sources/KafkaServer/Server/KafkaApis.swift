@@ -243,9 +243,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                     out.append(PartitionRead(tp: tp, error: .notLeaderForPartition, highWatermark: -1))
                     continue
                 }
-                if req.replicaId >= 0, part.recordFollowerFetch(replica: req.replicaId, offset: p.fetchOffset) {
-                    replicaManager.fetchPurgatory.checkAndComplete(tp)
-                }
+                if req.replicaId >= 0 { replicaManager.recordFollowerFetch(part, replica: req.replicaId, offset: p.fetchOffset) }
                 let hw = part.highWatermark
                 let maxOffset: Int64? = req.replicaId >= 0 ? nil : hw
                 do {

@@ -62,8 +62,20 @@ public final class KafkaBroker: @unchecked Sendable {
         logManager.startBackgroundTasks()
 
         // 3. Replica manager, request handling, socket server.
+        var fetcherSettings = ReplicaFetcher.Settings()
+        fetcherSettings.maxBytes = Int32(config.replicaFetchMaxBytes)
+        fetcherSettings.maxWaitMs = Int32(config.replicaFetchWaitMaxMs)
+        fetcherSettings.minBytes = Int32(config.replicaFetchMinBytes)
         replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
-                                        logger: Logger(label: "kafka.server.ReplicaManager"))
+                                        logger: Logger(label: "kafka.server.ReplicaManager"), fetcherSettings: fetcherSettings)
+        let isrZk = zk!
+        let isrLogger = Logger(label: "kafka.cluster.Partition")
+        replicaManager.isrWriter = { tp, state, version in
+            do { return try await isrZk.updatePartitionState(tp, state, expectedVersion: version) } catch {
+                isrLogger.warning("Cannot write ISR of \(tp): \(error)")
+                return nil
+            }
+        }
         apis = KafkaApis(config: config, replicaManager: replicaManager, metadataCache: metadataCache, zk: zk,
                          logger: Logger(label: "kafka.server.KafkaApis"))
         socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
@@ -73,7 +85,15 @@ public final class KafkaBroker: @unchecked Sendable {
         logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
 
         // 4. Controller, fed by ZooKeeper watch events.
-        controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: LocalControllerChannel(broker: self),
+        let channels = BrokerChannels(localId: config.brokerId,
+                                      controllerDescription: "id_\(config.brokerId)-host_\(config.hostName ?? "null")-port_\(config.port)",
+                                      logger: Logger(label: "kafka.controller.ControllerChannelManager")) { [weak self] request in
+            switch request {
+            case .leaderAndIsr(let r): await self?.applyLeaderAndIsr(r)
+            case .updateMetadata(let r): self?.applyUpdateMetadata(r)
+            }
+        }
+        controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
                                      uncleanLeaderElection: config.uncleanLeaderElectionEnable,
                                      logger: Logger(label: "kafka.controller.KafkaController"))
         let events = zkClient.events()
@@ -104,6 +124,16 @@ public final class KafkaBroker: @unchecked Sendable {
                 try? await Task.sleep(nanoseconds: interval)
                 if Task.isCancelled { return }   // shutdown writes the final checkpoint itself
                 self?.replicaManager.checkpointHighWatermarks()
+            }
+        })
+        tasks.append(Task { [weak self] in
+            // ISR shrink check, as 0.8.2 schedules it: every replica.lag.time.max.ms.
+            let lag = self?.config.replicaLagTimeMaxMs ?? 10000
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(max(lag / 2, 100)) * 1_000_000)
+                if Task.isCancelled { return }
+                guard let self else { return }
+                await self.replicaManager.shrinkIsrs(lagTimeMs: lag, lagMaxMessages: self.config.replicaLagMaxMessages)
             }
         })
         let electTask = Task { await self.controller.elect() }
@@ -160,21 +190,10 @@ public final class KafkaBroker: @unchecked Sendable {
             try? await zk.zk.delete(ZkPaths.broker(config.brokerId), version: stat.version)
         }
         socketServer?.shutdown()
+        replicaManager?.shutdown()
         replicaManager?.checkpointHighWatermarks()
         logManager?.shutdown()
         await zkClient?.close()
         logger.info("[Kafka Server \(config.brokerId)], shut down completed")
-    }
-}
-
-/// Controller requests for this same broker are applied in-process; requests for other
-/// brokers need the replication milestone's broker channels.
-struct LocalControllerChannel: ControllerChannel {
-    let broker: KafkaBroker
-    func sendLeaderAndIsr(to id: Int32, _ req: LeaderAndIsrRequest) async {
-        if id == broker.config.brokerId { await broker.applyLeaderAndIsr(req) } else { broker.logger.warning("LeaderAndIsr for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
-    }
-    func sendUpdateMetadata(to id: Int32, _ req: UpdateMetadataRequest) async {
-        if id == broker.config.brokerId { broker.applyUpdateMetadata(req) } else { broker.logger.warning("UpdateMetadata for remote broker \(id) not sent: multi-broker replication is not implemented yet") }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KafkaCluster
 import KafkaLog
 import KafkaProtocol
 import Logging
@@ -16,12 +17,22 @@ public final class ReplicaManager: @unchecked Sendable {
     /// High watermarks read from each dir's `replication-offset-checkpoint` at start.
     private var checkpointedHW: [TopicPartition: Int64] = [:]
     let logDirs: [String]
+    /// Follower side: fetchers per leader broker.
+    private(set) var fetchers: ReplicaFetcherManager!
+    /// Writes a leader's ISR change to the partition's state znode, conditional on the version;
+    /// returns the new version or nil when the write lost (set by the broker).
+    var isrWriter: (@Sendable (TopicPartition, LeaderIsrState, Int32) async -> Int32?)?
 
-    public init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger) {
+    init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger,
+                fetcherSettings: ReplicaFetcher.Settings = .init()) {
         self.brokerId = brokerId
         self.logManager = logManager
         self.logDirs = logDirs
         self.logger = logger
+        self.fetchers = nil
+        self.fetchers = ReplicaFetcherManager(brokerId: brokerId, settings: fetcherSettings, logger: logger,
+                                              partitionLookup: { [weak self] in self?.partition($0) },
+                                              onAppend: { _ in })
         for dir in logDirs {
             let cp = OffsetCheckpoint(path: (dir as NSString).appendingPathComponent("replication-offset-checkpoint"))
             if let hws = try? cp.read() { checkpointedHW.merge(hws) { a, _ in a } }
@@ -48,13 +59,25 @@ public final class ReplicaManager: @unchecked Sendable {
             guard s.replicas.contains(brokerId) else { continue }
             do {
                 let p = try getOrCreatePartition(tp)
-                if p.applyLeadership(s) {
+                if p.applyLeadership(s, nowMs: Self.nowMs()) {
                     if s.leader == brokerId {
+                        fetchers.stopFollowing(tp)
                         logger.info("Broker \(brokerId) is now leader of \(tp) (leader epoch \(s.leaderEpoch), ISR \(s.isr), log end \(p.log.logEndOffset), high watermark \(p.highWatermark))")
                     } else {
-                        // Following is the replication work of a later milestone: today a
-                        // non-leader replica only stops serving clients.
-                        logger.info("Broker \(brokerId) is now a follower of \(tp) led by \(s.leader)")
+                        // A follower drops anything above its high watermark (it may not be
+                        // committed) and fetches the rest from the leader.
+                        fetchers.stopFollowing(tp)
+                        let hw = p.highWatermark
+                        if p.log.logEndOffset > hw {
+                            logger.info("Truncating \(tp) to its high watermark \(hw) (log end \(p.log.logEndOffset)) before following broker \(s.leader)")
+                            try p.log.truncate(to: hw)
+                        }
+                        if let leader = req.leaders.first(where: { $0.id == s.leader }) {
+                            fetchers.follow(tp, leader: leader, offset: p.log.logEndOffset)
+                            logger.info("Broker \(brokerId) is now a follower of \(tp) led by \(s.leader), fetching from offset \(p.log.logEndOffset)")
+                        } else {
+                            logger.info("Broker \(brokerId) has no live leader to follow for \(tp) (leader \(s.leader))")
+                        }
                     }
                     fetchPurgatory.completeAll(tp)
                     results.append(.init(topic: tp.topic, partition: tp.partition, error: .none))
@@ -102,6 +125,42 @@ public final class ReplicaManager: @unchecked Sendable {
                 return .failure(error.errorCode)
             }
         }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A follower fetched `offset` of a partition we lead: track it, move the HW, and add it
+    /// back to the ISR (a conditional ZooKeeper write) once it has caught up.
+    func recordFollowerFetch(_ p: Partition, replica: Int32, offset: Int64) {
+        let (moved, expand) = p.recordFollowerFetch(replica: replica, offset: offset, nowMs: Self.nowMs())
+        if moved { fetchPurgatory.checkAndComplete(p.topicPartition) }
+        if let expand {
+            logger.info("Expanding ISR of \(p.topicPartition) from \(p.isr) to \(expand)")
+            Task { await self.writeIsr(p, expand) }
+        }
+    }
+
+    /// Drops followers that fell behind from the ISR of every partition this broker leads.
+    public func shrinkIsrs(lagTimeMs: Int64, lagMaxMessages: Int64) async {
+        for p in allPartitions {
+            guard let shrunk = p.proposeIsrShrink(nowMs: Self.nowMs(), lagTimeMs: lagTimeMs, lagMaxMessages: lagMaxMessages) else { continue }
+            logger.info("Shrinking ISR of \(p.topicPartition) from \(p.isr) to \(shrunk)")
+            await writeIsr(p, shrunk)
+        }
+    }
+
+    /// Leader-written ISR change: leader and leader epoch unchanged, the controller epoch of
+    /// the last leadership decision, conditional on the cached znode version.
+    private func writeIsr(_ p: Partition, _ isr: [Int32]) async {
+        let state = LeaderIsrState(leader: brokerId, leaderEpoch: p.leaderEpoch, isr: isr, controllerEpoch: p.controllerEpoch)
+        let version = await isrWriter?(p.topicPartition, state, p.zkVersion)
+        if version == nil { logger.info("ISR change of \(p.topicPartition) to \(isr) not written (state changed in ZooKeeper); keeping \(p.isr)") }
+        if p.finishIsrChange(newIsr: isr, zkVersion: version) { fetchPurgatory.checkAndComplete(p.topicPartition) }
+        if version != nil { fetchPurgatory.checkAndComplete(p.topicPartition) }
+    }
+
+    public func shutdown() {
+        fetchers.shutdown()
     }
 
     /// Writes every hosted partition's high watermark to its dir's `replication-offset-checkpoint`.

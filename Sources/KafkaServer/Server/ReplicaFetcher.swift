@@ -1,0 +1,185 @@
+import Foundation
+import KafkaClient
+import KafkaLog
+import KafkaProtocol
+import Logging
+import NIOCore
+
+/// Follower replication (Kafka 0.8.2 `ReplicaFetcherThread`): one fetcher per leader broker
+/// fetches, as replica `brokerId`, every partition this broker follows from that leader and
+/// appends the leader's bytes with the leader's offsets.
+final class ReplicaFetcher: @unchecked Sendable {
+    struct Settings: Sendable {
+        var maxBytes: Int32 = 1 << 20
+        var maxWaitMs: Int32 = 500
+        var minBytes: Int32 = 1
+    }
+
+    let brokerId: Int32
+    let leader: BrokerEndpoint
+    let settings: Settings
+    let logger: Logger
+    let partitionLookup: @Sendable (TopicPartition) -> Partition?
+    let onAppend: @Sendable (TopicPartition) -> Void
+    private let lock = NSLock()
+    private var partitions: [TopicPartition: Int64] = [:]   // next offset to fetch
+    private var task: Task<Void, Never>?
+
+    init(brokerId: Int32, leader: BrokerEndpoint, settings: Settings, logger: Logger,
+         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void) {
+        self.brokerId = brokerId
+        self.leader = leader
+        self.settings = settings
+        self.logger = logger
+        self.partitionLookup = partitionLookup
+        self.onAppend = onAppend
+    }
+
+    var isEmpty: Bool { lock.withLock { partitions.isEmpty } }
+
+    func add(_ tp: TopicPartition, offset: Int64) {
+        lock.withLock { partitions[tp] = offset }
+        if task == nil { task = Task { await self.run() } }
+    }
+
+    func remove(_ tp: TopicPartition) { lock.withLock { _ = partitions.removeValue(forKey: tp) } }
+
+    func shutdown() {
+        task?.cancel()
+        task = nil
+    }
+
+    private func run() async {
+        var conn: BrokerConnection?
+        let clientId = "ReplicaFetcherThread-0-\(leader.id)"
+        while !Task.isCancelled {
+            let wanted = lock.withLock { partitions }
+            if wanted.isEmpty {
+                try? await Task.sleep(nanoseconds: 100_000_000)
+                continue
+            }
+            do {
+                if conn == nil { conn = try await BrokerConnection.connect(host: leader.host, port: Int(leader.port), clientId: clientId) }
+                var byTopic: [String: [FetchRequest.PartitionFetch]] = [:]
+                for (tp, off) in wanted { byTopic[tp.topic, default: []].append(.init(partition: tp.partition, fetchOffset: off, maxBytes: settings.maxBytes)) }
+                let req = FetchRequest(replicaId: brokerId, maxWaitMs: settings.maxWaitMs, minBytes: settings.minBytes,
+                                       topics: byTopic.map { .init(topic: $0.key, partitions: $0.value) })
+                let resp = try await conn!.fetch(req)
+                for t in resp.topics {
+                    for pd in t.partitions {
+                        await handle(TopicPartition(t.topic, pd.partition), pd, requested: wanted, conn: conn!)
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error fetching from broker \(leader.id) at \(leader.host):\(leader.port): \(error)")
+                }
+                await conn?.close()
+                conn = nil
+                try? await Task.sleep(nanoseconds: 500_000_000)
+            }
+        }
+        await conn?.close()
+    }
+
+    private func handle(_ tp: TopicPartition, _ pd: FetchResponse.PartitionData, requested: [TopicPartition: Int64], conn: BrokerConnection) async {
+        // Ignore answers for partitions removed or moved while the fetch was in flight.
+        guard let asked = requested[tp], lock.withLock({ partitions[tp] }) == asked, let p = partitionLookup(tp), !p.isLeader else { return }
+        switch pd.error {
+        case .none:
+            let bytes = pd.messageSet.getBytes(at: pd.messageSet.readerIndex, length: pd.messageSet.readableBytes) ?? []
+            if !bytes.isEmpty {
+                do {
+                    _ = try p.log.append(bytes, assignOffsets: false)
+                } catch {
+                    logger.error("[ReplicaFetcherThread-0-\(leader.id)], cannot append to \(tp) at offset \(asked): \(error)")
+                    try? await Task.sleep(nanoseconds: 500_000_000)
+                    return
+                }
+            }
+            p.updateFollowerHighWatermark(leaderHighWatermark: pd.highWatermark)
+            let next = p.log.logEndOffset
+            lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+            onAppend(tp)
+        case .offsetOutOfRange:
+            await handleOutOfRange(tp, p, conn: conn, asked: asked)
+        default:
+            logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error for partition \(tp) to broker \(leader.id): \(pd.error)")
+        }
+    }
+
+    /// The leader's log does not contain our fetch offset: if it ends below our log end,
+    /// truncate to its end (its data wins); otherwise we are behind its start: start over there.
+    private func handleOutOfRange(_ tp: TopicPartition, _ p: Partition, conn: BrokerConnection, asked: Int64) async {
+        do {
+            let latest = try await leaderOffset(tp, time: OffsetsRequest.latestTime, conn: conn)
+            if latest < p.log.logEndOffset {
+                if !p.log.config.uncleanLeaderElection {
+                    logger.critical("Halting: follower of \(tp) has log end \(p.log.logEndOffset) above the leader's \(latest) and unclean leader election is disabled")
+                }
+                logger.warning("Truncating \(tp) from log end \(p.log.logEndOffset) to the leader's log end \(latest)")
+                try p.log.truncate(to: latest)
+            } else {
+                let earliest = try await leaderOffset(tp, time: OffsetsRequest.earliestTime, conn: conn)
+                logger.warning("Follower of \(tp) at \(p.log.logEndOffset) is below the leader's start \(earliest): restarting the log there")
+                try p.log.truncateFullyAndStartAt(earliest)
+            }
+            let next = p.log.logEndOffset
+            lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+        } catch {
+            logger.error("Cannot recover \(tp) from an out-of-range fetch: \(error)")
+            try? await Task.sleep(nanoseconds: 500_000_000)
+        }
+    }
+
+    private func leaderOffset(_ tp: TopicPartition, time: Int64, conn: BrokerConnection) async throws -> Int64 {
+        let r = try await conn.offsets(OffsetsRequest(replicaId: brokerId, topics: [(tp.topic, [.init(partition: tp.partition, time: time, maxNumOffsets: 1)])]))
+        guard let po = r.topics.first?.partitions.first, po.error == .none, let o = po.offsets.first else {
+            throw KafkaClientError("offsets request for \(tp) failed")
+        }
+        return o
+    }
+}
+
+/// Keeps one fetcher per leader broker.
+final class ReplicaFetcherManager: @unchecked Sendable {
+    let brokerId: Int32
+    let settings: ReplicaFetcher.Settings
+    let logger: Logger
+    let partitionLookup: @Sendable (TopicPartition) -> Partition?
+    let onAppend: @Sendable (TopicPartition) -> Void
+    private let lock = NSLock()
+    private var fetchers: [BrokerEndpoint: ReplicaFetcher] = [:]
+
+    init(brokerId: Int32, settings: ReplicaFetcher.Settings, logger: Logger,
+         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void) {
+        self.brokerId = brokerId
+        self.settings = settings
+        self.logger = logger
+        self.partitionLookup = partitionLookup
+        self.onAppend = onAppend
+    }
+
+    func follow(_ tp: TopicPartition, leader: BrokerEndpoint, offset: Int64) {
+        lock.withLock {
+            for (ep, f) in fetchers where ep != leader { f.remove(tp) }
+            let f = fetchers[leader] ?? ReplicaFetcher(brokerId: brokerId, leader: leader, settings: settings, logger: logger,
+                                                       partitionLookup: partitionLookup, onAppend: onAppend)
+            fetchers[leader] = f
+            f.add(tp, offset: offset)
+        }
+    }
+
+    func stopFollowing(_ tp: TopicPartition) {
+        lock.withLock {
+            for f in fetchers.values { f.remove(tp) }
+        }
+    }
+
+    func shutdown() {
+        lock.withLock {
+            for f in fetchers.values { f.shutdown() }
+            fetchers.removeAll()
+        }
+    }
+}
