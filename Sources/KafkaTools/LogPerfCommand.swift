@@ -106,20 +106,43 @@ public struct LogPerfCommand: AsyncParsableCommand {
                 usleep(UInt32(settleSeconds * 1_000_000))
             }
             fflush(nil)
+            // Time-sliced A/B: slices of appends go alternately to a fresh empty log and to the full log, so
+            // both see the same machine state (page cache, writeback, other load) within each run.
             var fullRates: [Double] = []
             var freshRates: [Double] = []
             for run in 1...runs {
                 let fresh = try Log(directory: freshDir, topicPartition: TopicPartition("log-perf-fresh", 0), config: cfg)
-                freshRates.append(try measureOnce(fresh, batch: batch, batches: batchesPerRun, label: "append (fresh empty log)", run: run))
+                log.flush()
+                warmMemory(bytes: 2 * batchesPerRun * batch.count, dir: log.directory)
+                let slices = 100
+                let perSlice = max(1, batchesPerRun / slices)
+                var tFull = 0.0, tFresh = 0.0
+                let storedBefore = Double(log.size) / Self.gb
+                for _ in 0..<slices {
+                    var t0 = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<perSlice { _ = try fresh.append(batch) }
+                    var t1 = DispatchTime.now().uptimeNanoseconds
+                    tFresh += Double(t1 - t0) / 1e9
+                    t0 = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<perSlice { _ = try log.append(batch) }
+                    t1 = DispatchTime.now().uptimeNanoseconds
+                    tFull += Double(t1 - t0) / 1e9
+                }
+                let n = Double(slices * perSlice * batchSize)
+                fullRates.append(n / tFull)
+                freshRates.append(n / tFresh)
+                print(String(format: "append A/B run %d, %d messages each: full log (%.2f GB stored before) %.0f msgs/s, %.1f MB/s payload; fresh empty log %.0f msgs/s, %.1f MB/s payload (%+.1f%%)",
+                             run, slices * perSlice * batchSize, storedBefore, n / tFull, n * Double(messageSize) / Self.mb / tFull,
+                             n / tFresh, n * Double(messageSize) / Self.mb / tFresh, (n / tFull - n / tFresh) / (n / tFresh) * 100))
+                fflush(nil)
                 fresh.delete()
-                fullRates.append(try measureOnce(log, batch: batch, batches: batchesPerRun, label: "append (full log)", run: run))
             }
             let full = median(fullRates), fresh = median(freshRates)
-            print(String(format: "append median, full log holding %.2f GB in %d segments: %.0f msgs/s, %.1f MB/s payload",
+            print(String(format: "append median, full log (now %.2f GB in %d segments): %.0f msgs/s, %.1f MB/s payload",
                          Double(log.size) / Self.gb, log.segmentCount, full, full * Double(messageSize) / Self.mb))
-            print(String(format: "append median, fresh empty log (alternating with the full one): %.0f msgs/s, %.1f MB/s payload",
+            print(String(format: "append median, fresh empty log (interleaved with the full one): %.0f msgs/s, %.1f MB/s payload",
                          fresh, fresh * Double(messageSize) / Self.mb))
-            print(String(format: "append rate, full vs. empty log measured alternately: %+.1f%%; full log vs. the empty-log runs before the prefill: %+.1f%%",
+            print(String(format: "append rate, full vs. empty log (interleaved): %+.1f%%; full log vs. the empty-log runs before the prefill: %+.1f%%",
                          (full - fresh) / fresh * 100, (full - empty) / empty * 100))
         }
         log.close()
