@@ -12,14 +12,13 @@ public struct DumpLogCommand: AsyncParsableCommand {
         commandName: "kafka-dump-log.sh",
         abstract: "Print the messages of log segment files and the entries of index files.",
         discussion: """
-        For a .log file, one line per message: offset, position, isvalid (CRC check), payloadsize, magic,
-        compresscodec, crc, keysize; with --print-data-log also key and payload. Invalid or truncated
-        bytes at the end of a segment are reported ("Found N invalid bytes at the end of ...").
-        For an .index file, one line per entry (offset, position); entries that do not point at a message
-        with that offset in the matching .log file are listed under "Mismatches in".
-        Examples:
-          bin/kafka-dump-log.sh --files /tmp/kafka-logs/test-0/00000000000000000000.log --print-data-log
-          bin/kafka-run-class.sh kafka.tools.DumpLogSegments --files 00000000000000000000.index --verify-index-only
+        For a .log file: one line per message with offset, position, isvalid (CRC check), payloadsize, magic, compresscodec, crc and keysize; with --print-data-log also key and payload. Invalid or truncated bytes at the end of a segment are reported ("Found N invalid bytes at the end of ...").
+
+        For an .index file: one line per entry (offset, position). Entries that do not point at a message with that offset in the matching .log file are listed under "Mismatches in".
+
+        Examples (in a partition directory such as /tmp/kafka-logs/test-0):
+          bin/kafka-dump-log.sh --files 00000000000000000000.log --print-data-log
+          bin/kafka-dump-log.sh --files 00000000000000000000.index --verify-index-only
         """)
 
     @Option(name: .customLong("files"), help: "REQUIRED: The comma separated list of data and index log files to be dumped.")

@@ -15,19 +15,17 @@ public struct LogPerfCommand: AsyncParsableCommand {
         commandName: "log-perf-test",
         abstract: "Measure append, read and recovery throughput of the on-disk log (no broker involved).",
         discussion: """
-        Writes into <dir>/log-perf-0 (and <dir>/log-recovery-0 for --recovery-gb); <dir> must not hold
-        them already. The files are removed at the end unless --keep is given.
-        Each append measurement starts after an fsync of the log, so dirty pages of earlier phases do not
-        slow it down. Rates: msgs/s, payload MB/s (message-size × messages) and log MB/s (bytes written to
-        the segment files, 26 bytes of framing per message more). MB = 2^20 bytes.
-        Before each measurement a scratch file as large as the data about to be written (or read) is written
-        and deleted, so the page cache gets memory the machine used a moment ago: on VMs with free page
-        reporting (virtio-balloon), memory that stayed free for a while is handed back to the host and costs
-        a fault on first use, which otherwise makes whichever measurement runs on such memory 2-3 times
-        slower in the kernel, whatever the log holds. --no-warm-memory shows that effect.
+        Writes into <dir>/log-perf-0 (and <dir>/log-perf-fresh-0, <dir>/log-recovery-0); <dir> must not hold them already. The files are removed at the end unless --keep is given.
+
+        Appends: --runs runs of --messages messages on an empty log. With --prefill-gb the log is then filled to that size and --runs more runs follow, in which slices of appends go alternately to a fresh empty log and to the full log, so both see the same machine state. Each run starts after an fsync of the log. Rates: msgs/s, payload MB/s (message-size × messages) and log MB/s (bytes written to the segments, 26 bytes of framing per message more). MB = 2^20 bytes.
+
+        Reads: the whole log from its first offset in 1 MiB reads, from the page cache, then with the files' pages dropped (posix_fadvise). Recovery (--recovery-gb): one segment of that size is written, then reopened as after a crash (recovery point 0, no clean-shutdown marker) and every message's size and CRC checked, the index rebuilt.
+
+        Memory warm-up: before each measurement a scratch file as large as the data about to be written or read is written and deleted, so the page cache gets memory that was just in use. On VMs with free page reporting (virtio-balloon) memory that stayed free for a while goes back to the host and costs a fault on first use, which makes whichever run gets such memory 2-3 times slower in the kernel, whatever the log holds. --no-warm-memory shows that effect.
+
         Examples:
           kafka-tools log-perf-test --dir /tmp/perf --messages 5000000
-          kafka-tools log-perf-test --dir /tmp/perf --messages 5000000 --prefill-gb 10 --recovery-gb 1
+          kafka-tools log-perf-test --dir /tmp/perf --runs 5 --prefill-gb 10 --recovery-gb 1
         """)
 
     @Option(name: .customLong("dir"), help: "REQUIRED: directory for the test logs.") var dir: String?
