@@ -91,6 +91,27 @@ final class ControllerStateMachineTests: XCTestCase {
         if case let .createState(_, s) = actions[0] { XCTAssertEqual(s.leader, 1, "preferred replica (head of the list) leads") }
     }
 
+    func testControlledShutdownMovesLeadershipAndShrinksIsr() {
+        var m = ControllerStateMachine(brokerId: 1)
+        let a = TopicPartition("t", 0), b = TopicPartition("t", 1), single = TopicPartition("s", 0)
+        _ = m.handle(.elected(epoch: 4, liveBrokers: [b0, b1, b2],
+                              assignments: ["t": [0: [0, 1, 2], 1: [1, 0, 2]], "s": [0: [0]]],
+                              states: [a: state(0, 2, [0, 1, 2], v: 5), b: state(1, 7, [1, 0, 2], v: 9), single: state(0, 0, [0])]))
+        let actions = m.handle(.controlledShutdown(brokerId: 0))
+        // Led by 0: the next ISR member that is not shutting down leads; 0 leaves the ISR.
+        XCTAssertTrue(actions.contains(.updateState(a, LeaderIsrState(leader: 1, leaderEpoch: 3, isr: [1, 2], controllerEpoch: 4), expectedVersion: 5)), "\(actions)")
+        // Followed by 0: it only leaves the ISR.
+        XCTAssertTrue(actions.contains(.updateState(b, LeaderIsrState(leader: 1, leaderEpoch: 8, isr: [1, 2], controllerEpoch: 4), expectedVersion: 9)), "\(actions)")
+        // Replication factor 1: nothing can move; it is what the response lists (only RF > 1 counts).
+        XCTAssertFalse(actions.contains { if case let .updateState(t, _, _) = $0 { return t == single } else { return false } })
+        XCTAssertEqual(m.partitionsLed(by: 0), [])
+        XCTAssertEqual(m.shuttingDown, [0])
+        // A shutting-down broker is never elected.
+        _ = m.handle(.brokersChanged([b0, b2]))
+        XCTAssertNotEqual(m.leadership[a]?.state.leader, 0)
+        XCTAssertNotEqual(m.leadership[b]?.state.leader, 0)
+    }
+
     func testInactiveControllerIgnoresEvents() {
         var m = ControllerStateMachine(brokerId: 0)
         XCTAssertEqual(m.handle(.brokersChanged([b0])), [])

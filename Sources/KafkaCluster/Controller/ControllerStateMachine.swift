@@ -21,6 +21,8 @@ public enum ControllerEvent: Sendable, Equatable {
     /// A conditional state write lost a race; the freshly read state.
     case stateConflict(TopicPartition, VersionedLeaderIsr?)
     case resigned
+    /// A broker asks to shut down cleanly (ControlledShutdown request).
+    case controlledShutdown(brokerId: Int32)
 }
 
 /// What the I/O layer must do, in order. A failed state write makes the executor skip the
@@ -42,6 +44,8 @@ public struct ControllerStateMachine: Sendable {
     public private(set) var liveBrokers: [Int32: BrokerEndpoint] = [:]
     public private(set) var assignments: [String: [Int32: [Int32]]] = [:]
     public private(set) var leadership: [TopicPartition: VersionedLeaderIsr] = [:]
+    /// Brokers in controlled shutdown: still live (they receive metadata) but never elected.
+    public private(set) var shuttingDown = Set<Int32>()
     public var uncleanLeaderElection: Bool
 
     public init(brokerId: Int32, uncleanLeaderElection: Bool = true) {
@@ -61,13 +65,19 @@ public struct ControllerStateMachine: Sendable {
         case .resigned:
             isActive = false
             epoch = 0
+            shuttingDown.removeAll()
             return []
+        case let .controlledShutdown(id):
+            guard isActive, liveBrokers[id] != nil else { return [] }
+            shuttingDown.insert(id)
+            return controlledShutdown(id)
         case let .brokersChanged(brokers):
             guard isActive else { return [] }
             let now = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             let newIds = Set(now.keys).subtracting(liveBrokers.keys)
             let deadIds = Set(liveBrokers.keys).subtracting(now.keys)
             liveBrokers = now
+            shuttingDown.subtract(deadIds)
             return brokersChanged(new: newIds, dead: deadIds)
         case let .assignmentsChanged(all):
             guard isActive else { assignments = all; return [] }
@@ -148,9 +158,9 @@ public struct ControllerStateMachine: Sendable {
         var changed: [TopicPartition] = []
         for tp in partitions {
             let ar = replicas(tp)
-            let liveAR = ar.filter { liveBrokers[$0] != nil }
+            let liveAR = ar.filter { liveBrokers[$0] != nil && !shuttingDown.contains($0) }
             if let cur = leadership[tp] {
-                let liveIsr = cur.state.isr.filter { liveBrokers[$0] != nil }
+                let liveIsr = cur.state.isr.filter { liveBrokers[$0] != nil && !shuttingDown.contains($0) }
                 var s = cur.state
                 if let leader = liveAR.first(where: liveIsr.contains) {
                     s.leader = leader
@@ -178,6 +188,41 @@ public struct ControllerStateMachine: Sendable {
         }
         actions += leaderAndIsrActions(for: changed)
         if !changed.isEmpty, reason == .newPartition { actions += updateMetadataAll() }
+        return actions
+    }
+
+    /// Partitions still led by `id` that could not be moved (replication factor 1, or no other
+    /// ISR member): what the ControlledShutdown response lists.
+    public func partitionsLed(by id: Int32) -> [TopicPartition] {
+        allPartitions.filter { leadership[$0]?.state.leader == id && replicas($0).count > 1 }
+    }
+
+    /// Controlled shutdown (0.8.2 `KafkaController.shutdownBroker`): for every replicated
+    /// partition on the broker, move leadership to another ISR member (controlled-shutdown
+    /// selector), or take the broker out of the ISR where it only follows.
+    private mutating func controlledShutdown(_ id: Int32) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        var changed: [TopicPartition] = []
+        for tp in allPartitions where replicas(tp).count > 1 && replicas(tp).contains(id) {
+            guard let cur = leadership[tp] else { continue }
+            var s = cur.state
+            if s.leader == id {
+                guard let newLeader = s.isr.first(where: { $0 != id && liveBrokers[$0] != nil && !shuttingDown.contains($0) }) else { continue }
+                s.leader = newLeader
+                s.isr = s.isr.filter { !shuttingDown.contains($0) }
+            } else if s.isr.contains(id) && s.isr.count > 1 {
+                s.isr = s.isr.filter { $0 != id }
+            } else {
+                continue
+            }
+            s.leaderEpoch += 1
+            s.controllerEpoch = epoch
+            actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
+            leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+            changed.append(tp)
+        }
+        actions += leaderAndIsrActions(for: changed)
+        if !changed.isEmpty { actions += updateMetadataAll() }
         return actions
     }
 

@@ -195,4 +195,9 @@ public struct ControlledShutdownResponse: Sendable, Equatable {
             b.writeKafkaInt32(p.partition)
         }
     }
+
+    public static func decode(from buf: inout ByteBuffer) throws -> ControlledShutdownResponse {
+        ControlledShutdownResponse(error: ErrorCode(code: try buf.readKafkaInt16()),
+                                   partitionsRemaining: try buf.readKafkaArray(minElementSize: 6) { TopicPartition(try $0.readKafkaNonNullString(), try $0.readKafkaInt32()) })
+    }
 }

@@ -95,8 +95,11 @@ public struct BrokerConfig: Sendable {
     public var logRetentionCheckIntervalMs: Int64 = 300000
     public var logCleanerEnable = false
     public var logCleanerThreads = 1
+    public var logCleanerBackoffMs: Int64 = 15000
     public var uncleanLeaderElectionEnable = true
     public var controlledShutdownEnable = true
+    public var controlledShutdownMaxRetries = 3
+    public var controlledShutdownRetryBackoffMs: Int64 = 5000
     public var replicaLagTimeMaxMs: Int64 = 10000
     public var replicaLagMaxMessages: Int64 = 4000
     public var replicaFetchMaxBytes = 1048576
@@ -196,8 +199,11 @@ public struct BrokerConfig: Sendable {
         if let v = try long("log.retention.check.interval.ms", min: 1) { c.logRetentionCheckIntervalMs = v }
         if let v = try bool("log.cleaner.enable") { c.logCleanerEnable = v }
         if let v = try int("log.cleaner.threads", min: 0) { c.logCleanerThreads = v }
+        if let v = try long("log.cleaner.backoff.ms", min: 1) { c.logCleanerBackoffMs = v }
         if let v = try bool("unclean.leader.election.enable") { c.uncleanLeaderElectionEnable = v }
         if let v = try bool("controlled.shutdown.enable") { c.controlledShutdownEnable = v }
+        if let v = try int("controlled.shutdown.max.retries", min: 0) { c.controlledShutdownMaxRetries = v }
+        if let v = try long("controlled.shutdown.retry.backoff.ms", min: 0) { c.controlledShutdownRetryBackoffMs = v }
         if let v = try long("replica.lag.time.max.ms", min: 1) { c.replicaLagTimeMaxMs = v }
         if let v = try long("replica.lag.max.messages", min: 0) { c.replicaLagMaxMessages = v }
         if let v = try int("replica.fetch.max.bytes", min: 1) { c.replicaFetchMaxBytes = v }
@@ -238,9 +244,9 @@ public struct BrokerConfig: Sendable {
             "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
             "producer.purgatory.purge.interval.requests", "auto.leader.rebalance.enable",
             "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
-            "controlled.shutdown.max.retries", "controlled.shutdown.retry.backoff.ms", "min.insync.replicas",
+"min.insync.replicas",
             "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",
-            "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms", "offset.metadata.max.bytes",
+            "log.cleaner.io.max.bytes.per.second", "offset.metadata.max.bytes",
             "offsets.load.buffer.size", "offsets.topic.replication.factor", "offsets.topic.num.partitions",
             "offsets.topic.segment.bytes", "offsets.topic.compression.codec", "offsets.retention.minutes",
             "offsets.retention.check.interval.ms", "offsets.commit.timeout.ms", "offsets.commit.required.acks",

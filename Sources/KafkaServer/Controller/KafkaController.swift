@@ -23,6 +23,24 @@ public actor KafkaController {
     let logger: Logger
     private var machine: ControllerStateMachine
     private var watchedTopics = Set<String>()
+    /// Election and event handling suspend at every ZooKeeper call, and actor methods may
+    /// interleave there: an event taken while an election is half done would be dropped
+    /// (the machine is not active yet) and its one-shot watch lost. So each of them runs
+    /// alone, in arrival order, as Kafka's controller lock does.
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    private func lock() async {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+    }
+
+    private func unlock() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
 
     public init(brokerId: Int32, zk: KafkaZooKeeper, channel: ControllerChannel, uncleanLeaderElection: Bool, logger: Logger) {
         self.brokerId = brokerId
@@ -36,6 +54,12 @@ public actor KafkaController {
 
     /// Tries to become controller (also after `/controller` was deleted or a new session).
     public func elect() async {
+        await lock()
+        await electLocked()
+        unlock()
+    }
+
+    private func electLocked() async {
         do {
             var winner = try await zk.electController(brokerId: brokerId)
             while winner == -1 {
@@ -61,6 +85,16 @@ public actor KafkaController {
         }
     }
 
+    /// ControlledShutdown from broker `id`: move its leaderships away; answer with the
+    /// replicated partitions it still leads (empty means it may stop now).
+    public func controlledShutdown(brokerId id: Int32) async -> ControlledShutdownResponse {
+        guard machine.isActive else { return ControlledShutdownResponse(error: .unknown, partitionsRemaining: []) }
+        guard machine.liveBrokers[id] != nil else { return ControlledShutdownResponse(error: .brokerNotAvailable, partitionsRemaining: []) }
+        logger.info("Shutting down broker \(id)")
+        await run(machine.handle(.controlledShutdown(brokerId: id)))
+        return ControlledShutdownResponse(error: .none, partitionsRemaining: machine.partitionsLed(by: id))
+    }
+
     public func resign() {
         if machine.isActive {
             logger.info("Broker \(brokerId) resigns as controller")
@@ -80,10 +114,16 @@ public actor KafkaController {
     }
 
     public func handle(_ event: ZooKeeperEvent) async {
+        await lock()
+        await handleLocked(event)
+        unlock()
+    }
+
+    private func handleLocked(_ event: ZooKeeperEvent) async {
         switch event {
         case .nodeDeleted(ZkPaths.controller):
             resign()
-            await elect()
+            await electLocked()
         case .nodeDataChanged(ZkPaths.controller), .nodeCreated(ZkPaths.controller):
             if let id = try? await zk.controllerId(watch: true), id != brokerId { resign() }
         case .nodeChildrenChanged(ZkPaths.brokerIds):

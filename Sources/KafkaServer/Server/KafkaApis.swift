@@ -15,6 +15,11 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
     let logger: Logger
     /// Set by the broker: applies controller requests arriving over the network.
     var onUpdateMetadata: (@Sendable (UpdateMetadataRequest) -> Void)?
+    /// Set by the broker: runs before a LeaderAndIsr from the network is applied (loads the
+    /// topics' config overrides, so logs are created with them).
+    var beforeLeaderAndIsr: (@Sendable (LeaderAndIsrRequest) async -> Void)?
+    /// Set by the broker: the controller's answer to a ControlledShutdown request.
+    var onControlledShutdown: (@Sendable (Int32) async -> ControlledShutdownResponse)?
     private let allocator = ByteBufferAllocator()
 
     init(config: BrokerConfig, replicaManager: ReplicaManager, metadataCache: MetadataCache, zk: KafkaZooKeeper, logger: Logger) {
@@ -88,6 +93,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
             return respond(corr) { resp.encode(into: &$0) }
         case .leaderAndIsr:
             let req = try LeaderAndIsrRequest.decode(from: &body)
+            await beforeLeaderAndIsr?(req)
             let resp = replicaManager.becomeLeaderOrFollower(req)
             return respond(corr) { resp.encode(into: &$0) }
         case .updateMetadata:
@@ -100,8 +106,8 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
             let resp = PartitionErrorsResponse(error: .none, partitions: req.partitions.map { .init(topic: $0.topic, partition: $0.partition, error: .none) })
             return respond(corr) { resp.encode(into: &$0) }
         case .controlledShutdown:
-            _ = try ControlledShutdownRequest.decode(from: &body)
-            let resp = ControlledShutdownResponse(error: .none, partitionsRemaining: [])
+            let req = try ControlledShutdownRequest.decode(from: &body)
+            let resp = await onControlledShutdown?(req.brokerId) ?? ControlledShutdownResponse(error: .unknown, partitionsRemaining: [])
             return respond(corr) { resp.encode(into: &$0) }
         case .offsetCommit:
             let req = try OffsetCommitRequest.decode(from: &body, version: version)

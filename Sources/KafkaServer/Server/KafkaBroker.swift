@@ -1,4 +1,5 @@
 import Foundation
+import KafkaClient
 import KafkaCluster
 import KafkaLog
 import KafkaProtocol
@@ -22,6 +23,9 @@ public final class KafkaBroker: @unchecked Sendable {
     private var tasks: [Task<Void, Never>] = []
     private let shutdownLock = NSLock()
     private var isShutDown = false
+    private var isRegistered: Bool { registeredLock.withLock { registered } }
+    private let registeredLock = NSLock()
+    private var registered = false
 
     public init(config: BrokerConfig, logger: Logger = Logger(label: "kafka.server.KafkaServer")) {
         self.config = config
@@ -54,6 +58,7 @@ public final class KafkaBroker: @unchecked Sendable {
         settings.recoveryPointCheckpointIntervalMs = config.logFlushOffsetCheckpointIntervalMs
         settings.retentionCheckIntervalMs = config.logRetentionCheckIntervalMs
         settings.cleanerEnabled = config.logCleanerEnable
+        settings.cleanerBackoffMs = config.logCleanerBackoffMs
         logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
                                     topicOverrides: { topicConfigs.overrides(for: $0) },
                                     logger: Logger(label: "kafka.log.LogManager"), settings: settings)
@@ -78,6 +83,9 @@ public final class KafkaBroker: @unchecked Sendable {
         }
         apis = KafkaApis(config: config, replicaManager: replicaManager, metadataCache: metadataCache, zk: zk,
                          logger: Logger(label: "kafka.server.KafkaApis"))
+        apis.beforeLeaderAndIsr = { req in
+            for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
+        }
         socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
                                         sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
                                         threads: max(1, min(config.numNetworkThreads, System.coreCount)), processor: apis,
@@ -96,6 +104,8 @@ public final class KafkaBroker: @unchecked Sendable {
         controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
                                      uncleanLeaderElection: config.uncleanLeaderElectionEnable,
                                      logger: Logger(label: "kafka.controller.KafkaController"))
+        let ctl = controller!
+        apis.onControlledShutdown = { id in await ctl.controlledShutdown(brokerId: id) }
         let events = zkClient.events()
         tasks.append(Task { [weak self] in
             var expired = false
@@ -140,6 +150,7 @@ public final class KafkaBroker: @unchecked Sendable {
 
         // 5. Last: announce this broker.
         try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
+        registeredLock.withLock { registered = true }
         await electTask.value
         logger.info("[Kafka Server \(config.brokerId)], started")
     }
@@ -158,6 +169,39 @@ public final class KafkaBroker: @unchecked Sendable {
         }
         await controller.resign()
         await controller.elect()
+    }
+
+    /// Asks the controller to move this broker's leaderships away before it stops
+    /// (`controlled.shutdown.*`); after the retries it shuts down uncleanly, as 0.8.2 does.
+    private func controlledShutdown() async {
+        guard let zk else { return }
+        for attempt in 1...max(1, config.controlledShutdownMaxRetries) {
+            do {
+                guard let cid = try await zk.controllerId() else { throw KafkaClientError("no controller") }
+                let resp: ControlledShutdownResponse
+                if cid == config.brokerId {
+                    resp = await controller.controlledShutdown(brokerId: config.brokerId)
+                } else {
+                    let (data, _) = try await zk.zk.get(ZkPaths.broker(cid))
+                    let reg = try BrokerRegistration.parse(id: cid, data, path: ZkPaths.broker(cid))
+                    let conn = try await BrokerConnection.connect(host: reg.host, port: Int(reg.port), clientId: "")
+                    defer { Task { await conn.close() } }
+                    var body = try await conn.send(ControlledShutdownRequest(brokerId: config.brokerId))
+                    resp = try ControlledShutdownResponse.decode(from: &body)
+                }
+                if resp.error == .none && resp.partitionsRemaining.isEmpty {
+                    logger.info("Controlled shutdown succeeded")
+                    return
+                }
+                logger.info("Remaining partitions to move: \(resp.partitionsRemaining.map(\.description).joined(separator: ",")) (error \(resp.error))")
+            } catch {
+                logger.warning("Controlled shutdown attempt \(attempt) failed: \(error)")
+            }
+            if attempt < config.controlledShutdownMaxRetries {
+                try? await Task.sleep(nanoseconds: UInt64(config.controlledShutdownRetryBackoffMs) * 1_000_000)
+            }
+        }
+        logger.warning("Proceeding to do an unclean shutdown as all the controlled shutdown attempts failed")
     }
 
     // Controller requests addressed to this broker.
@@ -180,6 +224,12 @@ public final class KafkaBroker: @unchecked Sendable {
         }
         guard first else { return }
         logger.info("[Kafka Server \(config.brokerId)], shutting down")
+        // Only a broker that registered itself may ask: a broker that failed to start (e.g. a
+        // duplicate broker.id) must not move the live broker's leaderships.
+        // Replication stops first: once leaderships move away, this broker must not fetch as a
+        // follower and re-enter the ISRs it is leaving.
+        replicaManager?.shutdown()
+        if config.controlledShutdownEnable, isRegistered { await controlledShutdown() }
         // Stop reacting to ZooKeeper and give up the controller role first, so this broker's
         // own deregistration is not taken for a failure (leaders stay as they are, as in 0.8.2).
         for t in tasks { t.cancel() }
@@ -190,7 +240,6 @@ public final class KafkaBroker: @unchecked Sendable {
             try? await zk.zk.delete(ZkPaths.broker(config.brokerId), version: stat.version)
         }
         socketServer?.shutdown()
-        replicaManager?.shutdown()
         replicaManager?.checkpointHighWatermarks()
         logManager?.shutdown()
         await zkClient?.close()

@@ -44,6 +44,8 @@ final class ReplicaFetcher: @unchecked Sendable {
 
     func remove(_ tp: TopicPartition) { lock.withLock { _ = partitions.removeValue(forKey: tp) } }
 
+    func contains(_ tp: TopicPartition) -> Bool { lock.withLock { partitions[tp] != nil } }
+
     func shutdown() {
         task?.cancel()
         task = nil
@@ -168,6 +170,11 @@ final class ReplicaFetcherManager: @unchecked Sendable {
             fetchers[leader] = f
             f.add(tp, offset: offset)
         }
+    }
+
+    /// Whether `tp` is being fetched from `leader`.
+    func isFollowing(_ tp: TopicPartition, leader: BrokerEndpoint) -> Bool {
+        lock.withLock { fetchers[leader]?.contains(tp) ?? false }
     }
 
     func stopFollowing(_ tp: TopicPartition) {

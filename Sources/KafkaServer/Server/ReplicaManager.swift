@@ -14,6 +14,7 @@ public final class ReplicaManager: @unchecked Sendable {
     private let lock = NSLock()
     private var partitions: [TopicPartition: Partition] = [:]
     private var controllerEpoch: Int32 = 0
+    private var stopped = false
     /// High watermarks read from each dir's `replication-offset-checkpoint` at start.
     private var checkpointedHW: [TopicPartition: Int64] = [:]
     let logDirs: [String]
@@ -59,8 +60,15 @@ public final class ReplicaManager: @unchecked Sendable {
             guard s.replicas.contains(brokerId) else { continue }
             do {
                 let p = try getOrCreatePartition(tp)
+                let previousLeader = p.leader
                 if p.applyLeadership(s, nowMs: Self.nowMs()) {
-                    if s.leader == brokerId {
+                    if s.leader != brokerId, s.leader == previousLeader,
+                       let ep = req.leaders.first(where: { $0.id == s.leader }), fetchers.isFollowing(tp, leader: ep) {
+                        // Same leader, new ISR or epoch: keep fetching, truncate nothing (0.8.2
+                        // makeFollower). The local HW lags the leader's by a fetch: truncating
+                        // to it would drop acknowledged messages this replica may have to serve.
+                        logger.info("Broker \(brokerId) keeps following \(tp) led by \(s.leader) (leader epoch \(s.leaderEpoch), ISR \(s.isr))")
+                    } else if s.leader == brokerId {
                         fetchers.stopFollowing(tp)
                         logger.info("Broker \(brokerId) is now leader of \(tp) (leader epoch \(s.leaderEpoch), ISR \(s.isr), log end \(p.log.logEndOffset), high watermark \(p.highWatermark))")
                     } else {
@@ -72,7 +80,9 @@ public final class ReplicaManager: @unchecked Sendable {
                             logger.info("Truncating \(tp) to its high watermark \(hw) (log end \(p.log.logEndOffset)) before following broker \(s.leader)")
                             try p.log.truncate(to: hw)
                         }
-                        if let leader = req.leaders.first(where: { $0.id == s.leader }) {
+                        if lock.withLock({ stopped }) {
+                            logger.info("Broker \(brokerId) is shutting down: not following \(tp)")
+                        } else if let leader = req.leaders.first(where: { $0.id == s.leader }) {
                             fetchers.follow(tp, leader: leader, offset: p.log.logEndOffset)
                             logger.info("Broker \(brokerId) is now a follower of \(tp) led by \(s.leader), fetching from offset \(p.log.logEndOffset)")
                         } else {
@@ -159,7 +169,10 @@ public final class ReplicaManager: @unchecked Sendable {
         if version != nil { fetchPurgatory.checkAndComplete(p.topicPartition) }
     }
 
+    /// Stops replication; later LeaderAndIsr requests no longer start fetchers (a broker in
+    /// controlled shutdown must not re-enter ISRs it just left).
     public func shutdown() {
+        lock.withLock { stopped = true }
         fetchers.shutdown()
     }
 
