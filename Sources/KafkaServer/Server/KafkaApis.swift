@@ -103,7 +103,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
             return respond(corr) { $0.writeKafkaInt16(ok ? ErrorCode.none.rawValue : ErrorCode.staleControllerEpoch.rawValue) }
         case .stopReplica:
             let req = try StopReplicaRequest.decode(from: &body)
-            let resp = PartitionErrorsResponse(error: .none, partitions: req.partitions.map { .init(topic: $0.topic, partition: $0.partition, error: .none) })
+            let resp = replicaManager.stopReplicas(req)
             return respond(corr) { resp.encode(into: &$0) }
         case .controlledShutdown:
             let req = try ControlledShutdownRequest.decode(from: &body)

@@ -102,6 +102,30 @@ public final class ReplicaManager: @unchecked Sendable {
         return PartitionErrorsResponse(error: .none, partitions: results)
     }
 
+    /// StopReplica: stop fetching (and serving) the partitions; with `delete`, remove their logs.
+    public func stopReplicas(_ req: StopReplicaRequest) -> PartitionErrorsResponse {
+        let stale: Bool = lock.withLock {
+            if req.controllerEpoch < controllerEpoch { return true }
+            controllerEpoch = req.controllerEpoch
+            return false
+        }
+        if stale { return PartitionErrorsResponse(error: .staleControllerEpoch, partitions: []) }
+        var results: [PartitionErrorsResponse.PartitionError] = []
+        for tp in req.partitions {
+            fetchers.stopFollowing(tp)
+            if req.deletePartitions {
+                let removed = lock.withLock { partitions.removeValue(forKey: tp) }
+                if removed != nil { fetchPurgatory.completeAll(tp) }
+                logManager.deleteLog(tp)
+                logger.info("Stopped replica of \(tp) and deleted its log")
+            } else {
+                logger.info("Stopped replica of \(tp)")
+            }
+            results.append(.init(topic: tp.topic, partition: tp.partition, error: .none))
+        }
+        return PartitionErrorsResponse(error: .none, partitions: results)
+    }
+
     private func getOrCreatePartition(_ tp: TopicPartition) throws -> Partition {
         if let p = partition(tp) { return p }
         let log = try logManager.getOrCreateLog(tp)
