@@ -112,6 +112,26 @@ final class ControllerStateMachineTests: XCTestCase {
         XCTAssertNotEqual(m.leadership[b]?.state.leader, 0)
     }
 
+    func testTopicDeletionStopsLiveReplicasAndRemovesNodes() {
+        var m = ControllerStateMachine(brokerId: 0)
+        let t0 = TopicPartition("d", 0), t1 = TopicPartition("d", 1)
+        _ = m.handle(.elected(epoch: 3, liveBrokers: [b0, b1], assignments: ["d": [0: [0, 2], 1: [1, 0]], "keep": [0: [0]]],
+                              states: [t0: state(0, 1, [0]), t1: state(1, 1, [1, 0])]))
+        let actions = m.handle(.deleteTopics(["d", "unknown"]))
+        guard case let .sendUpdateMetadata(brokers, states, _) = actions.first(where: { if case .sendUpdateMetadata = $0 { return true } else { return false } }) else {
+            return XCTFail("\(actions)")
+        }
+        XCTAssertEqual(brokers, [0, 1])
+        XCTAssertEqual(Set(states.map(\.leader)), [-2], "brokers drop deleted partitions from metadata")
+        XCTAssertTrue(actions.contains(.sendStopReplica(broker: 0, partitions: [t0, t1], delete: true)))
+        XCTAssertTrue(actions.contains(.sendStopReplica(broker: 1, partitions: [t1], delete: true)))
+        XCTAssertFalse(actions.contains { if case let .sendStopReplica(b, _, _) = $0 { return b == 2 } else { return false } }, "dead broker 2 gets nothing")
+        XCTAssertTrue(actions.contains(.deleteTopicNodes("d")))
+        XCTAssertTrue(actions.contains(.deleteTopicNodes("unknown")), "an unknown topic's mark is just removed")
+        XCTAssertNil(m.assignments["d"])
+        XCTAssertNotNil(m.assignments["keep"])
+    }
+
     func testInactiveControllerIgnoresEvents() {
         var m = ControllerStateMachine(brokerId: 0)
         XCTAssertEqual(m.handle(.brokersChanged([b0])), [])

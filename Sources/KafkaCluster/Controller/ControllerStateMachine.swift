@@ -23,6 +23,8 @@ public enum ControllerEvent: Sendable, Equatable {
     case resigned
     /// A broker asks to shut down cleanly (ControlledShutdown request).
     case controlledShutdown(brokerId: Int32)
+    /// Topics listed under `/admin/delete_topics` (only acted on with delete.topic.enable).
+    case deleteTopics([String])
 }
 
 /// What the I/O layer must do, in order. A failed state write makes the executor skip the
@@ -32,6 +34,9 @@ public enum ControllerAction: Sendable, Equatable {
     case updateState(TopicPartition, LeaderIsrState, expectedVersion: Int32)
     case sendLeaderAndIsr(broker: Int32, states: [PartitionStateInfo], leaders: [BrokerEndpoint])
     case sendUpdateMetadata(brokers: [Int32], states: [PartitionStateInfo], liveBrokers: [BrokerEndpoint])
+    case sendStopReplica(broker: Int32, partitions: [TopicPartition], delete: Bool)
+    /// Remove `/brokers/topics/<t>`, `/config/topics/<t>` and `/admin/delete_topics/<t>`.
+    case deleteTopicNodes(String)
 }
 
 /// The controller's partition and replica state machine as a value type: it takes events and
@@ -71,6 +76,9 @@ public struct ControllerStateMachine: Sendable {
             guard isActive, liveBrokers[id] != nil else { return [] }
             shuttingDown.insert(id)
             return controlledShutdown(id)
+        case let .deleteTopics(topics):
+            guard isActive else { return [] }
+            return deleteTopics(topics)
         case let .brokersChanged(brokers):
             guard isActive else { return [] }
             let now = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -223,6 +231,36 @@ public struct ControllerStateMachine: Sendable {
         }
         actions += leaderAndIsrActions(for: changed)
         if !changed.isEmpty { actions += updateMetadataAll() }
+        return actions
+    }
+
+    /// Topic deletion: brokers drop the partitions from their metadata (leader -2), live
+    /// replicas stop and delete their logs, then the topic's znodes go. (Replicas on dead
+    /// brokers keep their files; 0.8.2 waits for them, this controller does not yet.)
+    private mutating func deleteTopics(_ topics: [String]) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        for topic in topics.sorted() {
+            guard let parts = assignments[topic] else {
+                actions.append(.deleteTopicNodes(topic))
+                continue
+            }
+            let tps = parts.keys.sorted().map { TopicPartition(topic, $0) }
+            let gone = tps.map { tp in
+                PartitionStateInfo(topic: tp.topic, partition: tp.partition, controllerEpoch: epoch, leader: -2,
+                                   leaderEpoch: leadership[tp]?.state.leaderEpoch ?? 0, isr: [], zkVersion: leadership[tp]?.zkVersion ?? 0,
+                                   replicas: replicas(tp))
+            }
+            let targets = liveBrokers.keys.sorted()
+            if !targets.isEmpty {
+                actions.append(.sendUpdateMetadata(brokers: targets, states: gone, liveBrokers: liveBrokers.values.sorted { $0.id < $1.id }))
+            }
+            var perBroker: [Int32: [TopicPartition]] = [:]
+            for tp in tps { for b in replicas(tp) where liveBrokers[b] != nil { perBroker[b, default: []].append(tp) } }
+            for b in perBroker.keys.sorted() { actions.append(.sendStopReplica(broker: b, partitions: perBroker[b]!, delete: true)) }
+            actions.append(.deleteTopicNodes(topic))
+            assignments[topic] = nil
+            for tp in tps { leadership[tp] = nil }
+        }
         return actions
     }
 

@@ -11,6 +11,7 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
     enum Request: Sendable {
         case leaderAndIsr(LeaderAndIsrRequest)
         case updateMetadata(UpdateMetadataRequest)
+        case stopReplica(StopReplicaRequest)
     }
 
     private final class Queue: @unchecked Sendable {
@@ -67,6 +68,7 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
                     switch request {
                     case .leaderAndIsr(let r): _ = try await conn!.send(r)
                     case .updateMetadata(let r): _ = try await conn!.send(r)
+                    case .stopReplica(let r): _ = try await conn!.send(r)
                     }
                     break
                 } catch {
@@ -96,4 +98,5 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
 
     func sendLeaderAndIsr(to broker: Int32, _ req: LeaderAndIsrRequest) async { await enqueue(broker, .leaderAndIsr(req)) }
     func sendUpdateMetadata(to broker: Int32, _ req: UpdateMetadataRequest) async { await enqueue(broker, .updateMetadata(req)) }
+    func sendStopReplica(to broker: Int32, _ req: StopReplicaRequest) async { await enqueue(broker, .stopReplica(req)) }
 }

@@ -11,6 +11,7 @@ public protocol ControllerChannel: Sendable {
     func closeAll()
     func sendLeaderAndIsr(to broker: Int32, _ req: LeaderAndIsrRequest) async
     func sendUpdateMetadata(to broker: Int32, _ req: UpdateMetadataRequest) async
+    func sendStopReplica(to broker: Int32, _ req: StopReplicaRequest) async
 }
 
 /// Runs the controller: elects through `/controller`, feeds ZooKeeper changes to the
@@ -21,6 +22,7 @@ public actor KafkaController {
     let zk: KafkaZooKeeper
     let channel: ControllerChannel
     let logger: Logger
+    let deleteTopicEnable: Bool
     private var machine: ControllerStateMachine
     private var watchedTopics = Set<String>()
     /// Election and event handling suspend at every ZooKeeper call, and actor methods may
@@ -42,8 +44,10 @@ public actor KafkaController {
         if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
     }
 
-    public init(brokerId: Int32, zk: KafkaZooKeeper, channel: ControllerChannel, uncleanLeaderElection: Bool, logger: Logger) {
+    public init(brokerId: Int32, zk: KafkaZooKeeper, channel: ControllerChannel, uncleanLeaderElection: Bool,
+                deleteTopicEnable: Bool = false, logger: Logger) {
         self.brokerId = brokerId
+        self.deleteTopicEnable = deleteTopicEnable
         self.zk = zk
         self.channel = channel
         self.logger = logger
@@ -80,6 +84,7 @@ public actor KafkaController {
             let assignments = try await loadAssignments()
             let states = try await zk.allPartitionStates(assignments)
             await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
+            if deleteTopicEnable { await handleDeletions() }
         } catch {
             logger.error("Controller election failed: \(error)")
         }
@@ -137,12 +142,25 @@ public actor KafkaController {
         case .nodeChildrenChanged(ZkPaths.brokerTopics):
             guard machine.isActive else { return }
             await reloadAssignments()
+        case .nodeChildrenChanged(ZkPaths.deleteTopics):
+            guard machine.isActive, deleteTopicEnable else { return }
+            await handleDeletions()
         case .nodeDataChanged(let path) where path.hasPrefix(ZkPaths.brokerTopics + "/"):
             guard machine.isActive else { return }
             await reloadAssignments()
         default:
             break
         }
+    }
+
+    /// Topics marked under `/admin/delete_topics` (and the watch for new marks).
+    private func handleDeletions() async {
+        do {
+            let marked = try await zk.zk.children(ZkPaths.deleteTopics, watch: true)
+            guard !marked.isEmpty else { return }
+            logger.info("Deleting topics \(marked.sorted())")
+            await run(machine.handle(.deleteTopics(marked)))
+        } catch { logger.error("Cannot read topics marked for deletion: \(error)") }
     }
 
     private func reloadAssignments() async {
@@ -189,6 +207,16 @@ public actor KafkaController {
                 let ok = states.filter { !failed.contains($0.topicPartition) }
                 let req = UpdateMetadataRequest(controllerId: brokerId, controllerEpoch: machine.epoch, partitionStates: ok, liveBrokers: live)
                 for b in brokers { await channel.sendUpdateMetadata(to: b, req) }
+            case let .sendStopReplica(broker, partitions, delete):
+                await channel.sendStopReplica(to: broker, StopReplicaRequest(controllerId: brokerId, controllerEpoch: machine.epoch,
+                                                                             deletePartitions: delete, partitions: partitions))
+            case let .deleteTopicNodes(topic):
+                do {
+                    try await zk.zk.deleteRecursive(ZkPaths.topic(topic))
+                    try await zk.zk.deleteRecursive(ZkPaths.topicConfig(topic))
+                    try await zk.zk.deleteRecursive(ZkPaths.deleteTopic(topic))
+                    logger.info("Deletion of topic \(topic) successfully completed")
+                } catch { logger.error("Cannot delete the znodes of topic \(topic): \(error)") }
             }
         }
         for e in followUps { await run(machine.handle(e)) }

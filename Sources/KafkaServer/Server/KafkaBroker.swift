@@ -99,10 +99,12 @@ public final class KafkaBroker: @unchecked Sendable {
             switch request {
             case .leaderAndIsr(let r): await self?.applyLeaderAndIsr(r)
             case .updateMetadata(let r): self?.applyUpdateMetadata(r)
+            case .stopReplica(let r): _ = self?.replicaManager.stopReplicas(r)
             }
         }
         controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
                                      uncleanLeaderElection: config.uncleanLeaderElectionEnable,
+                                     deleteTopicEnable: config.deleteTopicEnable,
                                      logger: Logger(label: "kafka.controller.KafkaController"))
         let ctl = controller!
         apis.onControlledShutdown = { id in await ctl.controlledShutdown(brokerId: id) }
