@@ -5,6 +5,7 @@ import Foundation
 public enum KafkaToolsMain {
     static let commands: [String: any AsyncParsableCommand.Type] = [
         "topics": TopicCommand.self,
+        "preferred-replica-election": PreferredReplicaElectionCommand.self,
         "console-producer": ConsoleProducerCommand.self,
         "console-consumer": ConsoleConsumerCommand.self,
         "producer-perf-test": ProducerPerfCommand.self,

@@ -132,6 +132,23 @@ final class ControllerStateMachineTests: XCTestCase {
         XCTAssertNotNil(m.assignments["keep"])
     }
 
+    func testPreferredReplicaElectionAndImbalance() {
+        var m = ControllerStateMachine(brokerId: 1)
+        let p0 = TopicPartition("p", 0), p1 = TopicPartition("p", 1), p2 = TopicPartition("p", 2)
+        _ = m.handle(.elected(epoch: 2, liveBrokers: [b0, b1], assignments: ["p": [0: [0, 1], 1: [0, 1], 2: [1, 0]]],
+                              states: [p0: state(1, 4, [1, 0], v: 3), p1: state(1, 4, [1], v: 6), p2: state(1, 1, [1, 0])]))
+        // Broker 0 prefers p0 and p1 but leads neither: 100 % > 10 %.
+        XCTAssertEqual(m.imbalancedPartitions(percentage: 10), [p0, p1])
+        let actions = m.handle(.preferredReplicaElection([p0, p1, p2]))
+        XCTAssertTrue(actions.contains(.updateState(p0, LeaderIsrState(leader: 0, leaderEpoch: 5, isr: [1, 0], controllerEpoch: 2), expectedVersion: 3)))
+        XCTAssertFalse(actions.contains { if case let .updateState(t, _, _) = $0 { return t == p1 } else { return false } }, "preferred replica not in the ISR")
+        XCTAssertFalse(actions.contains { if case let .updateState(t, _, _) = $0 { return t == p2 } else { return false } }, "already led by its preferred replica")
+        // A fresher state read from ZooKeeper (the leader expanded the ISR) makes p1 eligible.
+        _ = m.handle(.statesRead([p1: state(1, 4, [1, 0], v: 7)]))
+        XCTAssertTrue(m.handle(.preferredReplicaElection([p1])).contains(.updateState(p1, LeaderIsrState(leader: 0, leaderEpoch: 5, isr: [1, 0], controllerEpoch: 2), expectedVersion: 7)))
+        XCTAssertEqual(m.imbalancedPartitions(percentage: 10), [])
+    }
+
     func testInactiveControllerIgnoresEvents() {
         var m = ControllerStateMachine(brokerId: 0)
         XCTAssertEqual(m.handle(.brokersChanged([b0])), [])

@@ -25,6 +25,10 @@ public enum ControllerEvent: Sendable, Equatable {
     case controlledShutdown(brokerId: Int32)
     /// Topics listed under `/admin/delete_topics` (only acted on with delete.topic.enable).
     case deleteTopics([String])
+    /// Partitions listed in `/admin/preferred_replica_election` (or found imbalanced).
+    case preferredReplicaElection([TopicPartition])
+    /// Fresh state znodes (leaders change ISRs themselves; decisions start from what is stored).
+    case statesRead([TopicPartition: VersionedLeaderIsr])
 }
 
 /// What the I/O layer must do, in order. A failed state write makes the executor skip the
@@ -79,6 +83,12 @@ public struct ControllerStateMachine: Sendable {
         case let .deleteTopics(topics):
             guard isActive else { return [] }
             return deleteTopics(topics)
+        case let .preferredReplicaElection(partitions):
+            guard isActive else { return [] }
+            return preferredElection(partitions)
+        case let .statesRead(states):
+            for (tp, st) in states where assignments[tp.topic]?[tp.partition] != nil { leadership[tp] = st }
+            return []
         case let .brokersChanged(brokers):
             guard isActive else { return [] }
             let now = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -232,6 +242,40 @@ public struct ControllerStateMachine: Sendable {
         actions += leaderAndIsrActions(for: changed)
         if !changed.isEmpty { actions += updateMetadataAll() }
         return actions
+    }
+
+    /// Preferred replica selector: the head of the assigned replicas leads again when it is
+    /// live and in the ISR; the ISR is unchanged.
+    private mutating func preferredElection(_ partitions: [TopicPartition]) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        var changed: [TopicPartition] = []
+        for tp in partitions.sorted() {
+            guard let preferred = replicas(tp).first, let cur = leadership[tp], cur.state.leader != preferred,
+                  liveBrokers[preferred] != nil, !shuttingDown.contains(preferred), cur.state.isr.contains(preferred) else { continue }
+            var s = cur.state
+            s.leader = preferred
+            s.leaderEpoch += 1
+            s.controllerEpoch = epoch
+            actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
+            leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+            changed.append(tp)
+        }
+        actions += leaderAndIsrActions(for: changed)
+        if !changed.isEmpty { actions += updateMetadataAll() }
+        return actions
+    }
+
+    /// Partitions whose leader is not their preferred replica, for brokers whose share of such
+    /// partitions exceeds `percentage` (auto.leader.rebalance.enable).
+    public func imbalancedPartitions(percentage: Int) -> [TopicPartition] {
+        var byPreferred: [Int32: [TopicPartition]] = [:]
+        for tp in allPartitions { if let p = replicas(tp).first { byPreferred[p, default: []].append(tp) } }
+        var out: [TopicPartition] = []
+        for (b, tps) in byPreferred where liveBrokers[b] != nil {
+            let off = tps.filter { leadership[$0]?.state.leader != b }
+            if !tps.isEmpty, off.count * 100 > percentage * tps.count { out += off }
+        }
+        return out.sorted()
     }
 
     /// Topic deletion: brokers drop the partitions from their metadata (leader -2), live

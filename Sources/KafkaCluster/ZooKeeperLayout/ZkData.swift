@@ -170,3 +170,20 @@ public enum TopicConfigData {
         return out
     }
 }
+
+/// `/admin/preferred_replica_election`: `{"version":1,"partitions":[{"topic":"t","partition":0}]}`.
+public enum PreferredReplicaElectionData {
+    public static func json(_ partitions: [TopicPartition]) -> String {
+        let items = partitions.map { "{\"topic\":\(ZkData.quote($0.topic)),\"partition\":\($0.partition)}" }
+        return "{\"version\":1,\"partitions\":[" + items.joined(separator: ",") + "]}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> [TopicPartition] {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let list = o["partitions"] as? [[String: Any]] else { throw ZkDataError(path: path, reason: "missing partitions list") }
+        return try list.map { e in
+            guard let t = e["topic"] as? String, let p = ZkData.int(e["partition"]) else { throw ZkDataError(path: path, reason: "bad partition entry \(e)") }
+            return TopicPartition(t, Int32(p))
+        }
+    }
+}

@@ -98,6 +98,9 @@ public struct BrokerConfig: Sendable {
     public var logCleanerBackoffMs: Int64 = 15000
     public var uncleanLeaderElectionEnable = true
     public var controlledShutdownEnable = true
+    public var autoLeaderRebalanceEnable = true
+    public var leaderImbalancePerBrokerPercentage = 10
+    public var leaderImbalanceCheckIntervalSeconds: Int64 = 300
     public var controlledShutdownMaxRetries = 3
     public var controlledShutdownRetryBackoffMs: Int64 = 5000
     public var replicaLagTimeMaxMs: Int64 = 10000
@@ -202,6 +205,9 @@ public struct BrokerConfig: Sendable {
         if let v = try long("log.cleaner.backoff.ms", min: 1) { c.logCleanerBackoffMs = v }
         if let v = try bool("unclean.leader.election.enable") { c.uncleanLeaderElectionEnable = v }
         if let v = try bool("controlled.shutdown.enable") { c.controlledShutdownEnable = v }
+        if let v = try bool("auto.leader.rebalance.enable") { c.autoLeaderRebalanceEnable = v }
+        if let v = try int("leader.imbalance.per.broker.percentage", min: 0, max: 100) { c.leaderImbalancePerBrokerPercentage = v }
+        if let v = try long("leader.imbalance.check.interval.seconds", min: 1) { c.leaderImbalanceCheckIntervalSeconds = v }
         if let v = try int("controlled.shutdown.max.retries", min: 0) { c.controlledShutdownMaxRetries = v }
         if let v = try long("controlled.shutdown.retry.backoff.ms", min: 0) { c.controlledShutdownRetryBackoffMs = v }
         if let v = try long("replica.lag.time.max.ms", min: 1) { c.replicaLagTimeMaxMs = v }
@@ -242,8 +248,7 @@ public struct BrokerConfig: Sendable {
             "max.connections.per.ip.overrides", "controller.socket.timeout.ms", "controller.message.queue.size",
             "replica.socket.timeout.ms",
             "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
-            "producer.purgatory.purge.interval.requests", "auto.leader.rebalance.enable",
-            "leader.imbalance.per.broker.percentage", "leader.imbalance.check.interval.seconds",
+            "producer.purgatory.purge.interval.requests",
 "min.insync.replicas",
             "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",
             "log.cleaner.io.max.bytes.per.second", "offset.metadata.max.bytes",

@@ -85,6 +85,7 @@ public actor KafkaController {
             let states = try await zk.allPartitionStates(assignments)
             await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
             if deleteTopicEnable { await handleDeletions() }
+            await handlePreferredElection()
         } catch {
             logger.error("Controller election failed: \(error)")
         }
@@ -96,6 +97,7 @@ public actor KafkaController {
         guard machine.isActive else { return ControlledShutdownResponse(error: .unknown, partitionsRemaining: []) }
         guard machine.liveBrokers[id] != nil else { return ControlledShutdownResponse(error: .brokerNotAvailable, partitionsRemaining: []) }
         logger.info("Shutting down broker \(id)")
+        await refreshStates()
         await run(machine.handle(.controlledShutdown(brokerId: id)))
         return ControlledShutdownResponse(error: .none, partitionsRemaining: machine.partitionsLed(by: id))
     }
@@ -137,11 +139,15 @@ public actor KafkaController {
                 let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
                 logger.info("Live brokers changed: \(brokers.map(\.id))")
                 channel.setBrokers(brokers)
+                await refreshStates()
                 await run(machine.handle(.brokersChanged(brokers)))
             } catch { logger.error("Cannot read live brokers: \(error)") }
         case .nodeChildrenChanged(ZkPaths.brokerTopics):
             guard machine.isActive else { return }
             await reloadAssignments()
+        case .nodeCreated(ZkPaths.preferredReplicaElection), .nodeDataChanged(ZkPaths.preferredReplicaElection):
+            guard machine.isActive else { return }
+            await handlePreferredElection()
         case .nodeChildrenChanged(ZkPaths.deleteTopics):
             guard machine.isActive, deleteTopicEnable else { return }
             await handleDeletions()
@@ -151,6 +157,45 @@ public actor KafkaController {
         default:
             break
         }
+    }
+
+    /// `/admin/preferred_replica_election`: elect the listed partitions' preferred replicas,
+    /// then delete the node (and watch for the next one).
+    private func handlePreferredElection() async {
+        let path = ZkPaths.preferredReplicaElection
+        do {
+            guard try await zk.zk.exists(path, watch: true) != nil else { return }
+            let (data, _) = try await zk.zk.get(path, watch: true)
+            let partitions = try PreferredReplicaElectionData.parse(data, path: path)
+            logger.info("Starting preferred replica leader election for partitions \(partitions.map(\.description).joined(separator: ","))")
+            await refreshStates()
+            await run(machine.handle(.preferredReplicaElection(partitions)))
+            try? await zk.zk.delete(path)
+            _ = try await zk.zk.exists(path, watch: true)
+        } catch {
+            logger.error("Preferred replica election failed: \(error)")
+            try? await zk.zk.delete(path)
+            _ = try? await zk.zk.exists(path, watch: true)
+        }
+    }
+
+    /// auto.leader.rebalance.enable: move leadership back to preferred replicas of brokers
+    /// whose share of partitions led elsewhere exceeds the percentage.
+    public func checkLeaderImbalance(percentage: Int) async {
+        guard machine.isActive else { return }
+        await refreshStates()
+        let partitions = machine.imbalancedPartitions(percentage: percentage)
+        guard !partitions.isEmpty else { return }
+        logger.info("Leader imbalance found; electing preferred replicas of \(partitions.map(\.description).joined(separator: ","))")
+        await run(machine.handle(.preferredReplicaElection(partitions)))
+    }
+
+    /// Re-reads every partition's state znode into the state machine.
+    private func refreshStates() async {
+        do {
+            let states = try await zk.allPartitionStates(machine.assignments)
+            _ = machine.handle(.statesRead(states))
+        } catch { logger.warning("Cannot re-read partition states: \(error)") }
     }
 
     /// Topics marked under `/admin/delete_topics` (and the watch for new marks).

@@ -148,6 +148,19 @@ public final class KafkaBroker: @unchecked Sendable {
                 await self.replicaManager.shrinkIsrs(lagTimeMs: lag, lagMaxMessages: self.config.replicaLagMaxMessages)
             }
         })
+        if config.autoLeaderRebalanceEnable {
+            tasks.append(Task { [weak self] in
+                // First check after 5 s, then every leader.imbalance.check.interval.seconds.
+                var wait: UInt64 = 5_000_000_000
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: wait)
+                    if Task.isCancelled { return }
+                    guard let self else { return }
+                    wait = UInt64(self.config.leaderImbalanceCheckIntervalSeconds) * 1_000_000_000
+                    await self.controller.checkLeaderImbalance(percentage: self.config.leaderImbalancePerBrokerPercentage)
+                }
+            })
+        }
         let electTask = Task { await self.controller.elect() }
 
         // 5. Last: announce this broker.
