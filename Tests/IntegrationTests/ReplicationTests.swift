@@ -13,6 +13,9 @@ final class ReplicationTests: IntegrationTestCase {
         "zookeeper.session.timeout.ms": "3000",
         "replica.lag.time.max.ms": "3000",
         "replica.fetch.wait.max.ms": "200",
+        // Tear-down stops brokers one by one: the last one cannot hand its leaderships to
+        // anybody and would retry its controlled shutdown for 2 x 5 s.
+        "controlled.shutdown.retry.backoff.ms": "100",
     ]
 
     private func describe(_ c: TestCluster, _ topic: String) throws -> [DescribedPartition] {
@@ -233,6 +236,48 @@ final class ReplicationTests: IntegrationTestCase {
                            "ISR member \(id) has the acks=-1 message when it is acknowledged")
         }
         XCTAssertEqual(try conn.fetchAll(topic: topic).map(\.value), ["with-three", "acks-one", "with-three-again"])
+        await zk.close()
+    }
+
+    /// Enough replicas at the append, too few when the produce completes: the message is written
+    /// and the answer is NotEnoughReplicasAfterAppend (20); the next acks=-1 produce gets 19.
+    func testAcksAllAnswersNotEnoughReplicasAfterAppendWhenTheIsrShrinksWhileWaiting() async throws {
+        let c = try await startCluster(brokerIds: [], overrides: Self.fast)
+        // Broker 1 leads; its followers reach it through a proxy that the test cuts.
+        let port1 = try FreePort.allocate()
+        let proxy = try TCPProxy.start(to: port1)
+        defer { proxy.stop() }
+        let b1 = try c.addBroker(id: 1, port: port1, overrides: Self.fast.merging(["advertised.port": "\(proxy.port)"]) { _, n in n })
+        _ = try c.addBroker(id: 2, overrides: Self.fast)
+        _ = try c.addBroker(id: 3, overrides: Self.fast)
+        for b in c.brokers { try b.start() }
+        for b in c.brokers { try b.waitUntilReady() }
+        let zk = try await ZkInspector.connect(c.zkConnect)
+        let topic = "afterappend"
+        try createTopic(c, topic, ["--replica-assignment", "1:2:3", "--config", "min.insync.replicas=2"])
+        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 3 }
+        try c.waitForLeaders(topic: topic, broker: b1)
+        let conn = try b1.connect()
+        XCTAssertEqual(try conn.produce(topic: topic, messages: [(key: nil, value: "isr-3")], acks: -1).error, 0)
+
+        broker(c, 3).kill9()
+        try await zk.waitForState(topic, 0, timeout: 30, "an ISR of brokers 1 and 2") { $0.isr == [1, 2] }
+        let two = try conn.produce(topic: topic, messages: [(key: nil, value: "isr-2")], acks: -1)
+        XCTAssertEqual(two.error, 0, "ISR 2 = min.insync.replicas: accepted")
+        XCTAssertEqual(two.offset, 1)
+
+        // Broker 2 can no longer fetch: the produce waits until the leader drops it from the ISR.
+        proxy.cut()
+        let started = Date()
+        let waiting = try conn.produce(topic: topic, messages: [(key: nil, value: "isr-shrinks")], acks: -1, timeoutMs: 20_000)
+        print("acks=-1 answered \(String(format: "%.1f", Date().timeIntervalSince(started))) s after the cut with error \(waiting.error)")
+        XCTAssertEqual(waiting.error, 20, "NotEnoughReplicasAfterAppend when the ISR shrank below the minimum while waiting:\n\(b1.tail(20))")
+        let state = try await zk.partitionState(topic, 0)
+        XCTAssertEqual(state?.isr, [1], "the leader shrank the ISR to itself")
+        XCTAssertEqual(try conn.fetchAll(topic: topic).map(\.value), ["isr-3", "isr-2", "isr-shrinks"], "the message was appended")
+        let refused = try conn.produce(topic: topic, messages: [(key: nil, value: "refused")], acks: -1)
+        XCTAssertEqual(refused.error, 19, "then NotEnoughReplicas before the append")
+        XCTAssertEqual(try conn.debugLogEndOffset(topic: topic), 3)
         await zk.close()
     }
 
