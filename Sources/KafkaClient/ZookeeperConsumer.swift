@@ -17,35 +17,55 @@ public struct ZookeeperConsumerConfig: Sendable {
     public var sessionTimeoutMs = 6000
     public var rebalanceMaxRetries = 4
     public var rebalanceBackoffMs = 2000
-    public var clientId: String { groupId }
+    /// `range` (default) or `roundrobin`.
+    public var partitionAssignmentStrategy = PartitionAssignmentStrategy.range
+    public var excludeInternalTopics = true
+    public var clientId: String { clientIdOverride ?? groupId }
+    public var clientIdOverride: String? = nil
     public init(zookeeperConnect: String, groupId: String) {
         self.zookeeperConnect = zookeeperConnect
         self.groupId = groupId
     }
-}
 
-/// Range assignment of Kafka 0.8.2's high-level consumer, as a pure function.
-public enum RangeAssignor {
-    /// `threads` are all thread ids subscribed to the topic; returns partition → thread id.
-    public static func assign(partitions: [Int32], threads: [String]) -> [Int32: String] {
-        let ps = partitions.sorted()
-        let ts = threads.sorted()
-        guard !ts.isEmpty else { return [:] }
-        let per = ps.count / ts.count
-        let extra = ps.count % ts.count
-        var out: [Int32: String] = [:]
-        for (i, t) in ts.enumerated() {
-            let start = per * i + min(i, extra)
-            let n = per + (i < extra ? 1 : 0)
-            for j in 0..<n { out[ps[start + j]] = t }
+    /// A config from Kafka's consumer properties (ConsumerConfig's names and defaults);
+    /// `group.id` and `zookeeper.connect` are required. Unknown keys are ignored.
+    public init(properties p: [String: String]) throws {
+        guard let zk = p["zookeeper.connect"] else { throw ConsumerGroupError("Missing required configuration \"zookeeper.connect\"") }
+        guard let g = p["group.id"] else { throw ConsumerGroupError("Missing required configuration \"group.id\"") }
+        guard !g.isEmpty, g.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }) else {
+            throw ConsumerGroupError("group.id \(g) is illegal, contains a character other than ASCII alphanumerics, '.', '_' and '-'")
         }
-        return out
+        self.init(zookeeperConnect: zk, groupId: g)
+        func int(_ k: String) throws -> Int? {
+            guard let v = p[k] else { return nil }
+            guard let n = Int(v.trimmingCharacters(in: .whitespaces)) else { throw ConsumerGroupError("Invalid value \(v) for configuration \(k)") }
+            return n
+        }
+        func bool(_ k: String) -> Bool? { p[k].map { $0.trimmingCharacters(in: .whitespaces).lowercased() == "true" } }
+        consumerId = p["consumer.id"]
+        clientIdOverride = p["client.id"]
+        if let v = p["auto.offset.reset"] {
+            guard v == "smallest" || v == "largest" else { throw ConsumerGroupError("Wrong value \(v) of auto.offset.reset in ConsumerConfig; Valid values are smallest and largest") }
+            autoOffsetReset = v
+        }
+        if let v = bool("auto.commit.enable") { autoCommitEnable = v }
+        if let v = try int("auto.commit.interval.ms") { autoCommitIntervalMs = v }
+        if let v = try int("fetch.message.max.bytes") { fetchMessageMaxBytes = Int32(clamping: v) }
+        if let v = try int("fetch.wait.max.ms") { fetchWaitMaxMs = Int32(clamping: v) }
+        if let v = try int("zookeeper.session.timeout.ms") { sessionTimeoutMs = v }
+        if let v = try int("rebalance.max.retries") { rebalanceMaxRetries = max(v, 1) }
+        // rebalance.backoff.ms defaults to zookeeper.sync.time.ms (2000).
+        if let v = try int("zookeeper.sync.time.ms") { rebalanceBackoffMs = v }
+        if let v = try int("rebalance.backoff.ms") { rebalanceBackoffMs = v }
+        if let v = p["partition.assignment.strategy"] { partitionAssignmentStrategy = PartitionAssignmentStrategy(config: v) }
+        if let v = bool("exclude.internal.topics") { excludeInternalTopics = v }
     }
 }
 
-/// The ZooKeeper-coordinated group consumer of Kafka 0.8 (one stream): registers under
-/// `/consumers/<g>/ids`, splits partitions with the range strategy, owns them under
-/// `/consumers/<g>/owners`, and commits the next offset to `/consumers/<g>/offsets`.
+/// The ZooKeeper-coordinated group consumer of Kafka 0.8 (the high-level consumer, with all of
+/// its streams merged into one iterator): registers under `/consumers/<g>/ids`, decides its
+/// partitions with `RebalanceDecision` (range or roundrobin), owns them under
+/// `/consumers/<g>/owners`, and commits the next offset to consume to `/consumers/<g>/offsets`.
 public final class ZookeeperConsumer: @unchecked Sendable {
     public let config: ZookeeperConsumerConfig
     let logger: Logger
@@ -53,19 +73,21 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     public var zkClient: ZooKeeperClient { zk }
     let kzk: KafkaZooKeeper
     public let consumerId: String
-    private var threadId: String { consumerId + "-0" }
-    private var topicFilter: NSRegularExpression?
-    private var staticTopics: [String] = []
-    private var owned: [TopicPartition: Int64] = [:]      // next offset to consume
+    private var registration: ConsumerRegistration?
+    private var owned: [TopicPartition: Int64] = [:]      // next offset to consume (-1: not yet known)
+    private var ownerThread: [TopicPartition: ConsumerThreadId] = [:]
     private var committed: [TopicPartition: Int64] = [:]
     private var buffer: [ConsumedMessage] = []
     private var bufferIndex = 0
     private var consumers: [String: SimpleConsumer] = [:]   // "host:port" → connection
     private var needsRebalance = true
+    private var sessionRenewed = false
     private var lastCommit = Date()
     private var eventsTask: Task<Void, Never>?
     private var partitionCursor = 0
     private let lock = NSLock()
+    /// The last successful decision (nil before the first one or after a failed rebalance).
+    public private(set) var lastDecision: RebalanceDecision?
 
     public static func connect(_ config: ZookeeperConsumerConfig, logger: Logger = Logger(label: "kafka.consumer.ZookeeperConsumerConnector")) async throws -> ZookeeperConsumer {
         let zk = try await ZooKeeperClient.connect(config.zookeeperConnect, sessionTimeoutMs: config.sessionTimeoutMs, connectionTimeoutMs: config.sessionTimeoutMs, logger: logger)
@@ -82,25 +104,62 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         self.consumerId = config.consumerId.map { "\(config.groupId)_\($0)" } ?? "\(config.groupId)_\(host)-\(Int64(Date().timeIntervalSince1970 * 1000))-\(uuid)"
     }
 
+    /// The partitions this consumer owns now, with the owning thread.
+    public var ownedPartitions: [TopicPartition: ConsumerThreadId] { ownerThread }
+
     /// Subscribes to topics matching a whitelist regex (the console consumer's `--topic`,
-    /// `--whitelist`), registers this consumer and starts the first rebalance.
-    public func subscribe(whitelist: String) async throws {
-        let cleaned = whitelist.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ",", with: "|").replacingOccurrences(of: " ", with: "")
-        topicFilter = try NSRegularExpression(pattern: "^(?:\(cleaned))$")
-        let json = "{\"version\":1,\"subscription\":{\(ZkData.quote(cleaned)):1},\"pattern\":\"white_list\",\"timestamp\":\"\(ZkData.nowMillis())\"}"
-        try await register(json)
+    /// `--whitelist`; Kafka's createMessageStreamsByFilter), registers this consumer and runs the
+    /// first rebalance, whose failure is thrown.
+    public func subscribe(whitelist: String, streams: Int = 1) async throws {
+        try await subscribe(ConsumerRegistration(.filter(try TopicFilter(.whitelist, whitelist), streams: streams)))
+    }
+
+    /// Subscribes to every topic not matching a blacklist regex.
+    public func subscribe(blacklist: String, streams: Int = 1) async throws {
+        try await subscribe(ConsumerRegistration(.filter(try TopicFilter(.blacklist, blacklist), streams: streams)))
+    }
+
+    /// Static subscription, topic → number of streams (Kafka's createMessageStreams).
+    public func subscribe(topics: [String: Int]) async throws {
+        try await subscribe(ConsumerRegistration(.topics(topics)))
+    }
+
+    private func subscribe(_ reg: ConsumerRegistration) async throws {
+        precondition(registration == nil, "a consumer subscribes once")
+        registration = reg
+        try await register()
+        startWatching()
         try await rebalanceWithRetries()
     }
 
-    private func register(_ json: String) async throws {
-        try await zk.ensurePath(ZkPaths.consumerIds(config.groupId))
-        do {
-            try await zk.create(ZkPaths.consumerIds(config.groupId) + "/" + consumerId, data: Array(json.utf8), mode: .ephemeral)
-        } catch ZooKeeperError.nodeExists {}
+    private var idsPath: String { ZkPaths.consumerIds(config.groupId) }
+
+    /// Writes the ephemeral registration. A node left by an earlier session of ours (same id) is
+    /// waited out, as Kafka does for ZOOKEEPER-1740.
+    private func register() async throws {
+        guard let registration else { return }
+        let path = idsPath + "/" + consumerId
+        let data = Array(registration.json().utf8)
+        try await zk.ensurePath(idsPath)
+        let deadline = Date().addingTimeInterval(Double(max(config.sessionTimeoutMs, 1000)) * 3 / 1000)
+        while true {
+            do {
+                try await zk.create(path, data: data, mode: .ephemeral)
+                return
+            } catch ZooKeeperError.nodeExists {
+                let existing = try? await zk.get(path)
+                if existing?.data == data || existing?.stat.ephemeralOwner == zk.sessionId { return }
+                if existing == nil { continue }
+                guard Date() < deadline else { throw KafkaClientError("consumer \(consumerId) is already registered at \(path)") }
+                logger.info("I wrote this conflicted ephemeral node [\(path)] a while back in a different session, hence I will backoff for this node to be deleted by Zookeeper and retry")
+                try await Task.sleep(nanoseconds: UInt64(max(config.sessionTimeoutMs, 200)) * 1_000_000 / 2)
+            }
+        }
+    }
+
+    private func startWatching() {
         let events = zk.events()
-        let idsPath = ZkPaths.consumerIds(config.groupId)
-        _ = try await zk.children(idsPath, watch: true)
-        _ = try await zk.children(ZkPaths.brokerTopics, watch: true)
+        let idsPath = self.idsPath
         eventsTask = Task { [weak self] in
             for await e in events {
                 guard let self else { return }
@@ -109,15 +168,18 @@ public final class ZookeeperConsumer: @unchecked Sendable {
                     self.lock.withLock { self.needsRebalance = true }
                 case .nodeDataChanged(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
                     self.lock.withLock { self.needsRebalance = true }
+                case .nodeCreated(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
+                    self.lock.withLock { self.needsRebalance = true }
+                case .session(.expired):
+                    // The new session has lost our registration and owner nodes.
+                    self.lock.withLock {
+                        self.sessionRenewed = true
+                        self.needsRebalance = true
+                    }
                 default: break
                 }
             }
         }
-    }
-
-    private func matches(_ topic: String) -> Bool {
-        guard let f = topicFilter, topic != TopicNames.offsetsTopic else { return false }
-        return f.firstMatch(in: topic, range: NSRange(topic.startIndex..., in: topic)) != nil
     }
 
     private func rebalanceWithRetries() async throws {
@@ -128,62 +190,99 @@ public final class ZookeeperConsumer: @unchecked Sendable {
                 return
             } catch {
                 lastError = error
-                logger.info("[\(consumerId)], rebalancing attempt \(attempt) failed: \(error); retrying")
+                logger.info("[\(consumerId)], begin rebalancing consumer \(consumerId) try #\(attempt) failed: \(error)")
+                if config.autoCommitEnable { await commitOffsets() }
+                await releaseAll()
+                lastDecision = nil
                 try await Task.sleep(nanoseconds: UInt64(config.rebalanceBackoffMs) * 1_000_000)
             }
         }
         throw KafkaClientError("\(consumerId) can't rebalance after \(config.rebalanceMaxRetries) retries: \(lastError.map { "\($0)" } ?? "")")
     }
 
-    private func rebalance() async throws {
-        lock.withLock { needsRebalance = false }
-        if config.autoCommitEnable { await commitOffsets() }
-        // Release what we own.
-        for tp in owned.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
+    /// Forgets (and deletes the owner nodes of) everything owned.
+    private func releaseAll() async {
+        for tp in ownerThread.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
         owned.removeAll()
+        ownerThread.removeAll()
         buffer.removeAll()
         bufferIndex = 0
-        // Everyone's subscription (this simple consumer: each member has one thread per topic).
-        _ = try await zk.children(ZkPaths.consumerIds(config.groupId), watch: true)
-        let members = try await zk.children(ZkPaths.consumerIds(config.groupId)).sorted()
-        let topics = try await kzk.topics(watch: true).filter(matches)
-        var mine: [TopicPartition] = []
-        for t in topics {
-            guard let assignment = try await kzk.assignment(t, watch: true) else { continue }
-            let threads = members.map { "\($0)-0" }
-            for (p, thread) in RangeAssignor.assign(partitions: Array(assignment.keys), threads: threads) where thread == threadId {
-                mine.append(TopicPartition(t, p))
+    }
+
+    /// One rebalance attempt (Kafka's ZKRebalancerListener.rebalance).
+    private func rebalance() async throws {
+        let renewed = lock.withLock { () -> Bool in
+            needsRebalance = false
+            defer { sessionRenewed = false }
+            return sessionRenewed
+        }
+        if renewed {
+            // A new session: the owned registry is gone with the old one; register again.
+            owned.removeAll()
+            ownerThread.removeAll()
+            buffer.removeAll()
+            bufferIndex = 0
+            try await register()
+        }
+        // Commit while ownership is still held, then release it.
+        if config.autoCommitEnable { await commitOffsets() }
+        await releaseAll()
+
+        // Everything the decision depends on; reading sets the watches again.
+        let ids = try await zk.children(idsPath, watch: true).sorted()
+        if !ids.contains(consumerId) { try await register() }
+        var members: [String: ConsumerRegistration] = [:]
+        for id in ids {
+            guard let (data, _) = try? await zk.get(idsPath + "/" + id) else { continue }   // left meanwhile
+            members[id] = try ConsumerRegistration.parse(data, path: idsPath + "/" + id)
+        }
+        members[consumerId] = registration
+        let wildcard: Bool
+        if case .filter = registration?.subscription { wildcard = true } else { wildcard = false }
+        let topics = try await kzk.topics(watch: wildcard)
+        var ctx = AssignmentContext(consumerId: consumerId, members: members, topics: topics, partitions: [:],
+                                    excludeInternalTopics: config.excludeInternalTopics)
+        for t in ctx.myTopicThreadIds.keys {
+            if let assignment = try await kzk.assignment(t, watch: true) {
+                ctx.partitions[t] = Array(assignment.keys)
+            } else {
+                _ = try await zk.exists(ZkPaths.topic(t), watch: true)
             }
         }
+        let decision = try RebalanceDecision.decide(ctx, strategy: config.partitionAssignmentStrategy)
+
         // Claim ownership; a node still held by the previous owner fails this attempt (and
         // releases what this attempt claimed). A node holding our own thread id is ours.
-        var claimed: [TopicPartition] = []
+        var claimed: [TopicPartition: ConsumerThreadId] = [:]
         do {
-            for tp in mine.sorted() {
+            for tp in decision.partitions {
+                let thread = decision.ownership[tp]!
                 let path = ZkPaths.consumerOwner(config.groupId, tp)
                 do {
-                    try await zk.createRecursive(path, data: Array(threadId.utf8), mode: .ephemeral)
+                    try await zk.createRecursive(path, data: Array(thread.description.utf8), mode: .ephemeral)
                 } catch ZooKeeperError.nodeExists {
                     let holder = (try? await zk.get(path)).flatMap { $0.data }.map { String(decoding: $0, as: UTF8.self) }
-                    guard holder == threadId else { throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")") }
+                    guard holder == thread.description else { throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")") }
                 }
-                claimed.append(tp)
+                claimed[tp] = thread
             }
         } catch {
-            for c in claimed { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, c)) }
+            for c in claimed.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, c)) }
             throw error
         }
         // Start positions: the committed offset, or -1 meaning "reset by auto.offset.reset when
         // the leader is reachable" (resolved by the fetch loop, so a missing leader does not
         // fail the rebalance).
-        for tp in claimed {
+        for tp in claimed.keys {
             var off: Int64 = -1
             if let (data, _) = try? await zk.get(ZkPaths.consumerOffset(config.groupId, tp)),
                let v = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) { off = v }
             owned[tp] = off
             committed[tp] = off
         }
-        logger.info("[\(consumerId)], owns \(claimed.map(\.description).joined(separator: ", "))")
+        ownerThread = claimed
+        lastDecision = decision
+        logger.info("[\(consumerId)], \(config.partitionAssignmentStrategy.rawValue) assignment: \(decision.partitionsByThread.sorted { $0.key < $1.key }.map { "\($0.key) -> \($0.value.map(\.description).joined(separator: ","))" }.joined(separator: "; "))")
     }
 
     private func resetOffset(_ tp: TopicPartition) async throws -> Int64 {
@@ -215,7 +314,13 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             if config.autoCommitEnable && Date().timeIntervalSince(lastCommit) * 1000 >= Double(config.autoCommitIntervalMs) {
                 await commitOffsets()
             }
-            if lock.withLock({ needsRebalance }) { try await rebalanceWithRetries() }
+            if lock.withLock({ needsRebalance }) {
+                // As on Kafka's watcher thread: a failed rebalance is logged, and the consumer is
+                // left with no partitions until the next change in the group.
+                do { try await rebalanceWithRetries() } catch let e as CancellationError { throw e } catch {
+                    logger.error("error during syncedRebalance: \(error)")
+                }
+            }
             if Date() >= deadline { return nil }
             try await fetchSome()
             if Task.isCancelled { return nil }
@@ -230,12 +335,22 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             try await Task.sleep(nanoseconds: 200_000_000)
             return
         }
+        // Partitions without a position get one from auto.offset.reset (all of them, as Kafka's
+        // fetchers do, so the next commit records a start for each).
+        for tp in parts where owned[tp]! < 0 {
+            do {
+                owned[tp] = try await resetOffset(tp)
+                logger.info("[\(consumerId)], \(tp) starts at offset \(owned[tp]!) (auto.offset.reset=\(config.autoOffsetReset))")
+            } catch {
+                logger.warning("Cannot reset the offset of \(tp) yet: \(error)")
+            }
+        }
         partitionCursor = (partitionCursor + 1) % parts.count
         let tp = parts[partitionCursor]
         do {
             if owned[tp]! < 0 {
-                owned[tp] = try await resetOffset(tp)
-                logger.info("[\(consumerId)], \(tp) starts at offset \(owned[tp]!) (auto.offset.reset=\(config.autoOffsetReset))")
+                try await Task.sleep(nanoseconds: 200_000_000)
+                return
             }
             let c = try await leader(tp)
             let r = try await c.fetch(tp, offset: owned[tp]!, maxBytes: config.fetchMessageMaxBytes,
@@ -287,7 +402,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     public func shutdown(deleteGroup: Bool = false) async {
         eventsTask?.cancel()
         if config.autoCommitEnable { await commitOffsets() }
-        for tp in owned.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
+        for tp in ownerThread.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
         for c in consumers.values { await c.close() }
         consumers.removeAll()
         if deleteGroup { try? await zk.deleteRecursive(ZkPaths.consumerGroup(config.groupId)) }

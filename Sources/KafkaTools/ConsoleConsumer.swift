@@ -34,27 +34,29 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
         let filters = [topic, whitelist, blacklist].compactMap { $0 }
         guard filters.count == 1 else { throw ValidationError("Exactly one of whitelist/blacklist/topic is required.") }
-        if blacklist != nil { throw ToolError("--blacklist is not supported yet; use --whitelist") }
         let props = try parseKeyValues(property, flag: "--property")
         let printKey = props["print.key"]?.lowercased() == "true"
         let keySep = props["key.separator"] ?? "\t"
 
+        // Every consumer property of the file applies (group.id, partition.assignment.strategy,
+        // auto.commit.interval.ms, ...); auto.offset.reset and zookeeper.connect are overridden.
         var fileProps: [String: String] = [:]
         if let path = consumerConfig {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ToolError("cannot read --consumer.config file \(path)") }
-            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
                 let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 if kv.count == 2 { fileProps[kv[0]] = kv[1] }
             }
         }
         let generated = fileProps["group.id"] == nil
         let group = fileProps["group.id"] ?? "console-consumer-\(Int.random(in: 0...99999))"
-        var cfg = ZookeeperConsumerConfig(zookeeperConnect: zookeeper, groupId: group)
-        cfg.autoOffsetReset = fromBeginning ? "smallest" : "largest"
-        if let v = fileProps["auto.commit.interval.ms"].flatMap(Int.init) { cfg.autoCommitIntervalMs = v }
-        if let v = fileProps["fetch.message.max.bytes"].flatMap(Int32.init) { cfg.fetchMessageMaxBytes = v }
-        if let v = fileProps["zookeeper.session.timeout.ms"].flatMap(Int.init) { cfg.sessionTimeoutMs = v }
-        if let v = fileProps["consumer.id"] { cfg.consumerId = v }
+        fileProps["group.id"] = group
+        fileProps["auto.offset.reset"] = fromBeginning ? "smallest" : "largest"
+        fileProps["zookeeper.connect"] = zookeeper
+        let cfg: ZookeeperConsumerConfig
+        do { cfg = try ZookeeperConsumerConfig(properties: fileProps) } catch { throw ToolError("\(error)") }
 
         let consumer: ZookeeperConsumer
         do { consumer = try await ZookeeperConsumer.connect(cfg) } catch {
@@ -62,14 +64,18 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
         }
         if deleteConsumerOffsets {
             try? await consumer.zkClient.deleteRecursive(ZkPaths.consumerGroup(group))
-        } else if fromBeginning, !generated, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zkClient, group: group) {
+        } else if fromBeginning, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zkClient, group: group) {
             await consumer.shutdown()
             throw ToolError("Found previous offset information for this group \(group). Please use --delete-consumer-offsets to delete previous offsets metadata")
         }
         let stop = StopSignal()
         var count = 0
         do {
-            try await consumer.subscribe(whitelist: topic ?? whitelist!)
+            if let blacklist {
+                try await consumer.subscribe(blacklist: blacklist)
+            } else {
+                try await consumer.subscribe(whitelist: topic ?? whitelist!)
+            }
             let out = FileHandle.standardOutput
             while !stop.requested {
                 if let max = maxMessages, count >= max { break }
