@@ -8,6 +8,7 @@ public enum KafkaToolsMain {
         "preferred-replica-election": PreferredReplicaElectionCommand.self,
         "console-producer": ConsoleProducerCommand.self,
         "console-consumer": ConsoleConsumerCommand.self,
+        "consumer-offset-checker": ConsumerOffsetCheckerCommand.self,
         "producer-perf-test": ProducerPerfCommand.self,
         "consumer-perf-test": ConsumerPerfCommand.self,
         "dump-log": DumpLogCommand.self,
