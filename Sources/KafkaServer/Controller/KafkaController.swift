@@ -94,6 +94,8 @@ public actor KafkaController {
     /// ControlledShutdown from broker `id`: move its leaderships away; answer with the
     /// replicated partitions it still leads (empty means it may stop now).
     public func controlledShutdown(brokerId id: Int32) async -> ControlledShutdownResponse {
+        await lock()
+        defer { unlock() }
         guard machine.isActive else { return ControlledShutdownResponse(error: .unknown, partitionsRemaining: []) }
         guard machine.liveBrokers[id] != nil else { return ControlledShutdownResponse(error: .brokerNotAvailable, partitionsRemaining: []) }
         logger.info("Shutting down broker \(id)")
@@ -182,6 +184,8 @@ public actor KafkaController {
     /// auto.leader.rebalance.enable: move leadership back to preferred replicas of brokers
     /// whose share of partitions led elsewhere exceeds the percentage.
     public func checkLeaderImbalance(percentage: Int) async {
+        await lock()
+        defer { unlock() }
         guard machine.isActive else { return }
         await refreshStates()
         let partitions = machine.imbalancedPartitions(percentage: percentage)

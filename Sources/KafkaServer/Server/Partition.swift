@@ -81,6 +81,20 @@ public final class Partition: @unchecked Sendable {
         return false
     }
 
+    public enum FollowerAppendResult { case appended, notFollower, offsetMoved }
+
+    /// Follower append of the leader's bytes fetched at `fetchOffset`, atomic with respect to
+    /// leadership changes: nothing is written once this broker leads, or when the log end
+    /// moved since the fetch (a truncation in between), so no gap or overlap can appear.
+    func appendAsFollower(_ bytes: [UInt8], fetchOffset: Int64) throws -> FollowerAppendResult {
+        try lock.withLock {
+            guard _leader != localBrokerId else { return .notFollower }
+            guard log.logEndOffset == fetchOffset else { return .offsetMoved }
+            _ = try log.append(bytes, assignOffsets: false)
+            return .appended
+        }
+    }
+
     /// Follower: HW = min(own log end, the leader's HW).
     func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
         lock.withLock {

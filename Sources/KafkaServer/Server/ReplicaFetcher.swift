@@ -92,7 +92,14 @@ final class ReplicaFetcher: @unchecked Sendable {
             let bytes = pd.messageSet.getBytes(at: pd.messageSet.readerIndex, length: pd.messageSet.readableBytes) ?? []
             if !bytes.isEmpty {
                 do {
-                    _ = try p.log.append(bytes, assignOffsets: false)
+                    switch try p.appendAsFollower(bytes, fetchOffset: asked) {
+                    case .appended: break
+                    case .notFollower: return                 // became leader meanwhile
+                    case .offsetMoved:                        // truncated meanwhile: refetch from the new end
+                        let next = p.log.logEndOffset
+                        lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+                        return
+                    }
                 } catch {
                     logger.error("[ReplicaFetcherThread-0-\(leader.id)], cannot append to \(tp) at offset \(asked): \(error)")
                     try? await Task.sleep(nanoseconds: 500_000_000)
