@@ -95,6 +95,11 @@ public final class Partition: @unchecked Sendable {
         }
     }
 
+    /// Truncation when following a new leader, under the same lock as follower appends.
+    func truncateLog(to offset: Int64) throws {
+        try lock.withLock { try log.truncate(to: offset) }
+    }
+
     /// Follower: HW = min(own log end, the leader's HW).
     func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
         lock.withLock {

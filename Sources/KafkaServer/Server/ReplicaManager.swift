@@ -78,7 +78,7 @@ public final class ReplicaManager: @unchecked Sendable {
                         let hw = p.highWatermark
                         if p.log.logEndOffset > hw {
                             logger.info("Truncating \(tp) to its high watermark \(hw) (log end \(p.log.logEndOffset)) before following broker \(s.leader)")
-                            try p.log.truncate(to: hw)
+                            try p.truncateLog(to: hw)
                         }
                         if lock.withLock({ stopped }) {
                             logger.info("Broker \(brokerId) is shutting down: not following \(tp)")
