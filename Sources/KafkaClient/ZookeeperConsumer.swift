@@ -176,6 +176,9 @@ public final class ZookeeperConsumer: @unchecked Sendable {
                         self.sessionRenewed = true
                         self.needsRebalance = true
                     }
+                case .session(.connected):
+                    // Attempts made while the new session was being opened failed: go again.
+                    self.lock.withLock { if self.sessionRenewed { self.needsRebalance = true } }
                 default: break
                 }
             }
@@ -213,16 +216,18 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     private func rebalance() async throws {
         let renewed = lock.withLock { () -> Bool in
             needsRebalance = false
-            defer { sessionRenewed = false }
             return sessionRenewed
         }
         if renewed {
-            // A new session: the owned registry is gone with the old one; register again.
+            // A new session: the owned registry is gone with the old one (uncommitted progress
+            // too, as in Kafka: another member may own those partitions by now); register again.
             owned.removeAll()
             ownerThread.removeAll()
             buffer.removeAll()
             bufferIndex = 0
             try await register()
+            lock.withLock { sessionRenewed = false }
+            logger.info("[\(consumerId)], re-registered in a new ZooKeeper session")
         }
         // Commit while ownership is still held, then release it.
         if config.autoCommitEnable { await commitOffsets() }
@@ -386,6 +391,8 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     /// Writes the next offset to consume of every owned partition that changed.
     public func commitOffsets() async {
         lastCommit = Date()
+        // After a session expiry the positions belong to the old session's ownership.
+        if lock.withLock({ sessionRenewed }) { return }
         for (tp, off) in owned where off >= 0 && committed[tp] != off {
             let path = ZkPaths.consumerOffset(config.groupId, tp)
             let data = Array(String(off).utf8)

@@ -12,9 +12,12 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
         commandName: "kafka-consumer-offset-checker.sh",
         abstract: "Check the offset of your consumers.",
         discussion: """
-        Offsets come from the group's offset manager (OffsetFetch), or from ZooKeeper
-        (/consumers/<group>/offsets/<topic>/<partition>) where it has none; logSize is the latest
-        offset of each partition's leader; the owner is /consumers/<group>/owners/<topic>/<partition>.
+        Offsets come from the group's offset manager (OffsetFetch), or from ZooKeeper \
+        (/consumers/<group>/offsets/<topic>/<partition>) where it has none. logSize is the \
+        latest offset of each partition's leader; the owner comes from \
+        /consumers/<group>/owners/<topic>/<partition>. Without --topic, the topics are the \
+        children of /consumers/<group>/owners.
+
         Example:
           bin/kafka-consumer-offset-checker.sh --zookeeper localhost:2181 --group my-group
         """)

@@ -203,6 +203,127 @@ final class ConsumerGroupTests: IntegrationTestCase {
         XCTAssertEqual(offsetsKept, ["35", "35", "35", "35"])
     }
 
+    /// partition.assignment.strategy=roundrobin from --consumer.config: two console consumers
+    /// deal the partitions in "[topic,partition]" hash order (here p0 < p1 < …, so they
+    /// alternate, unlike range's halves); partitions added with kafka-topics.sh --alter reach
+    /// both through the topic's data watch.
+    func testRoundRobinAndAddedPartitions() async throws {
+        let c = try await startCluster()
+        let topic = "rr", group = "rr-group"
+        try c.createTopic(topic, partitions: 4)
+        try c.waitForLeaders(topic: topic, partitions: 4)
+        let zk = try await zkClient(c)
+        let config = try writeConfig(c, "rr", ["group.id": group, "partition.assignment.strategy": "roundrobin",
+                                               "auto.commit.interval.ms": "200", "rebalance.backoff.ms": "300",
+                                               "rebalance.max.retries": "10"])
+        let x = try startConsole(c, "x", ["--topic", topic, "--consumer.config", config])
+        try await eventually("X to own every partition") { await owners(zk, group: group, topic: topic).count == 4 ? true : nil }
+        let y = try startConsole(c, "y", ["--topic", topic, "--consumer.config", config])
+        func dealt(_ n: Int) async throws -> [String] {
+            try await eventually("a round-robin deal of \(n) partitions") { () -> [String]? in
+                let ids = try await zk.children("/consumers/\(group)/ids").sorted()
+                guard ids.count == 2 else { return nil }
+                let want = Dictionary(uniqueKeysWithValues: (0..<Int32(n)).map { ($0, "\(ids[Int($0) % 2])-0") })
+                return await owners(zk, group: group, topic: topic) == want ? ids : nil
+            }
+        }
+        /// Waits until every partition has a committed start (the reset position, committed
+        /// every 200 ms), so that what is produced next is consumed.
+        func started(_ n: Int) async throws {
+            try await eventually("committed positions for \(n) partitions") { () -> Bool? in
+                let offs = await committed(zk, group: group, topic: topic, partitions: n)
+                return offs.allSatisfy { $0 != nil } ? true : nil
+            }
+        }
+        func consumeOnce(_ prefix: String, partitions n: Int, ids: [String]) async throws {
+            let sent = try produce(c, topic: topic, partitions: n, prefix: prefix, count: 5)
+            try await eventually("\(prefix) across X and Y") {
+                messages(x, prefix: prefix).count + messages(y, prefix: prefix).count >= sent.count ? true : nil
+            }
+            try await Task.sleep(nanoseconds: 300_000_000)
+            let xs = messages(x, prefix: prefix), ys = messages(y, prefix: prefix)
+            assertNoDuplicates(xs + ys, prefix)
+            XCTAssertEqual(Set(xs + ys), sent)
+            // X registered first, so it is ids[0] and owns the even partitions.
+            XCTAssertTrue(xs.allSatisfy { partitionOf($0) % 2 == 0 }, "X: \(xs)")
+            XCTAssertTrue(ys.allSatisfy { partitionOf($0) % 2 == 1 }, "Y: \(ys)")
+        }
+
+        let ids = try await dealt(4)
+        let firstOwner = await owners(zk, group: group, topic: topic)[0]
+        XCTAssertEqual(firstOwner, "\(ids[0])-0")
+        try await started(4)
+        try await consumeOnce("r1", partitions: 4, ids: ids)
+
+        let alter = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--alter", "--topic", topic, "--partitions", "6"])
+        XCTAssertEqual(alter.exitCode, 0, alter.summary)
+        try c.waitForLeaders(topic: topic, partitions: 6)
+        _ = try await dealt(6)
+        try await started(6)
+        try await consumeOnce("r2", partitions: 6, ids: ids)
+
+        XCTAssertEqual(x.stop(grace: 15), 0, x.output())
+        XCTAssertEqual(y.stop(grace: 15), 0, y.output())
+    }
+
+    /// A console consumer whose ZooKeeper session expires (its link cut for longer than
+    /// zookeeper.session.timeout.ms) registers again in the new session, owns its partitions
+    /// again and goes on from the committed offsets.
+    func testSessionExpiryReRegisters() async throws {
+        let c = try await startCluster()
+        let topic = "expiry", group = "expiry-group"
+        try c.createTopic(topic, partitions: 2)
+        try c.waitForLeaders(topic: topic, partitions: 2)
+        let zk = try await zkClient(c)
+        let proxy = try TCPProxy.start(to: c.zooKeeper.port)
+        defer { proxy.stop() }
+        let config = try writeConfig(c, "expiry", ["group.id": group, "zookeeper.session.timeout.ms": "2000",
+                                                   "auto.commit.interval.ms": "200", "rebalance.backoff.ms": "300"])
+        let s = try BackgroundProcess.launch(Project.script("kafka-console-consumer.sh"),
+                                             ["--zookeeper", proxy.connectString, "--topic", topic, "--consumer.config", config],
+                                             environment: ["KAFKA_LOG_LEVEL": "info"], currentDirectory: Project.root,
+                                             outputFile: "\(c.directory)/expiry.out")
+        processes.append(s)
+        let id = try await eventually("the consumer to own both partitions") { () -> String? in
+            let o = await owners(zk, group: group, topic: topic)
+            return o.count == 2 ? o[0] : nil
+        }
+        try await eventually("committed start positions") {
+            await committed(zk, group: group, topic: topic, partitions: 2).allSatisfy { $0 != nil } ? true : nil
+        }
+        let e1 = try produce(c, topic: topic, partitions: 2, prefix: "e1", count: 5)
+        try await eventually("the first batch") { messages(s, prefix: "e1").count >= 10 ? true : nil }
+        try await eventually("offsets 5 committed") {
+            await committed(zk, group: group, topic: topic, partitions: 2) == ["5", "5"] ? true : nil
+        }
+        let regPath = "/consumers/\(group)/ids/\(id.dropLast(2))"
+        guard let before = try await zk.exists(regPath) else { return XCTFail("no registration at \(regPath)") }
+
+        proxy.cut()
+        try await eventually("the server to expire the consumer's session", timeout: 20) {
+            try await zk.exists(regPath) == nil ? true : nil
+        }
+        proxy.heal()
+        let after = try await eventually("the registration in a new session", timeout: 30) { () -> ZNodeStat? in
+            guard let st = try await zk.exists(regPath), st.ephemeralOwner != before.ephemeralOwner else { return nil }
+            return st
+        }
+        XCTAssertNotEqual(after.ephemeralOwner, 0)
+        try await eventually("both partitions owned again") {
+            await owners(zk, group: group, topic: topic) == [0: id, 1: id] ? true : nil
+        }
+        let e2 = try produce(c, topic: topic, partitions: 2, prefix: "e2", count: 5)
+        try await eventually("the second batch") { messages(s, prefix: "e2").count >= 10 ? true : nil }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let all = messages(s, prefix: "e1") + messages(s, prefix: "e2")
+        assertNoDuplicates(all, "across the session expiry")
+        XCTAssertEqual(Set(all), e1.union(e2))
+        XCTAssertTrue(s.output().contains("re-registered in a new ZooKeeper session"), s.output())
+        XCTAssertEqual(s.stop(grace: 15), 0, s.output())
+        let final = await committed(zk, group: group, topic: topic, partitions: 2)
+        XCTAssertEqual(final, ["10", "10"])
+    }
+
     /// kafka-consumer-offset-checker.sh after a group consumed part of a topic: Kafka's exact
     /// columns; offsets from ZooKeeper, logSize from the leader, lag, owner `none`; then with a
     /// live member (owner = its thread id, lag 0), --broker-info, and its error paths.
