@@ -105,7 +105,7 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
                 } else if p.error == .none {
                     offsets[tp] = p.offset
                 } else {
-                    Console.out("Could not fetch offset for \(tp) due to \(p.error).")
+                    Console.out("Could not fetch offset for \(tp) due to kafka.common.\(p.error)Exception.")
                 }
             }
         }

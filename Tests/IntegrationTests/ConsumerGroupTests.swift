@@ -370,6 +370,7 @@ final class ConsumerGroupTests: IntegrationTestCase {
             return r.stdout == expected.joined(separator: "\n") + "\n" + broker + "\n" ? r : nil
         }
         XCTAssertEqual(withInfo.exitCode, 0, withInfo.summary)
+        print("kafka-consumer-offset-checker.sh after a partial consume:\n\(r.stdout)with a live member and --broker-info:\n\(withInfo.stdout)")
         XCTAssertEqual(live.stop(grace: 15), 0, live.output())
 
         // A topic the group never committed for: an existing offsets directory counts as -1
