@@ -10,6 +10,8 @@
 #   kafka.tools.DumpLogSegments        -> kafka-tools dump-log
 #   kafka.tools.ProducerPerformance    -> kafka-tools producer-perf-test
 #   kafka.tools.ConsumerPerformance    -> kafka-tools consumer-perf-test
+#   kafka.tools.ConsumerOffsetChecker  -> kafka-tools consumer-offset-checker
+#   kafka.admin.PreferredReplicaLeaderElectionCommand -> kafka-tools preferred-replica-election
 #
 # -daemon runs it in the background with output in $LOG_DIR/NAME.out (NAME
 # defaults to the class's last component), as Kafka's script does.
@@ -44,12 +46,15 @@ case "$class" in
     kafka.tools.DumpLogSegments) exe=kafka-tools; sub=dump-log ;;
     kafka.tools.ProducerPerformance|kafka.perf.ProducerPerformance) exe=kafka-tools; sub=producer-perf-test ;;
     kafka.tools.ConsumerPerformance|kafka.perf.ConsumerPerformance) exe=kafka-tools; sub=consumer-perf-test ;;
+    kafka.tools.ConsumerOffsetChecker) exe=kafka-tools; sub=consumer-offset-checker ;;
+    kafka.admin.PreferredReplicaLeaderElectionCommand) exe=kafka-tools; sub=preferred-replica-election ;;
     *)
         {
             echo "kafka-run-class.sh: class $class is not available in this Swift implementation."
             echo "Available: kafka.Kafka, kafka.admin.TopicCommand, kafka.tools.ConsoleProducer,"
             echo "           kafka.tools.ConsoleConsumer, kafka.tools.DumpLogSegments,"
-            echo "           kafka.tools.ProducerPerformance, kafka.tools.ConsumerPerformance"
+            echo "           kafka.tools.ProducerPerformance, kafka.tools.ConsumerPerformance,"
+            echo "           kafka.tools.ConsumerOffsetChecker, kafka.admin.PreferredReplicaLeaderElectionCommand"
         } >&2
         exit 1
         ;;

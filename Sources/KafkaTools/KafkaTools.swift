@@ -48,7 +48,7 @@ public enum KafkaToolsMain {
             }
             Console.err(command.fullMessage(for: error))
             if error is ValidationError { Console.err(command.helpMessage()) }
-            exit(code.rawValue == 0 ? 1 : code.rawValue)
+            exit(1)   // Kafka's tools exit 1 on any usage error
         }
     }
 }
