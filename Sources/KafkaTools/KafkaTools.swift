@@ -5,6 +5,7 @@ import Foundation
 public enum KafkaToolsMain {
     static let commands: [String: any AsyncParsableCommand.Type] = [
         "topics": TopicCommand.self,
+        "simple-consumer-shell": SimpleConsumerShellCommand.self,
         "preferred-replica-election": PreferredReplicaElectionCommand.self,
         "console-producer": ConsoleProducerCommand.self,
         "console-consumer": ConsoleConsumerCommand.self,
@@ -13,6 +14,7 @@ public enum KafkaToolsMain {
         "consumer-perf-test": ConsumerPerfCommand.self,
         "dump-log": DumpLogCommand.self,
         "log-perf-test": LogPerfCommand.self,
+        "end-to-end-latency": EndToEndLatencyCommand.self,
     ]
 
     public static func main() async -> Never {
