@@ -100,6 +100,11 @@ public final class Partition: @unchecked Sendable {
         try lock.withLock { try log.truncate(to: offset) }
     }
 
+    /// Follower behind the leader's log start: restart the log there (same lock as appends).
+    func restartLog(at offset: Int64) throws {
+        try lock.withLock { try log.truncateFullyAndStartAt(offset) }
+    }
+
     /// Follower: HW = min(own log end, the leader's HW).
     func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
         lock.withLock {

@@ -127,11 +127,11 @@ final class ReplicaFetcher: @unchecked Sendable {
                     logger.critical("Halting: follower of \(tp) has log end \(p.log.logEndOffset) above the leader's \(latest) and unclean leader election is disabled")
                 }
                 logger.warning("Truncating \(tp) from log end \(p.log.logEndOffset) to the leader's log end \(latest)")
-                try p.log.truncate(to: latest)
+                try p.truncateLog(to: latest)
             } else {
                 let earliest = try await leaderOffset(tp, time: OffsetsRequest.earliestTime, conn: conn)
                 logger.warning("Follower of \(tp) at \(p.log.logEndOffset) is below the leader's start \(earliest): restarting the log there")
-                try p.log.truncateFullyAndStartAt(earliest)
+                try p.restartLog(at: earliest)
             }
             let next = p.log.logEndOffset
             lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
