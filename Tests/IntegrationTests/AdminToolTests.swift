@@ -59,4 +59,41 @@ final class AdminToolTests: XCTestCase {
         XCTAssertNil(try conn.metadata([]).topic("shell"))
         await zk.close()
     }
+
+    /// OffsetCommit v0 writes ZooKeeper paths built from the group and topic: a group that is
+    /// not a legal name gets an error and writes nothing, a legal one is stored as Kafka does.
+    func testOffsetCommitGroupNamesArePathSafe() async throws {
+        let cluster = try await TestCluster.start(brokerIds: [0])
+        defer { cluster.stop() }
+        try cluster.createTopic("committed")
+        let conn = try cluster.broker.connect()
+        for _ in 0..<100 {
+            if let t = try conn.metadata(["committed"]).topic("committed"), t.error == 0, t.partitions.first?.leader == 0 { break }
+            usleep(100_000)
+        }
+        func commit(group: String, offset: Int64) throws -> Int16 {
+            var w = WireWriter()
+            w.string(group)
+            w.int32(1)
+            w.string("committed")
+            w.int32(1)
+            w.int32(0)
+            w.int64(offset)
+            w.string("")
+            _ = try conn.sendRequest(apiKey: 8, apiVersion: 0, body: w.bytes)
+            var r = try conn.receiveResponse().body
+            _ = try r.int32(); _ = try r.string(); _ = try r.int32(); _ = try r.int32()
+            return try r.int16()
+        }
+        let zk = try await ZooKeeperClient.connect(cluster.zkConnect)
+        for bad in ["a/b", "..", "x y", ""] {
+            XCTAssertEqual(try commit(group: bad, offset: 5), -1, "group \"\(bad)\"")
+        }
+        let stray = try await zk.exists("/consumers/a")
+        XCTAssertNil(stray, "nothing written for group a/b")
+        XCTAssertEqual(try commit(group: "good-group.1", offset: 7), 0)
+        let (data, _) = try await zk.get("/consumers/good-group.1/offsets/committed/0")
+        XCTAssertEqual(String(decoding: data ?? [], as: UTF8.self), "7")
+        await zk.close()
+    }
 }

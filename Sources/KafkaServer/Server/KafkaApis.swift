@@ -348,12 +348,17 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
 
     // MARK: Consumer offsets (kept in ZooKeeper, as v0 does)
 
+    /// Names that are safe as one ZooKeeper path component ([a-zA-Z0-9._-], not "." or "..").
+    static func isLegalPathName(_ s: String) -> Bool { TopicNames.validationError(s) == nil }
+
     func offsetCommit(_ req: OffsetCommitRequest) async -> OffsetCommitResponse {
         var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])] = []
         for t in req.topics {
             var parts: [(partition: Int32, error: ErrorCode)] = []
             for p in t.partitions {
                 let tp = TopicPartition(t.topic, p.partition)
+                // Group and topic become ZooKeeper path components: only Kafka's legal names.
+                if !Self.isLegalPathName(req.group) { parts.append((p.partition, .unknown)); continue }
                 if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
                 guard metadataCache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
                 let path = ZkPaths.consumerOffset(req.group, tp)
@@ -378,6 +383,10 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
             var parts: [OffsetFetchResponse.PartitionOffset] = []
             for p in t.partitions {
                 let tp = TopicPartition(t.topic, p)
+                guard Self.isLegalPathName(req.group), Self.isLegalPathName(t.topic), p >= 0 else {
+                    parts.append(.init(partition: p, offset: -1, metadata: "", error: .unknown))
+                    continue
+                }
                 do {
                     let (data, _) = try await zk.zk.get(ZkPaths.consumerOffset(req.group, tp))
                     let off = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) ?? -1
