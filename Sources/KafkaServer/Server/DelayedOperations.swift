@@ -1,4 +1,5 @@
 import Foundation
+import KafkaLog
 import KafkaProtocol
 import NIOCore
 
@@ -66,5 +67,89 @@ public final class Purgatory: @unchecked Sendable {
             return wasWatched
         }
         if first { op.complete(timedOut: timedOut) }
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ v: T) { value = v }
+}
+
+/// A fetch parked until enough bytes are below the high watermark or its wait runs out.
+final class DelayedFetch: DelayedOperation, @unchecked Sendable {
+    let request: FetchRequest
+    unowned let apis: KafkaApis
+    let onComplete: ([KafkaApis.PartitionRead]) -> Void
+    let keys: [TopicPartition]
+
+    init(request: FetchRequest, apis: KafkaApis, onComplete: @escaping ([KafkaApis.PartitionRead]) -> Void) {
+        self.request = request
+        self.apis = apis
+        self.onComplete = onComplete
+        self.keys = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, $0.partition) } }
+    }
+
+    func isSatisfied() -> Bool {
+        var bytes = 0
+        for t in request.topics {
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                guard let part = apis.replicaManager.partition(tp), part.isLeader || request.replicaId == -2 else { return true }
+                let end = request.replicaId >= 0 ? part.log.logEndOffset : part.highWatermark
+                if end > p.fetchOffset {
+                    // Approximate bytes available by reading the slice length (an index lookup).
+                    if let s = try? part.log.read(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: end) {
+                        if s.fileDescriptor >= 0 { close(s.fileDescriptor) }
+                        bytes += s.length
+                    } else {
+                        return true
+                    }
+                } else if end < p.fetchOffset && p.fetchOffset > part.log.logEndOffset {
+                    return true
+                }
+            }
+        }
+        return bytes >= Int(request.minBytes)
+    }
+
+    func complete(timedOut: Bool) {
+        onComplete(apis.readPartitions(request))
+    }
+}
+
+/// An acks=-1 produce waiting for its partitions' high watermarks to pass the appended data.
+final class DelayedProduce: DelayedOperation, @unchecked Sendable {
+    let pending: [(TopicPartition, Int64)]
+    var results: [(topic: String, partitions: [ProduceResponse.PartitionResult])]
+    let replicaManager: ReplicaManager
+    let onComplete: (ProduceResponse) -> Void
+    var keys: [TopicPartition] { pending.map(\.0) }
+
+    init(pending: [(TopicPartition, Int64)], results: [(topic: String, partitions: [ProduceResponse.PartitionResult])],
+         replicaManager: ReplicaManager, onComplete: @escaping (ProduceResponse) -> Void) {
+        self.pending = pending
+        self.results = results
+        self.replicaManager = replicaManager
+        self.onComplete = onComplete
+    }
+
+    func isSatisfied() -> Bool {
+        pending.allSatisfy { tp, required in
+            guard let p = replicaManager.partition(tp), p.isLeader else { return true }
+            return p.highWatermark >= required
+        }
+    }
+
+    func complete(timedOut: Bool) {
+        for (tp, required) in pending {
+            let p = replicaManager.partition(tp)
+            var err: ErrorCode = .none
+            if p == nil || p?.isLeader == false { err = .notLeaderForPartition } else if p!.highWatermark < required { err = .requestTimedOut } else if p!.isr.count < p!.log.config.minInsyncReplicas { err = .notEnoughReplicasAfterAppend }
+            if err != .none, let ti = results.firstIndex(where: { $0.topic == tp.topic }),
+               let pi = results[ti].partitions.firstIndex(where: { $0.partition == tp.partition }) {
+                results[ti].partitions[pi].error = err
+            }
+        }
+        onComplete(ProduceResponse(topics: results))
     }
 }
