@@ -32,7 +32,7 @@ final class CrashConsistencyTests: LogTestCase {
             try FileManager.default.createDirectory(atPath: dst, withIntermediateDirectories: true)
             for f in files(src) where !f.hasSuffix(".deleted") {
                 if let d = FileManager.default.contents(atPath: src + "/" + f) {
-                    FileManager.default.createFile(atPath: dst + "/" + f, contents: d)
+                    _ = FileManager.default.createFile(atPath: dst + "/" + f, contents: d)
                 }
             }
             let recovered = try Log(directory: dst, topicPartition: TopicPartition("c", 0), config: cfg,

@@ -107,7 +107,7 @@ final class LogManagerTests: LogTestCase {
 
     func testUnwritableDirIsAnErrorNamingIt() throws {
         let file = tmp + "/plainfile"
-        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: file, contents: Data([1]))
         XCTAssertThrowsError(try LogManager(logDirs: [file + "/sub"], defaultConfig: LogConfig(), logger: logger)) { e in
             XCTAssertTrue("\(e)".contains(file), "\(e)")
         }
