@@ -83,6 +83,12 @@ let package = Package(
         .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "KafkaProtocol"]),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
         .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer"]),
+        .testTarget(name: "KafkaServerTests", dependencies: [
+            "KafkaServer", "KafkaProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "KafkaTestSupport", "ZooKeeper", "KafkaClient", "KafkaProtocol",
         ]),

@@ -22,8 +22,8 @@ public final class SocketServer: Sendable {
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxRequestSize, logger: logger)))
-                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(processor: processor, logger: logger))
+                    try SocketServer.addConnectionHandlers(to: channel.pipeline.syncOperations, maxRequestSize: maxRequestSize,
+                                                           processor: processor, logger: logger)
                 }
             }
         do {
@@ -33,6 +33,13 @@ public final class SocketServer: Sendable {
             throw error
         }
         self.group = group
+    }
+
+    /// The per-connection pipeline: size-prefixed frames in, responses out in request order.
+    public static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
+                                             processor: RequestProcessor, logger: Logger) throws {
+        try pipeline.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxRequestSize, logger: logger)))
+        try pipeline.addHandler(KafkaConnectionHandler(processor: processor, logger: logger))
     }
 
     public func shutdown() {
