@@ -146,6 +146,26 @@ public final class BrokerConnection: @unchecked Sendable {
     }
 }
 
+extension BrokerConnection {
+    /// Asks `bootstrap` for the leader of one partition until it has one (a Metadata request
+    /// also auto-creates the topic where the broker allows it); nil after `attempts` tries.
+    public static func findLeader(bootstrap: (host: String, port: Int), topic: String, partition: Int32 = 0,
+                                  clientId: String, attempts: Int = 100) async throws -> (host: String, port: Int)? {
+        let boot = try await BrokerConnection.connect(host: bootstrap.host, port: bootstrap.port, clientId: clientId)
+        defer { Task { await boot.close() } }
+        for _ in 0..<attempts {
+            let md = try await boot.metadata([topic])
+            if let t = md.topics.first(where: { $0.topic == topic }), t.error == .none,
+               let p = t.partitions.first(where: { $0.partition == partition }), p.leader >= 0,
+               let b = md.brokers.first(where: { $0.id == p.leader }) {
+                return (b.host, Int(b.port))
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return nil
+    }
+}
+
 /// `host:port,host:port` lists as the tools take them.
 public enum BrokerList {
     public static func parse(_ s: String) throws -> [(host: String, port: Int)] {

@@ -1,3 +1,4 @@
+import ZooKeeper
 import Foundation
 
 #if canImport(Glibc)

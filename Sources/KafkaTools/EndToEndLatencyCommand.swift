@@ -54,18 +54,7 @@ public struct EndToEndLatencyCommand: AsyncParsableCommand {
         let tp = TopicPartition(topic, 0)
 
         // Leader of partition 0 (a metadata request auto-creates the topic when the broker allows it).
-        var leader: (String, Int)? = nil
-        let boot = try await BrokerConnection.connect(host: broker.host, port: broker.port, clientId: "end-to-end-latency")
-        for _ in 0..<150 {
-            let md = try await boot.metadata([topic])
-            if let t = md.topics.first, t.error == .none, let p = t.partitions.first(where: { $0.partition == 0 }), p.leader >= 0,
-               let b = md.brokers.first(where: { $0.id == p.leader }) {
-                leader = (b.host, Int(b.port))
-                break
-            }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        await boot.close()
+        let leader = try await BrokerConnection.findLeader(bootstrap: broker, topic: topic, clientId: "end-to-end-latency", attempts: 150)
         guard let leader else { throw ToolError("no leader for \(topic) partition 0") }
 
         let consumer = try await SimpleConsumer.connect(host: leader.0, port: leader.1, clientId: "end-to-end-latency-consumer")

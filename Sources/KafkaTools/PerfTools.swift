@@ -39,18 +39,7 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
         let topic = topics.split(separator: ",").map(String.init).first!
         let broker = try BrokerList.parse(brokerList)[0]
         // Find the leader of partition 0 (auto-creating the topic if needed).
-        var leader: (String, Int)? = nil
-        let boot = try await BrokerConnection.connect(host: broker.host, port: broker.port, clientId: "producer-performance")
-        for _ in 0..<100 {
-            let md = try await boot.metadata([topic])
-            if let t = md.topics.first, t.error == .none, let p = t.partitions.first(where: { $0.partition == 0 }), p.leader >= 0,
-               let b = md.brokers.first(where: { $0.id == p.leader }) {
-                leader = (b.host, Int(b.port))
-                break
-            }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        await boot.close()
+        let leader = try await BrokerConnection.findLeader(bootstrap: broker, topic: topic, clientId: "producer-performance", attempts: 100)
         guard let leader else { throw ToolError("no leader for \(topic) partition 0") }
         let conn = try await BrokerConnection.connect(host: leader.0, port: leader.1, clientId: "producer-performance")
 

@@ -8,11 +8,11 @@ import Darwin
 ///
 /// Used instead of `Synchronization.Mutex` because on Linux that one is built on raw futex calls,
 /// which ThreadSanitizer cannot see: every access made under it is reported as a data race.
-final class LockedState<State>: @unchecked Sendable {
+public final class LockedState<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var state: State
 
-    init(_ initial: State) {
+    public init(_ initial: State) {
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -26,7 +26,7 @@ final class LockedState<State>: @unchecked Sendable {
     }
 
     /// Runs `body` with exclusive access to the state. Never suspend or block for long inside.
-    func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+    public func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
