@@ -315,6 +315,11 @@ public final class Log: @unchecked Sendable {
                             segmentBaseOffset: seg.baseOffset)
     }
 
+    /// How many bytes `read` would return, without opening anything (delayed-fetch checks).
+    public func availableBytes(startOffset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws(LogError) -> Int {
+        try locate(startOffset: startOffset, maxBytes: maxBytes, maxOffset: maxOffset).length
+    }
+
     /// As `read`, copying the bytes.
     public func readBytes(startOffset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws(LogError) -> [UInt8] {
         let r = try locate(startOffset: startOffset, maxBytes: maxBytes, maxOffset: maxOffset)

@@ -97,10 +97,9 @@ final class DelayedFetch: DelayedOperation, @unchecked Sendable {
                 guard let part = apis.replicaManager.partition(tp), part.isLeader || request.replicaId == -2 else { return true }
                 let end = request.replicaId >= 0 ? part.log.logEndOffset : part.highWatermark
                 if end > p.fetchOffset {
-                    // Approximate bytes available by reading the slice length (an index lookup).
-                    if let s = try? part.log.read(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: end) {
-                        if s.fileDescriptor >= 0 { close(s.fileDescriptor) }
-                        bytes += s.length
+                    // Bytes available up to the end (an index lookup; nothing is opened).
+                    if let n = try? part.log.availableBytes(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: end) {
+                        bytes += n
                     } else {
                         return true
                     }
