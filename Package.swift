@@ -65,12 +65,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "KafkaTools", dependencies: [
-            "KafkaClient", "KafkaCluster", "KafkaLog", "KafkaProtocol", "ZooKeeper",
+            "KafkaClient", "KafkaCluster", "KafkaLog", "KafkaProtocol", "ZooKeeper", "KafkaTestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "KafkaTestSupport", dependencies: [
-            "ZooKeeper",
+            "ZooKeeper", "KafkaClient", "KafkaProtocol", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
         .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer"]),
         .testTarget(name: "KafkaServerTests", dependencies: [
-            "KafkaServer", "KafkaProtocol",
+            "KafkaServer", "KafkaProtocol", "KafkaLog",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

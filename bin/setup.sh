@@ -40,6 +40,7 @@ APT_PACKAGES=(
     kcat                                                     # interop tests (librdkafka client)
     python3-venv                                             # .venv for kafka-python, pykafka, kazoo
     procps                                                   # pgrep / ps for the stop scripts
+    iproute2 nftables                                        # fault harness: network-namespace hosts, packet drops
 )
 
 SUDO=

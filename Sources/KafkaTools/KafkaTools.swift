@@ -15,6 +15,7 @@ public enum KafkaToolsMain {
         "dump-log": DumpLogCommand.self,
         "log-perf-test": LogPerfCommand.self,
         "end-to-end-latency": EndToEndLatencyCommand.self,
+        "fault-campaign": FaultCampaignCommand.self,
     ]
 
     public static func main() async -> Never {
