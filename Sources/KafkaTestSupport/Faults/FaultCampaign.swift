@@ -191,6 +191,7 @@ public final class FaultCampaign: @unchecked Sendable {
     public let options: CampaignOptions
     let log: @Sendable (String) -> Void
     var rng: SeededRandom
+    var bag: [FaultKind] = []
     var cluster: FaultCluster!
     var workload: QueueWorkload!
     var zk: ZooKeeperClient?
@@ -208,7 +209,9 @@ public final class FaultCampaign: @unchecked Sendable {
 
     /// The next fault of the seed's schedule.
     func plan() -> PlannedFault {
-        let kind = options.kinds[Int(rng.next() % UInt64(options.kinds.count))]
+        // Every kind once per round, in a seeded order: a short campaign still meets every kind.
+        if bag.isEmpty { bag = options.kinds.shuffled(using: &rng) }
+        let kind = bag.removeFirst()
         let byLeader = rng.next() % 10 < 6
         let broker = 1 + Int(rng.next() % 3)
         let partition = Int32(rng.next() % UInt64(options.partitions))
