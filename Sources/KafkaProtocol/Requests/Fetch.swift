@@ -51,6 +51,40 @@ public struct FetchRequest: KafkaRequest, Equatable {
         return FetchRequest(replicaId: replica, maxWaitMs: wait, minBytes: minBytes, topics: topics)
     }
 
+    /// The request as Kafka 0.8.2 sees it: it reads the partitions into a `Map`, so a partition
+    /// named more than once is fetched once, with the offset and max bytes of its last entry; a
+    /// topic named in several entries becomes one. Topics keep the position of their first entry,
+    /// partitions too.
+    public func mergingDuplicates() -> FetchRequest {
+        var topicIndex: [String: Int] = [:]
+        var partitionIndex: [TopicPartition: (Int, Int)] = [:]
+        var merged: [TopicFetch] = []
+        var changed = false
+        for t in topics {
+            let ti: Int
+            if let i = topicIndex[t.topic] {
+                ti = i
+                changed = true
+            } else {
+                ti = merged.count
+                topicIndex[t.topic] = ti
+                merged.append(TopicFetch(topic: t.topic, partitions: []))
+            }
+            for p in t.partitions {
+                let tp = TopicPartition(t.topic, p.partition)
+                if let (i, j) = partitionIndex[tp] {
+                    merged[i].partitions[j] = p
+                    changed = true
+                } else {
+                    partitionIndex[tp] = (ti, merged[ti].partitions.count)
+                    merged[ti].partitions.append(p)
+                }
+            }
+        }
+        guard changed else { return self }
+        return FetchRequest(replicaId: replicaId, maxWaitMs: maxWaitMs, minBytes: minBytes, topics: merged)
+    }
+
     public func encode(into buf: inout ByteBuffer) {
         buf.writeKafkaInt32(replicaId)
         buf.writeKafkaInt32(maxWaitMs)

@@ -235,9 +235,30 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
         var slice: LogReadSlice?
     }
 
+    /// The largest fetch response this broker writes: its size field is an int32. Message sets
+    /// that would push the response past it are answered empty (no error), so the client fetches
+    /// them next time. `KAFKA_FETCH_RESPONSE_MAX_BYTES` lowers it (tests).
+    static let maxFetchResponseBytes: Int = {
+        if let s = ProcessInfo.processInfo.environment["KAFKA_FETCH_RESPONSE_MAX_BYTES"], let v = Int(s), v > 0 {
+            return min(v, Int(Int32.max))
+        }
+        return Int(Int32.max)
+    }()
+
+    /// Bytes of a fetch response besides the message sets (after the size field): correlation id,
+    /// topic count, each topic's name and partition count, each partition's header.
+    static func fetchResponseOverhead(_ req: FetchRequest) -> Int {
+        var size = 4 + 4
+        for t in req.topics { size += 2 + t.topic.utf8.count + 4 + 18 * t.partitions.count }
+        return size
+    }
+
     /// Reads every requested partition (error codes as in 0.8.2) without sending anything yet.
+    /// `req` must have its duplicates merged (`mergingDuplicates`). The message sets together stay
+    /// within `maxFetchResponseBytes` less the response's headers.
     func readPartitions(_ req: FetchRequest) -> [PartitionRead] {
         var out: [PartitionRead] = []
+        var budget = max(Self.maxFetchResponseBytes - Self.fetchResponseOverhead(req), 0)
         for t in req.topics {
             for p in t.partitions {
                 let tp = TopicPartition(t.topic, p.partition)
@@ -252,8 +273,19 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                 if req.replicaId >= 0 { replicaManager.recordFollowerFetch(part, replica: req.replicaId, offset: p.fetchOffset) }
                 let hw = part.highWatermark
                 let maxOffset: Int64? = req.replicaId >= 0 ? nil : hw
+                let maxBytes = min(max(Int(p.maxBytes), 0), budget)
+                if maxBytes == 0 && p.maxBytes > 0 {
+                    // Over the response bound: an empty message set, fetched again next time.
+                    out.append(PartitionRead(tp: tp, error: .none, highWatermark: hw, slice: nil))
+                    continue
+                }
                 do {
-                    let slice = try part.log.read(startOffset: p.fetchOffset, maxBytes: max(Int(p.maxBytes), 0), maxOffset: maxOffset)
+                    var slice = try part.log.read(startOffset: p.fetchOffset, maxBytes: maxBytes, maxOffset: maxOffset)
+                    if slice.length > maxBytes {
+                        // Never more than asked for, whatever the log returns.
+                        slice.length = maxBytes
+                    }
+                    budget -= slice.length
                     out.append(PartitionRead(tp: tp, error: .none, highWatermark: hw, slice: slice))
                 } catch {
                     out.append(PartitionRead(tp: tp, error: error.errorCode, highWatermark: -1))
@@ -263,7 +295,11 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
         return out
     }
 
-    func handleFetch(_ req: FetchRequest, correlationId corr: Int32, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+    func handleFetch(_ request: FetchRequest, correlationId corr: Int32, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+        let req = request.mergingDuplicates()
+        guard Self.fetchResponseOverhead(req) <= Self.maxFetchResponseBytes else {
+            return eventLoop.makeSucceededFuture(.close(reason: "Fetch request names too many partitions for one response"))
+        }
         let reads = readPartitions(req)
         let bytes = reads.reduce(0) { $0 + ($1.slice?.length ?? 0) }
         let anyError = reads.contains { $0.error != .none }
@@ -280,26 +316,37 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
     }
 
     /// The response frame: headers in byte buffers, message sets as file regions (sendfile).
+    /// `reads` come grouped by topic (as `readPartitions` returns them for a merged request).
     func fetchResponse(_ corr: Int32, _ reads: [PartitionRead]) -> ResponseAction {
-        var byTopic: [(String, [PartitionRead])] = []
-        for r in reads {
-            if let i = byTopic.firstIndex(where: { $0.0 == r.tp.topic }) { byTopic[i].1.append(r) } else { byTopic.append((r.tp.topic, [r])) }
+        // Runs of the same topic, in order.
+        var runs: [Range<Int>] = []
+        var i = 0
+        while i < reads.count {
+            var j = i + 1
+            while j < reads.count && reads[j].tp.topic == reads[i].tp.topic { j += 1 }
+            runs.append(i..<j)
+            i = j
         }
         var size = 4 + 4
-        for (topic, parts) in byTopic {
-            size += 2 + topic.utf8.count + 4
-            for p in parts { size += 18 + (p.slice?.length ?? 0) }
+        for r in runs {
+            size += 2 + reads[r.lowerBound].tp.topic.utf8.count + 4
+            for p in reads[r] { size += 18 + (p.slice?.length ?? 0) }
+        }
+        guard size <= Int(Int32.max) else {
+            // readPartitions keeps within the bound; should it ever not, close rather than trap.
+            for r in reads { if let s = r.slice, s.fileDescriptor >= 0 { close(s.fileDescriptor) } }
+            return .close(reason: "fetch response of \(size) bytes exceeds the int32 size field")
         }
         var parts: [IOData] = []
         var handles: [NIOFileHandle] = []
-        var buf = allocator.buffer(capacity: 64 + byTopic.count * 64)
+        var buf = allocator.buffer(capacity: 64 + runs.count * 64)
         buf.writeKafkaInt32(Int32(size))
         buf.writeKafkaInt32(corr)
-        buf.writeKafkaInt32(Int32(byTopic.count))
-        for (topic, ps) in byTopic {
-            buf.writeKafkaString(topic)
-            buf.writeKafkaInt32(Int32(ps.count))
-            for p in ps {
+        buf.writeKafkaInt32(Int32(runs.count))
+        for r in runs {
+            buf.writeKafkaString(reads[r.lowerBound].tp.topic)
+            buf.writeKafkaInt32(Int32(r.count))
+            for p in reads[r] {
                 let len = p.slice?.length ?? 0
                 FetchResponse.writePartitionHeader(into: &buf, partition: p.tp.partition, error: p.error, highWatermark: p.highWatermark, messageSetSize: Int32(len))
                 if let s = p.slice, s.length > 0, s.fileDescriptor >= 0 {
