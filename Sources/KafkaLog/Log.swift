@@ -51,6 +51,11 @@ public final class Log: @unchecked Sendable {
     private var _recoveryPoint: Int64
     private var _lastFlushTime: Int64
     private var isClosed = false
+    /// The first write or fsync error: from then on the log takes no appends and its recovery
+    /// point stays where it was, so the next start recovers what may not be on disk.
+    private var _ioFailure: LogError?
+    /// Told about that first error (the broker halts, as 0.8.2 does, so leadership moves away).
+    private let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
     private let flushQueue: DispatchQueue
 
     // MARK: init / load
@@ -58,10 +63,12 @@ public final class Log: @unchecked Sendable {
     /// Opens (or creates) the log in `directory`. Without `cleanShutdown`, every segment from the one holding
     /// `recoveryPoint` on is rescanned (sizes, CRCs), truncated at the first bad entry, and later segments deleted.
     public init(directory: String, topicPartition: TopicPartition, config: LogConfig, recoveryPoint: Int64 = 0,
-                cleanShutdown: Bool = false, logger: Logger = Logger(label: "kafka.log")) throws {
+                cleanShutdown: Bool = false, logger: Logger = Logger(label: "kafka.log"),
+                onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in }) throws {
         self.topicPartition = topicPartition
         self.directory = directory
         self.logger = logger
+        self.onIOFailure = onIOFailure
         self._config = config
         self._lastFlushTime = FS.nowMs()
         self.flushQueue = DispatchQueue(label: "kafka.log.flush.\(topicPartition.directoryName)")
@@ -176,6 +183,20 @@ public final class Log: @unchecked Sendable {
 
     public func updateConfig(_ c: LogConfig) { stateLock.withLock { _config = c } }
 
+    /// The write or fsync error that took this log offline, if any.
+    public var ioFailure: LogError? { stateLock.withLock { _ioFailure } }
+
+    private func failed(_ error: LogError) {
+        let first: Bool = stateLock.withLock {
+            guard _ioFailure == nil else { return false }
+            _ioFailure = error
+            return true
+        }
+        guard first else { return }
+        logger.critical("I/O error on log \(topicPartition.directoryName), taking it offline: \(error)")
+        onIOFailure(topicPartition, error)
+    }
+
     public var logEndOffset: Int64 { snapshot.logEndOffset }
 
     public var logStartOffset: Int64 { snapshot.segments.first!.baseOffset }
@@ -220,6 +241,7 @@ public final class Log: @unchecked Sendable {
         writeLock.lock()
         defer { writeLock.unlock() }
         guard !isClosed else { throw .closed("log \(topicPartition.directoryName) is closed") }
+        if let e = ioFailure { throw .io("log \(topicPartition.directoryName) is offline after an I/O error: \(e)") }
         let leo = _snapshot.logEndOffset
         let validated: ValidatedMessageSet
         do {
@@ -241,9 +263,14 @@ public final class Log: @unchecked Sendable {
             return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: validated.validBytes,
                                  codec: validated.codec)
         }
-        let seg = try maybeRoll(incoming: validated.bytes.count, config: cfg)
-        try withBytes(validated.bytes) { (p) throws(LogError) in
-            try seg.append(firstOffset: validated.firstOffset, bytes: p)
+        do {
+            let seg = try maybeRoll(incoming: validated.bytes.count, config: cfg)
+            try withBytes(validated.bytes) { (p) throws(LogError) in
+                try seg.append(firstOffset: validated.firstOffset, bytes: p)
+            }
+        } catch {
+            failed(error)
+            throw error
         }
         var snap = snapshot
         snap.logEndOffset = validated.lastOffset + 1
@@ -387,13 +414,18 @@ public final class Log: @unchecked Sendable {
     }
 
     /// fsyncs the segments holding offsets in [recoveryPoint, offset) and moves the recovery point to `offset`.
+    /// A failed fsync leaves the recovery point where it was and takes the log offline: the page
+    /// cache may have dropped the data, so it must count as unflushed.
     public func flush(upTo offset: Int64) {
         let rp = recoveryPoint
-        if offset <= rp { return }
+        if offset <= rp || ioFailure != nil { return }
         let segs = snapshot.segments
         var i = Log.floorIndex(segs, rp)
         while i < segs.count && segs[i].baseOffset < offset {
-            do { try segs[i].flush() } catch { logger.error("\(error)") }
+            do { try segs[i].flush() } catch {
+                failed(error)
+                return
+            }
             i += 1
         }
         stateLock.withLock {

@@ -33,6 +33,8 @@ public final class LogManager: @unchecked Sendable {
     public let settings: LogManagerSettings
     let topicOverrides: @Sendable (String) -> [String: String]
     let logger: Logger
+    /// Called once per log on its first write or fsync error (the broker halts there).
+    let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
 
     private let lock = Lock()
     private var logs: [TopicPartition: Log] = [:]
@@ -46,8 +48,10 @@ public final class LogManager: @unchecked Sendable {
     /// Locks each dir, creates missing dirs, loads and (after an unclean stop) recovers every `<topic>-<partition>`.
     public init(logDirs: [String], defaultConfig: LogConfig,
                 topicOverrides: @escaping @Sendable (String) -> [String: String] = { _ in [:] },
-                logger: Logger, settings: LogManagerSettings = LogManagerSettings()) throws {
+                logger: Logger, settings: LogManagerSettings = LogManagerSettings(),
+                onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in }) throws {
         precondition(!logDirs.isEmpty, "at least one log dir")
+        self.onIOFailure = onIOFailure
         self.logDirs = logDirs.map { $0.count > 1 && $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.defaultConfig = defaultConfig
         self.topicOverrides = topicOverrides
@@ -116,7 +120,8 @@ public final class LogManager: @unchecked Sendable {
                 }
                 logger.info("Loading log '\(name)'")
                 let log = try Log(directory: path, topicPartition: tp, config: config(for: tp.topic),
-                                  recoveryPoint: recoveryPoints[tp] ?? 0, cleanShutdown: clean, logger: logger)
+                                  recoveryPoint: recoveryPoints[tp] ?? 0, cleanShutdown: clean, logger: logger,
+                                  onIOFailure: onIOFailure)
                 logs[tp] = log
                 logDirOf[tp] = dir
             }
@@ -140,7 +145,7 @@ public final class LogManager: @unchecked Sendable {
             for (_, d) in logDirOf { counts[d, default: 0] += 1 }
             let dir = logDirs.min { counts[$0]! < counts[$1]! }!
             let log = try Log(directory: dir + "/" + tp.directoryName, topicPartition: tp, config: config(for: tp.topic),
-                              recoveryPoint: 0, cleanShutdown: true, logger: logger)
+                              recoveryPoint: 0, cleanShutdown: true, logger: logger, onIOFailure: onIOFailure)
             logger.info("Created log for partition \(tp) in \(dir) with properties \(log.config.asProperties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")).")
             logs[tp] = log
             logDirOf[tp] = dir
@@ -286,7 +291,15 @@ public final class LogManager: @unchecked Sendable {
         cleaner?.stop()
         for l in all { l.close() }
         checkpointRecoveryPoints()
+        // A dir with a log that failed a write or fsync is not clean: its next start recovers.
+        let failedDirs: Set<String> = lock.withLock {
+            Set(logs.filter { $0.value.ioFailure != nil }.compactMap { logDirOf[$0.key] })
+        }
         for dir in logDirs {
+            if failedDirs.contains(dir) {
+                logger.error("Not writing the clean shutdown marker in \(dir): a log there had an I/O error")
+                continue
+            }
             do { try FS.writeFileAtomically(dir + "/" + Self.cleanShutdownFile, []) } catch {
                 logger.error("Failed to write clean shutdown marker in \(dir): \(error)")
             }

@@ -64,16 +64,25 @@ public final class LogSegment: @unchecked Sendable {
 
     // MARK: append
 
-    /// Appends a validated set whose first offset is `firstOffset` (one pwrite); adds an index entry first
-    /// when more than `index.interval.bytes` were appended since the last one.
+    /// Appends a validated set whose first offset is `firstOffset` (one pwrite), then adds an
+    /// index entry when more than `index.interval.bytes` were appended since the last one. A
+    /// failed or short write (disk full) is cut off the file again, so the segment never holds
+    /// bytes that were not acknowledged; the error is rethrown.
     func append(firstOffset: Int64, bytes: UnsafeRawBufferPointer) throws(LogError) {
         guard bytes.count > 0 else { return }
         let pos = size
+        do {
+            try FS.pwriteAll(fd, bytes, at: Int64(pos), path: logPath)
+        } catch {
+            if ftruncate(fd, off_t(pos)) != 0 {
+                throw .io("\(error); and removing the partial write from \(logPath) failed: \(FS.errnoText())")
+            }
+            throw error
+        }
         if bytesSinceLastIndexEntry > indexIntervalBytes {
             index.append(offset: firstOffset, position: pos)
             bytesSinceLastIndexEntry = 0
         }
-        try FS.pwriteAll(fd, bytes, at: Int64(pos), path: logPath)
         committed.store(pos + bytes.count, ordering: .releasing)
         bytesSinceLastIndexEntry += bytes.count
     }

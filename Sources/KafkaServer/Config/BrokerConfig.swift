@@ -111,6 +111,8 @@ public struct BrokerConfig: Sendable {
     public var log = LogConfig()
     /// Keys the file set that this broker does not know (warned about at start).
     public var unknownKeys: [String] = []
+    /// Kafka 0.8.2 keys the file set that this broker accepts but does not act on (warned about at start).
+    public var ignoredKeys: [String] = []
 
     public init() {}
 
@@ -238,25 +240,30 @@ public struct BrokerConfig: Sendable {
             guard v == "delete" || v == "compact" else { throw ConfigError("Invalid value \"\(v)\" for configuration log.cleanup.policy: expected delete or compact") }
             l.compact = v == "compact"
         }
+        // Deviation from 0.8.2.2, whose KafkaServer.createLogManager drops the broker value: the
+        // broker-wide min.insync.replicas is the default behind the topic override.
+        if let v = try int("min.insync.replicas", min: 1) { l.minInsyncReplicas = v }
         l.maxMessageBytes = c.messageMaxBytes
         l.uncleanLeaderElection = c.uncleanLeaderElectionEnable
         c.log = l
 
-        // Keys Kafka 0.8.2 knows but this broker does not act on (yet): accepted silently.
-        let accepted: Set<String> = [
+        // Keys Kafka 0.8.2 knows whose job this broker does differently or not at all: accepted so
+        // 0.8.2 files start unchanged, and named in a start-up warning (see README's config table).
+        let acceptedWithoutEffect: Set<String> = [
             "num.recovery.threads.per.data.dir", "background.threads", "queued.max.requests", "max.connections.per.ip",
             "max.connections.per.ip.overrides", "controller.socket.timeout.ms", "controller.message.queue.size",
             "replica.socket.timeout.ms",
             "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
-            "producer.purgatory.purge.interval.requests",
-"min.insync.replicas",
+            "producer.purgatory.purge.interval.requests", "num.io.threads", "zookeeper.sync.time.ms",
             "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",
             "log.cleaner.io.max.bytes.per.second", "offset.metadata.max.bytes",
             "offsets.load.buffer.size", "offsets.topic.replication.factor", "offsets.topic.num.partitions",
             "offsets.topic.segment.bytes", "offsets.topic.compression.codec", "offsets.retention.minutes",
             "offsets.retention.check.interval.ms", "offsets.commit.timeout.ms", "offsets.commit.required.acks",
         ]
-        c.unknownKeys = props.keys.filter { !known.contains($0) && !accepted.contains($0) }.sorted()
+        c.ignoredKeys = props.keys.filter { acceptedWithoutEffect.contains($0) }.sorted()
+        known.formUnion(acceptedWithoutEffect)
+        c.unknownKeys = props.keys.filter { !known.contains($0) }.sorted()
         return c
     }
 }

@@ -118,13 +118,20 @@ final class DelayedFetch: DelayedOperation, @unchecked Sendable {
 
 /// An acks=-1 produce waiting for its partitions' high watermarks to pass the appended data.
 final class DelayedProduce: DelayedOperation, @unchecked Sendable {
-    let pending: [(TopicPartition, Int64)]
+    /// A partition the produce appended to: the offset the high watermark must pass, under the
+    /// leadership that appended (a later leadership may hold other messages at that offset).
+    struct Pending {
+        var partition: TopicPartition
+        var requiredOffset: Int64
+        var leaderEpoch: Int32
+    }
+    let pending: [Pending]
     var results: [(topic: String, partitions: [ProduceResponse.PartitionResult])]
     let replicaManager: ReplicaManager
     let onComplete: (ProduceResponse) -> Void
-    var keys: [TopicPartition] { pending.map(\.0) }
+    var keys: [TopicPartition] { pending.map(\.partition) }
 
-    init(pending: [(TopicPartition, Int64)], results: [(topic: String, partitions: [ProduceResponse.PartitionResult])],
+    init(pending: [Pending], results: [(topic: String, partitions: [ProduceResponse.PartitionResult])],
          replicaManager: ReplicaManager, onComplete: @escaping (ProduceResponse) -> Void) {
         self.pending = pending
         self.results = results
@@ -133,19 +140,24 @@ final class DelayedProduce: DelayedOperation, @unchecked Sendable {
     }
 
     func isSatisfied() -> Bool {
-        pending.allSatisfy { tp, required in
-            guard let p = replicaManager.partition(tp), p.isLeader else { return true }
-            return p.highWatermark >= required
+        pending.allSatisfy { w in
+            guard let p = replicaManager.partition(w.partition), p.isLeader(inEpoch: w.leaderEpoch) else { return true }
+            return p.highWatermark >= w.requiredOffset
         }
     }
 
     func complete(timedOut: Bool) {
-        for (tp, required) in pending {
-            let p = replicaManager.partition(tp)
-            var err: ErrorCode = .none
-            if p == nil || p?.isLeader == false { err = .notLeaderForPartition } else if p!.highWatermark < required { err = .requestTimedOut } else if p!.isr.count < p!.log.config.minInsyncReplicas { err = .notEnoughReplicasAfterAppend }
-            if err != .none, let ti = results.firstIndex(where: { $0.topic == tp.topic }),
-               let pi = results[ti].partitions.firstIndex(where: { $0.partition == tp.partition }) {
+        for w in pending {
+            let err: ErrorCode
+            if let p = replicaManager.partition(w.partition), p.isLeader(inEpoch: w.leaderEpoch) {
+                if p.highWatermark < w.requiredOffset { err = .requestTimedOut }
+                else if p.isr.count < p.log.config.minInsyncReplicas { err = .notEnoughReplicasAfterAppend }
+                else { err = .none }
+            } else {
+                err = .notLeaderForPartition
+            }
+            if err != .none, let ti = results.firstIndex(where: { $0.topic == w.partition.topic }),
+               let pi = results[ti].partitions.firstIndex(where: { $0.partition == w.partition.partition }) {
                 results[ti].partitions[pi].error = err
             }
         }

@@ -172,7 +172,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
         eventLoop.makeFutureWithTask {
             var results: [(topic: String, partitions: [ProduceResponse.PartitionResult])] = []
             var anyError = false
-            var pending: [(TopicPartition, Int64)] = []
+            var pending: [DelayedProduce.Pending] = []
             for t in req.topics {
                 var parts: [ProduceResponse.PartitionResult] = []
                 let internalTopic = t.topic == TopicNames.offsetsTopic
@@ -187,19 +187,11 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                         continue
                     }
                     let bytes = p.messageSet.getBytes(at: p.messageSet.readerIndex, length: p.messageSet.readableBytes) ?? []
-                    if req.requiredAcks == -1, let part = self.replicaManager.partition(tp) {
-                        let minIsr = part.log.config.minInsyncReplicas
-                        if part.isLeader && part.isr.count < minIsr {
-                            parts.append(.init(partition: p.partition, error: .notEnoughReplicas, offset: -1))
-                            anyError = true
-                            continue
-                        }
-                    }
-                    switch self.replicaManager.appendToLeader(tp, messageSet: bytes) {
-                    case .success(let info):
+                    switch self.replicaManager.appendToLeader(tp, messageSet: bytes, requiredAcks: req.requiredAcks) {
+                    case .appended(let info, let leaderEpoch):
                         parts.append(.init(partition: p.partition, error: .none, offset: info.firstOffset))
-                        if info.messageCount > 0 { pending.append((tp, info.lastOffset + 1)) }
-                    case .failure(let e):
+                        if info.messageCount > 0 { pending.append(.init(partition: tp, requiredOffset: info.lastOffset + 1, leaderEpoch: leaderEpoch)) }
+                    case .failed(let e):
                         parts.append(.init(partition: p.partition, error: e, offset: -1))
                         anyError = true
                     }

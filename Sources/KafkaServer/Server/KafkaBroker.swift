@@ -37,6 +37,7 @@ public final class KafkaBroker: @unchecked Sendable {
     public func startup() async throws {
         logger.info("[Kafka Server \(config.brokerId)], starting")
         for key in config.unknownKeys { logger.warning("Property \(key) is not valid") }
+        for key in config.ignoredKeys { logger.warning("Property \(key) is accepted for Kafka 0.8.2 compatibility but has no effect in this broker") }
 
         // 1. ZooKeeper (creating the chroot first when the connect string has one).
         logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
@@ -61,7 +62,10 @@ public final class KafkaBroker: @unchecked Sendable {
         settings.cleanerBackoffMs = config.logCleanerBackoffMs
         logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
                                     topicOverrides: { topicConfigs.overrides(for: $0) },
-                                    logger: Logger(label: "kafka.log.LogManager"), settings: settings)
+                                    logger: Logger(label: "kafka.log.LogManager"), settings: settings,
+                                    onIOFailure: { [logger] tp, error in
+                                        Halt.now("unrecoverable I/O error on the log of \(tp): \(error)", logger: logger)
+                                    })
         let lm = logManager!
         topicConfigs.onChange = { lm.refreshConfig(topic: $0) }
         logManager.startBackgroundTasks()

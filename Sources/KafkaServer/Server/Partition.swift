@@ -10,7 +10,14 @@ public final class Partition: @unchecked Sendable {
     public let topicPartition: TopicPartition
     public let log: Log
     let localBrokerId: Int32
+    /// Guards the fields below; held only for reads and short updates (never through I/O), so
+    /// fetches reading the high watermark never wait for an append.
     private let lock = NSLock()
+    /// 0.8.2's `leaderIsrUpdateLock`: held through every append and truncation and through
+    /// leadership changes, so an append is checked against, and lands under, one leadership:
+    /// no message is written as leader after this broker became follower, or as follower after
+    /// it became leader. Order: `leadershipLock`, then `lock`.
+    private let leadershipLock = NSLock()
     private var _leader: Int32 = -1
     private var _leaderEpoch: Int32 = -1
     private var _controllerEpoch: Int32 = -1
@@ -19,13 +26,14 @@ public final class Partition: @unchecked Sendable {
     private var _replicas: [Int32] = []
     private var _highWatermark: Int64 = 0
     /// Leader side: each follower's log end offset (the offset it last fetched from) and
-    /// when that last moved (for the ISR lag check).
+    /// when that last moved (for the ISR lag check). A follower without an entry has not
+    /// fetched from this leader yet: its position is unknown, not 0.
     private var followerEnd: [Int32: Int64] = [:]
     private var followerLastCaughtUp: [Int32: Int64] = [:]
     /// One ISR change (a ZooKeeper write) at a time.
     private var isrChangeInFlight = false
 
-    init(topicPartition: TopicPartition, log: Log, localBrokerId: Int32, highWatermark: Int64) {
+    public init(topicPartition: TopicPartition, log: Log, localBrokerId: Int32, highWatermark: Int64) {
         self.topicPartition = topicPartition
         self.log = log
         self.localBrokerId = localBrokerId
@@ -41,39 +49,75 @@ public final class Partition: @unchecked Sendable {
     public var replicas: [Int32] { lock.withLock { _replicas } }
     public var highWatermark: Int64 { lock.withLock { _highWatermark } }
 
-    /// Applies a LeaderAndIsr decision; returns false when its leader epoch is stale.
-    func applyLeadership(_ s: PartitionStateInfo, nowMs: Int64) -> Bool {
-        lock.withLock {
-            if s.leaderEpoch < _leaderEpoch { return false }
-            let becomesLeader = s.leader == localBrokerId && _leader != localBrokerId
-            _leader = s.leader
-            _leaderEpoch = s.leaderEpoch
-            _controllerEpoch = s.controllerEpoch
-            _zkVersion = s.zkVersion
-            _isr = s.isr
-            _replicas = s.replicas
-            if s.leader == localBrokerId {
-                if becomesLeader {
-                    // Followers' positions are unknown until they fetch from us.
-                    followerEnd = [:]
-                    followerLastCaughtUp = Dictionary(uniqueKeysWithValues: s.replicas.filter { $0 != localBrokerId }.map { ($0, nowMs) })
+    /// Whether this broker leads the partition in `leaderEpoch` (acks=-1 completion: a produce
+    /// appended under one leadership is not acknowledged under another).
+    public func isLeader(inEpoch leaderEpoch: Int32) -> Bool {
+        lock.withLock { _leader == localBrokerId && _leaderEpoch == leaderEpoch }
+    }
+
+    /// Applies a LeaderAndIsr decision; returns false when its leader epoch is stale. Waits for
+    /// an append in progress to finish, so appends never straddle a leadership change.
+    public func applyLeadership(_ s: PartitionStateInfo, nowMs: Int64) -> Bool {
+        leadershipLock.withLock {
+            lock.withLock {
+                if s.leaderEpoch < _leaderEpoch { return false }
+                let becomesLeader = s.leader == localBrokerId && (_leader != localBrokerId || s.leaderEpoch != _leaderEpoch)
+                _leader = s.leader
+                _leaderEpoch = s.leaderEpoch
+                _controllerEpoch = s.controllerEpoch
+                _zkVersion = s.zkVersion
+                _isr = s.isr
+                _replicas = s.replicas
+                // An ISR write in flight was made against the previous znode version and fails;
+                // it must not block the next change.
+                isrChangeInFlight = false
+                if s.leader == localBrokerId {
+                    if becomesLeader {
+                        // Followers' positions are unknown until they fetch from us; their lag
+                        // clock starts now.
+                        followerEnd = [:]
+                        followerLastCaughtUp = Dictionary(uniqueKeysWithValues: s.replicas.filter { $0 != localBrokerId }.map { ($0, nowMs) })
+                    }
+                    _ = advanceHighWatermarkLocked()
                 }
-                _ = advanceHighWatermarkLocked()
+                return true
             }
-            return true
+        }
+    }
+
+    public enum LeaderAppendResult: Sendable {
+        case appended(LogAppendInfo, leaderEpoch: Int32)
+        case failed(ErrorCode)
+    }
+
+    /// Leader append of a produced set, atomic with leadership changes (0.8.2
+    /// `appendMessagesToLeader` under the read side of `leaderIsrUpdateLock`). With acks=-1 the
+    /// ISR must hold at least `min.insync.replicas` replicas at the time of the append.
+    public func appendAsLeader(_ bytes: [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
+        leadershipLock.withLock {
+            let (leads, epoch, isrSize) = lock.withLock { (_leader == localBrokerId, _leaderEpoch, _isr.count) }
+            guard leads else { return .failed(.notLeaderForPartition) }
+            if requiredAcks == -1 && isrSize < log.config.minInsyncReplicas { return .failed(.notEnoughReplicas) }
+            do {
+                let info = try log.append(bytes, assignOffsets: true)
+                _ = lock.withLock { advanceHighWatermarkLocked() }
+                return .appended(info, leaderEpoch: epoch)
+            } catch {
+                return .failed((error as? LogError)?.errorCode ?? .unknown)
+            }
         }
     }
 
     /// Leader: HW = min log end over the ISR (leader included); never backwards.
     @discardableResult
-    func maybeAdvanceHighWatermark() -> Bool {
+    public func maybeAdvanceHighWatermark() -> Bool {
         lock.withLock { advanceHighWatermarkLocked() }
     }
 
     private func advanceHighWatermarkLocked() -> Bool {
         guard _leader == localBrokerId else { return false }
         var hw = log.logEndOffset
-        for r in _isr where r != localBrokerId { hw = min(hw, followerEnd[r] ?? 0) }
+        for r in _isr where r != localBrokerId { hw = min(hw, followerEnd[r] ?? _highWatermark) }
         if hw > _highWatermark {
             _highWatermark = hw
             return true
@@ -81,41 +125,64 @@ public final class Partition: @unchecked Sendable {
         return false
     }
 
-    public enum FollowerAppendResult { case appended, notFollower, offsetMoved }
+    public enum FollowerAppendResult: Sendable { case appended, notFollower, offsetMoved }
 
     /// Follower append of the leader's bytes fetched at `fetchOffset`, atomic with respect to
     /// leadership changes: nothing is written once this broker leads, or when the log end
     /// moved since the fetch (a truncation in between), so no gap or overlap can appear.
-    func appendAsFollower(_ bytes: [UInt8], fetchOffset: Int64) throws -> FollowerAppendResult {
-        try lock.withLock {
-            guard _leader != localBrokerId else { return .notFollower }
+    public func appendAsFollower(_ bytes: [UInt8], fetchOffset: Int64) throws -> FollowerAppendResult {
+        try leadershipLock.withLock {
+            guard lock.withLock({ _leader != localBrokerId }) else { return .notFollower }
             guard log.logEndOffset == fetchOffset else { return .offsetMoved }
             _ = try log.append(bytes, assignOffsets: false)
             return .appended
         }
     }
 
-    /// Truncation when following a new leader, under the same lock as follower appends.
-    func truncateLog(to offset: Int64) throws {
-        try lock.withLock { try log.truncate(to: offset) }
+    /// Truncation when following a new leader, under the same lock as appends; refused once
+    /// this broker leads.
+    public func truncateLog(to offset: Int64) throws {
+        try leadershipLock.withLock {
+            guard lock.withLock({ _leader != localBrokerId }) else { return }
+            try log.truncate(to: offset)
+            lock.withLock { _highWatermark = min(_highWatermark, log.logEndOffset) }
+        }
     }
 
     /// Follower behind the leader's log start: restart the log there (same lock as appends).
-    func restartLog(at offset: Int64) throws {
-        try lock.withLock { try log.truncateFullyAndStartAt(offset) }
+    public func restartLog(at offset: Int64) throws {
+        try leadershipLock.withLock {
+            guard lock.withLock({ _leader != localBrokerId }) else { return }
+            try log.truncateFullyAndStartAt(offset)
+            lock.withLock { _highWatermark = offset }
+        }
     }
 
     /// Follower: HW = min(own log end, the leader's HW).
-    func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
+    public func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
         lock.withLock {
             guard _leader != localBrokerId else { return }
             _highWatermark = max(0, min(log.logEndOffset, leaderHighWatermark))
         }
     }
 
+    /// An ISR change the leader proposes, with the leadership it was decided under: it is
+    /// written conditionally on `zkVersion` and applied only if that leadership still holds.
+    public struct IsrChange: Sendable, Equatable {
+        public var newIsr: [Int32]
+        public var leaderEpoch: Int32
+        public var controllerEpoch: Int32
+        public var zkVersion: Int32
+    }
+
+    private func proposeLocked(_ isr: [Int32]) -> IsrChange {
+        isrChangeInFlight = true
+        return IsrChange(newIsr: isr, leaderEpoch: _leaderEpoch, controllerEpoch: _controllerEpoch, zkVersion: _zkVersion)
+    }
+
     /// A follower fetched from `offset`: that is its log end offset. Returns whether the HW
-    /// moved, and the ISR to propose when the follower has caught up and is not in it yet.
-    func recordFollowerFetch(replica: Int32, offset: Int64, nowMs: Int64) -> (highWatermarkMoved: Bool, expandTo: [Int32]?) {
+    /// moved, and the ISR change to make when the follower has caught up and is not in it yet.
+    public func recordFollowerFetch(replica: Int32, offset: Int64, nowMs: Int64) -> (highWatermarkMoved: Bool, expand: IsrChange?) {
         lock.withLock {
             guard _leader == localBrokerId, _replicas.contains(replica) else { return (false, nil) }
             // As 0.8.2: a follower is "stuck" when its log end has not moved for the lag time.
@@ -124,38 +191,40 @@ public final class Partition: @unchecked Sendable {
             if previous != offset || offset >= log.logEndOffset || followerLastCaughtUp[replica] == nil { followerLastCaughtUp[replica] = nowMs }
             let moved = advanceHighWatermarkLocked()
             if !_isr.contains(replica), offset >= _highWatermark, !isrChangeInFlight {
-                isrChangeInFlight = true
-                return (moved, _isr + [replica])
+                return (moved, proposeLocked(_isr + [replica]))
             }
             return (moved, nil)
         }
     }
 
     /// Leader: followers that have not caught up for `lagTimeMs` or lag more than
-    /// `lagMaxMessages` behind; returns the ISR without them (nil when nothing to do).
-    func proposeIsrShrink(nowMs: Int64, lagTimeMs: Int64, lagMaxMessages: Int64) -> [Int32]? {
+    /// `lagMaxMessages` behind; returns the ISR change without them (nil when nothing to do).
+    /// A follower that has not fetched from this leader yet is judged by time only.
+    public func proposeIsrShrink(nowMs: Int64, lagTimeMs: Int64, lagMaxMessages: Int64) -> IsrChange? {
         lock.withLock {
             guard _leader == localBrokerId, !isrChangeInFlight else { return nil }
             let leo = log.logEndOffset
             let out = _isr.filter { r in
                 guard r != localBrokerId else { return false }
                 let stuck = nowMs - (followerLastCaughtUp[r] ?? nowMs) > lagTimeMs
-                let slow = leo - (followerEnd[r] ?? 0) > lagMaxMessages
+                let slow = followerEnd[r].map { leo - $0 > lagMaxMessages } ?? false
                 return stuck || slow
             }
             guard !out.isEmpty else { return nil }
-            isrChangeInFlight = true
-            return _isr.filter { !out.contains($0) }
+            return proposeLocked(_isr.filter { !out.contains($0) })
         }
     }
 
     /// The ISR change was written to ZooKeeper with this new znode version (nil: it failed).
-    func finishIsrChange(newIsr: [Int32], zkVersion: Int32?) -> Bool {
+    /// Applied only while the leadership it was proposed under still holds. Returns whether
+    /// the high watermark moved.
+    public func finishIsrChange(_ change: IsrChange, newZkVersion: Int32?) -> Bool {
         lock.withLock {
+            guard _leader == localBrokerId, _leaderEpoch == change.leaderEpoch, _zkVersion == change.zkVersion else { return false }
             isrChangeInFlight = false
-            guard let zkVersion else { return false }
-            _isr = newIsr
-            _zkVersion = zkVersion
+            guard let newZkVersion else { return false }
+            _isr = change.newIsr
+            _zkVersion = newZkVersion
             return advanceHighWatermarkLocked()
         }
     }

@@ -124,7 +124,8 @@ final class ReplicaFetcher: @unchecked Sendable {
             let latest = try await leaderOffset(tp, time: OffsetsRequest.latestTime, conn: conn)
             if latest < p.log.logEndOffset {
                 if !p.log.config.uncleanLeaderElection {
-                    logger.critical("Halting: follower of \(tp) has log end \(p.log.logEndOffset) above the leader's \(latest) and unclean leader election is disabled")
+                    // 0.8.2 halts rather than discard messages the old leader may have acknowledged.
+                    Halt.now("Exiting because log truncation is not allowed for topic \(tp.topic), current leader \(leader.id)'s latest offset \(latest) is less than replica \(brokerId)'s latest offset \(p.log.logEndOffset)", logger: logger)
                 }
                 logger.warning("Truncating \(tp) from log end \(p.log.logEndOffset) to the leader's log end \(latest)")
                 try p.truncateLog(to: latest)

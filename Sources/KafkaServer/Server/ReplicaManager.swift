@@ -144,21 +144,15 @@ public final class ReplicaManager: @unchecked Sendable {
         return .success(p)
     }
 
-    /// Appends a produced message set to a partition this broker leads.
-    public func appendToLeader(_ tp: TopicPartition, messageSet: [UInt8]) -> Result<LogAppendInfo, ErrorCode> {
-        switch leaderPartition(tp) {
-        case .failure(let e): return .failure(e)
-        case .success(let p):
-            do {
-                let info = try p.log.append(messageSet, assignOffsets: true)
-                p.maybeAdvanceHighWatermark()
-                fetchPurgatory.checkAndComplete(tp)
-                return .success(info)
-            } catch {
-                logger.debug("Append to \(tp) refused: \(error)")
-                return .failure(error.errorCode)
-            }
+    /// Appends a produced message set to a partition this broker leads (see `Partition.appendAsLeader`).
+    public func appendToLeader(_ tp: TopicPartition, messageSet: [UInt8], requiredAcks: Int16) -> Partition.LeaderAppendResult {
+        guard let p = partition(tp) else { return .failed(.unknownTopicOrPartition) }
+        let result = p.appendAsLeader(messageSet, requiredAcks: requiredAcks)
+        switch result {
+        case .appended: fetchPurgatory.checkAndComplete(tp)
+        case .failed(let e): logger.debug("Append to \(tp) refused: \(e)")
         }
+        return result
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -169,7 +163,9 @@ public final class ReplicaManager: @unchecked Sendable {
         let (moved, expand) = p.recordFollowerFetch(replica: replica, offset: offset, nowMs: Self.nowMs())
         if moved { fetchPurgatory.checkAndComplete(p.topicPartition) }
         if let expand {
-            logger.info("Expanding ISR of \(p.topicPartition) from \(p.isr) to \(expand)")
+            logger.info("Expanding ISR of \(p.topicPartition) from \(p.isr) to \(expand.newIsr)")
+            // Off the fetch path; the change carries the leadership it was decided under, so a
+            // write that lands after a LeaderAndIsr demoted this broker fails or is ignored.
             Task { await self.writeIsr(p, expand) }
         }
     }
@@ -178,19 +174,19 @@ public final class ReplicaManager: @unchecked Sendable {
     public func shrinkIsrs(lagTimeMs: Int64, lagMaxMessages: Int64) async {
         for p in allPartitions {
             guard let shrunk = p.proposeIsrShrink(nowMs: Self.nowMs(), lagTimeMs: lagTimeMs, lagMaxMessages: lagMaxMessages) else { continue }
-            logger.info("Shrinking ISR of \(p.topicPartition) from \(p.isr) to \(shrunk)")
+            logger.info("Shrinking ISR of \(p.topicPartition) from \(p.isr) to \(shrunk.newIsr)")
             await writeIsr(p, shrunk)
         }
     }
 
-    /// Leader-written ISR change: leader and leader epoch unchanged, the controller epoch of
-    /// the last leadership decision, conditional on the cached znode version.
-    private func writeIsr(_ p: Partition, _ isr: [Int32]) async {
-        let state = LeaderIsrState(leader: brokerId, leaderEpoch: p.leaderEpoch, isr: isr, controllerEpoch: p.controllerEpoch)
-        let version = await isrWriter?(p.topicPartition, state, p.zkVersion)
-        if version == nil { logger.info("ISR change of \(p.topicPartition) to \(isr) not written (state changed in ZooKeeper); keeping \(p.isr)") }
-        if p.finishIsrChange(newIsr: isr, zkVersion: version) { fetchPurgatory.checkAndComplete(p.topicPartition) }
-        if version != nil { fetchPurgatory.checkAndComplete(p.topicPartition) }
+    /// Leader-written ISR change: leader and leader epoch of the proposal, conditional on the
+    /// znode version the proposal saw.
+    private func writeIsr(_ p: Partition, _ change: Partition.IsrChange) async {
+        let state = LeaderIsrState(leader: brokerId, leaderEpoch: change.leaderEpoch, isr: change.newIsr, controllerEpoch: change.controllerEpoch)
+        let version = await isrWriter?(p.topicPartition, state, change.zkVersion)
+        if version == nil { logger.info("ISR change of \(p.topicPartition) to \(change.newIsr) not written (state changed in ZooKeeper); keeping \(p.isr)") }
+        _ = p.finishIsrChange(change, newZkVersion: version)
+        fetchPurgatory.checkAndComplete(p.topicPartition)
     }
 
     /// Stops replication; later LeaderAndIsr requests no longer start fetchers (a broker in
@@ -201,9 +197,19 @@ public final class ReplicaManager: @unchecked Sendable {
     }
 
     /// Writes every hosted partition's high watermark to its dir's `replication-offset-checkpoint`.
+    /// Logs on disk whose partition no LeaderAndIsr has named yet keep the value read at start:
+    /// a checkpoint written before the controller spoke must not reset them to 0 (a second crash
+    /// would then make followers truncate whole logs).
     public func checkpointHighWatermarks() {
         var perDir: [String: [TopicPartition: Int64]] = [:]
-        for p in allPartitions {
+        let (hosted, carried): ([Partition], [TopicPartition: Int64]) = lock.withLock {
+            (Array(partitions.values), checkpointedHW.filter { partitions[$0.key] == nil })
+        }
+        for (tp, hw) in carried {
+            guard let dir = logManager.logDir(for: tp) else { continue }
+            perDir[dir, default: [:]][tp] = hw
+        }
+        for p in hosted {
             let dir = (p.log.directory as NSString).deletingLastPathComponent
             perDir[dir, default: [:]][p.topicPartition] = p.highWatermark
         }
