@@ -26,6 +26,7 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
     @Option(name: .customLong("replica-lag-time-max-ms"), help: "replica.lag.time.max.ms of the brokers.") var replicaLagMs = 5000
     @Option(name: .customLong("zk-stop-seconds"), help: "How long a zk-stop fault keeps ZooKeeper down.") var zkStopSeconds: Double = 30
     @Option(name: .customLong("disk-mb"), help: "Size of each broker's log tmpfs.") var diskMB = 64
+    @Option(name: .customLong("recovery-limit-seconds"), help: "After a heal, wait at most this long for writes and the full ISR to come back.") var recoveryLimit: Double = 60
     @Option(name: .customLong("broker-property"), help: "Extra broker property key=value (repeatable).") var brokerProperty: [String] = []
     @Flag(name: .customLong("keep"), help: "Keep the campaign directory (broker logs, log dirs).") var keep = false
     public init() {}
@@ -52,6 +53,7 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
         o.zkStopSeconds = zkStopSeconds
         o.diskMB = diskMB
         o.keepDirectory = keep
+        o.recoveryLimit = recoveryLimit
         for kv in brokerProperty {
             guard let eq = kv.firstIndex(of: "=") else { throw ValidationError("--broker-property wants key=value, got \(kv)") }
             o.extraBrokerProperties[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])

@@ -36,7 +36,7 @@ final class FaultCampaignTests: XCTestCase {
         o.recoveryLimit = 30
         let report = try await FaultCampaign(options: o).run()
         print(report.table)
-        let replay = "replay with KAFKA_FAULT_SEED=\(o.seed) (or kafka-tools fault-campaign --seed \(o.seed) --max-faults \(o.maxFaults!) --zk-stop-seconds 6)"
+        let replay = "replay with KAFKA_FAULT_SEED=\(o.seed), or by hand: \(o.replayCommand)"
         XCTAssertEqual(report.faults.count, FaultKind.allCases.count, replay)
         XCTAssertEqual(Set(report.faults.map(\.kind)), Set(FaultKind.allCases), replay)
         let all = try XCTUnwrap(report.acksAllCheck)

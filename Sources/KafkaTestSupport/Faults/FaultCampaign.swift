@@ -89,6 +89,20 @@ public struct CampaignOptions: Sendable {
     public var keepDirectory = false
     public init() {}
 
+    /// The kafka-tools command line that runs this campaign again.
+    public var replayCommand: String {
+        var a = ["kafka-tools fault-campaign", "--seed \(seed)", "--duration-seconds \(Int(durationSeconds))",
+                 "--min-faults \(minFaults)", "--faults \(kinds.map(\.rawValue).joined(separator: ","))",
+                 "--zk-stop-seconds \(Int(zkStopSeconds))", "--session-timeout-ms \(sessionTimeoutMs)",
+                 "--replica-lag-time-max-ms \(replicaLagTimeMaxMs)", "--partitions \(partitions)",
+                 "--rate \(Int(writesPerSecondPerPartition))", "--disk-mb \(diskMB)",
+                 "--recovery-limit-seconds \(Int(recoveryLimit))"]
+        if let maxFaults { a.append("--max-faults \(maxFaults)") }
+        if unsafe { a.append("--unsafe") }
+        for (k, v) in extraBrokerProperties.sorted(by: { $0.key < $1.key }) { a.append("--broker-property \(k)=\(v)") }
+        return a.joined(separator: " ")
+    }
+
     public var brokerProperties: [String: String] {
         var p: [String: String] = [
             "zookeeper.session.timeout.ms": "\(sessionTimeoutMs)",
@@ -235,7 +249,7 @@ public final class FaultCampaign: @unchecked Sendable {
         var report = CampaignReport(seed: options.seed, unsafe: options.unsafe)
         t0 = faultClock()
         say("seed \(options.seed); faults \(options.kinds.map(\.rawValue).joined(separator: ",")); duration \(Int(options.durationSeconds)) s, at least \(options.minFaults) faults\(options.maxFaults.map { ", at most \($0)" } ?? "")")
-        say("replay: kafka-tools fault-campaign --seed \(options.seed) --duration-seconds \(Int(options.durationSeconds)) --faults \(options.kinds.map(\.rawValue).joined(separator: ","))\(options.unsafe ? " --unsafe" : "")")
+        say("replay: \(options.replayCommand)")
         var clusterOptions = FaultCluster.Options()
         clusterOptions.brokerProperties = options.brokerProperties
         clusterOptions.diskMB = options.diskMB
@@ -433,7 +447,8 @@ public final class FaultCampaign: @unchecked Sendable {
         }
         let healTime = faultClock()
         try await heal(f.kind, b)
-        record.exits += try await restartDead()
+        let restarted = try await restartDead()
+        if record.exits.isEmpty { record.exits = restarted } else if !restarted.isEmpty { record.exits = record.exits.map { $0 + " (restarted)" } }
         if !record.exits.isEmpty { say("  exited during the fault: \(record.exits.joined(separator: ", "))") }
 
         // Availability: until a write to every partition of the acks=-1 topic is acknowledged after the heal.
