@@ -58,6 +58,20 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
             guard let eq = kv.firstIndex(of: "=") else { throw ValidationError("--broker-property wants key=value, got \(kv)") }
             o.extraBrokerProperties[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
         }
+        // Ctrl-C / SIGTERM: stop the brokers and ZooKeeper, remove the namespaces and the tmpfs mounts.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("fault-campaign: interrupted; cleaning up\n".utf8))
+                FaultCluster.shutdownAll()
+                Foundation.exit(130)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        defer { for s in sources { s.cancel() } }
         let report = try await FaultCampaign(options: o).run()
         print(report.table)
         if !report.passed && !unsafe { throw ToolError("fault campaign failed (seed \(o.seed))") }

@@ -89,9 +89,12 @@ public final class FaultCluster: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: options.kafkaServer) else {
             throw TestSupportError("\(options.kafkaServer) is missing: run `swift build -c release` (bin/setup.sh does)")
         }
+        Self.unmountLeftovers()
         network = try FaultNetwork()
         directory = try Spawner.makeTempDirectory(prefix: "kafka-fault-")
         zkAddress = "10.77.\(network.subnet).10"
+        try "\(getpid())\n".write(toFile: directory + "/owner.pid", atomically: true, encoding: .utf8)
+        Self.live.withLock { $0.append(self) }
         do {
             try network.addHost(zkHost, index: 10)
             for i in 1...options.brokerCount {
@@ -330,11 +333,39 @@ public final class FaultCluster: @unchecked Sendable {
 
     private var isShutDown = false
 
+    /// Clusters not shut down yet, for `shutdownAll()` (a signal handler's clean-up).
+    private static let live = LockedState<[FaultCluster]>([])
+
+    /// Shuts down every cluster of this process: kafka-tools fault-campaign calls it on SIGINT/SIGTERM.
+    public static func shutdownAll() {
+        let all = live.withLock { l -> [FaultCluster] in defer { l = [] }; return l }
+        for c in all { c.shutdown() }
+    }
+
+    /// Unmounts the log tmpfs of campaigns whose process died (their `owner.pid` is gone) and removes their directory.
+    static func unmountLeftovers() {
+        guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return }
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 2, fields[2] == "tmpfs" else { continue }
+            let point = String(fields[1])
+            guard point.contains("/kafka-fault-"), point.hasSuffix("/disk") else { continue }
+            let campaign = URL(fileURLWithPath: point).deletingLastPathComponent().deletingLastPathComponent().path
+            // Only campaigns that say who owns them, and whose owner is dead.
+            guard let text = try? String(contentsOfFile: campaign + "/owner.pid", encoding: .utf8),
+                  let owner = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), owner > 0,
+                  kill(owner, 0) != 0, errno == ESRCH else { continue }
+            _ = try? FaultShell.run("/bin/umount", ["-l", point], allowFailure: true)
+            try? FileManager.default.removeItem(atPath: campaign)
+        }
+    }
+
     /// Stops everything, unmounts the tmpfs log dirs, removes the network; keeps the directory when
     /// KAFKA_TEST_KEEP_TMP=1 (or `keep`).
     public func shutdown(keep: Bool = false) {
         if isShutDown { return }
         isShutDown = true
+        Self.live.withLock { $0.removeAll { $0 === self } }
         for b in brokers {
             b.process?.resume()
             b.process?.kill()
