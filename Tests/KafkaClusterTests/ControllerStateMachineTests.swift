@@ -1,6 +1,7 @@
 import KafkaCluster
 import KafkaProtocol
 import XCTest
+import ZooKeeper
 
 /// The controller as a value type: events in, actions out, no ZooKeeper or sockets.
 final class ControllerStateMachineTests: XCTestCase {
@@ -156,6 +157,91 @@ final class ControllerStateMachineTests: XCTestCase {
         _ = m.handle(.resigned)
         XCTAssertFalse(m.isActive)
         XCTAssertEqual(m.handle(.assignmentsChanged(["t": [0: [0]]])), [])
+    }
+
+    // MARK: - Faults (issue 7 item 5)
+
+    /// Table: a failed ZooKeeper operation → retry (with backoff) or give up.
+    func testZkRetryPolicyTable() {
+        struct Row {
+            var name: String
+            var error: Error
+            var scope: ZkRetryScope
+            var sessionChanged = false
+            var stopped = false
+            var attempt = 0
+            var expected: ZkRetryDecision
+        }
+        let rows = [
+            Row(name: "connection loss, same session: retry", error: ZooKeeperError.connectionLoss, scope: .session, expected: .retry(afterMs: 50)),
+            Row(name: "operation timeout, same session: retry", error: ZooKeeperError.operationTimeout, scope: .session, attempt: 2, expected: .retry(afterMs: 200)),
+            Row(name: "connection loss outliving the session: give up (controller resigns)", error: ZooKeeperError.connectionLoss, scope: .session,
+                sessionChanged: true, expected: .fail),
+            Row(name: "connection loss, any session: retry", error: ZooKeeperError.connectionLoss, scope: .anySession, sessionChanged: true,
+                expected: .retry(afterMs: 50)),
+            Row(name: "session expired, session scope: give up", error: ZooKeeperError.sessionExpired, scope: .session, expected: .fail),
+            Row(name: "session expired, any session: retry on the new one", error: ZooKeeperError.sessionExpired, scope: .anySession,
+                attempt: 30, expected: .retry(afterMs: 1000)),
+            Row(name: "client closed: give up", error: ZooKeeperError.closed, scope: .anySession, expected: .fail),
+            Row(name: "broker shutting down: give up", error: ZooKeeperError.connectionLoss, scope: .session, stopped: true, expected: .fail),
+            Row(name: "cancelled: give up", error: CancellationError(), scope: .anySession, expected: .fail),
+            Row(name: "no node is an answer, not an outage", error: ZooKeeperError.noNode("/x"), scope: .session, expected: .fail),
+            Row(name: "bad version is an answer", error: ZooKeeperError.badVersion("/x"), scope: .session, expected: .fail),
+            Row(name: "node exists is an answer", error: ZooKeeperError.nodeExists("/x"), scope: .anySession, expected: .fail),
+            Row(name: "bad data is an answer", error: ZkDataError(path: "/x", reason: "empty"), scope: .session, expected: .fail),
+        ]
+        for row in rows {
+            XCTAssertEqual(ZkRetryPolicy.decide(row.error, attempt: row.attempt, scope: row.scope, sessionChanged: row.sessionChanged,
+                                                stopped: row.stopped), row.expected, row.name)
+        }
+        XCTAssertEqual((0..<8).map { ZkRetryPolicy.backoffMs(attempt: $0) }, [50, 100, 200, 400, 800, 1000, 1000, 1000])
+        XCTAssertEqual(ZkRetryPolicy.backoffMs(attempt: 1000), 1000, "no overflow")
+    }
+
+    /// Table: a failure that retries could not absorb, and where it happened → what the
+    /// controller does. It never stays elected-but-inactive.
+    func testControllerFaultPolicyTable() {
+        struct Row {
+            var name: String
+            var error: Error
+            var phase: ControllerPhase
+            var expected: ControllerRecovery
+        }
+        let moved = ControllerMovedError(reason: "bad version")
+        let rows = [
+            Row(name: "bad-version epoch update: another controller took over", error: moved, phase: .failover, expected: .resignAndReelect(backoffMs: 50)),
+            Row(name: "controller moved while handling an event", error: moved, phase: .event, expected: .resignAndReelect(backoffMs: 50)),
+            Row(name: "session expired during failover: wait for the new session", error: ZooKeeperError.sessionExpired, phase: .failover,
+                expected: .resignAndAwaitNewSession),
+            Row(name: "session expired during an event", error: ZooKeeperError.sessionExpired, phase: .event, expected: .resignAndAwaitNewSession),
+            Row(name: "connection loss that outlived the session", error: ZooKeeperError.connectionLoss, phase: .event, expected: .resignAndAwaitNewSession),
+            Row(name: "client closed (shutdown)", error: ZooKeeperError.closed, phase: .failover, expected: .stop),
+            Row(name: "cancelled (shutdown)", error: CancellationError(), phase: .event, expected: .stop),
+            Row(name: "bad data during failover: start over rather than hold /controller idle", error: ZkDataError(path: "/x", reason: "empty"),
+                phase: .failover, expected: .resignAndReelect(backoffMs: 50)),
+            Row(name: "bad data in one event: log, keep controller and watches", error: ZkDataError(path: "/x", reason: "empty"), phase: .event,
+                expected: .logAndContinue),
+            Row(name: "unexpected ZooKeeper answer during failover", error: ZooKeeperError.other(code: -8, path: "/x"), phase: .failover,
+                expected: .resignAndReelect(backoffMs: 50)),
+        ]
+        for row in rows { XCTAssertEqual(ControllerFaultPolicy.decide(row.error, phase: row.phase), row.expected, row.name) }
+        XCTAssertEqual(ControllerFaultPolicy.decide(moved, phase: .failover, attempt: 3), .resignAndReelect(backoffMs: 400), "backoff grows")
+    }
+
+    /// A resigned machine ignores events (the actor must elect again), and a second election
+    /// after a failed one takes over from scratch: every partition's leadership is sent again.
+    func testReElectionAfterResignationStartsOver() {
+        var m = ControllerStateMachine(brokerId: 1)
+        let assign: [String: [Int32: [Int32]]] = ["t": [0: [0, 1]]]
+        _ = m.handle(.elected(epoch: 3, liveBrokers: [b0, b1], assignments: assign, states: [tp: state(0, 1, [0, 1])]))
+        XCTAssertEqual(m.handle(.resigned), [])
+        XCTAssertFalse(m.isActive)
+        XCTAssertEqual(m.handle(.brokersChanged([b1])), [], "inactive: events are ignored")
+        XCTAssertEqual(m.epoch, 0)
+        let actions = m.handle(.elected(epoch: 5, liveBrokers: [b1], assignments: assign, states: [tp: state(0, 1, [0, 1], v: 2)]))
+        XCTAssertTrue(m.isActive)
+        XCTAssertEqual(actions.first, .updateState(tp, LeaderIsrState(leader: 1, leaderEpoch: 2, isr: [1], controllerEpoch: 5), expectedVersion: 2),
+                       "the dead leader found by the new failover is replaced")
     }
 }
 

@@ -1,4 +1,6 @@
+import Foundation
 import KafkaProtocol
+import ZooKeeper
 
 /// A partition's leadership as stored in ZooKeeper, with the znode version it was read at.
 public struct VersionedLeaderIsr: Sendable, Equatable {
@@ -337,5 +339,53 @@ public struct ControllerStateMachine: Sendable {
         let targets = (brokers ?? Array(liveBrokers.keys)).sorted()
         guard !targets.isEmpty else { return [] }
         return [.sendUpdateMetadata(brokers: targets, states: states, liveBrokers: liveBrokers.values.sorted { $0.id < $1.id })]
+    }
+}
+
+// MARK: - Failures
+
+/// Where the controller was when a ZooKeeper operation failed for good (after `ZkRetryPolicy`).
+public enum ControllerPhase: Sendable, Equatable {
+    /// Taking over: `/controller` won, epoch bump, loading the cluster, first decisions.
+    case failover
+    /// Handling one event (watch, controlled shutdown, imbalance check) as the active controller.
+    case event
+}
+
+/// What the controller does after a failure: a pure decision, table-tested.
+public enum ControllerRecovery: Sendable, Equatable {
+    /// The broker is shutting down (client closed, task cancelled): stop, do nothing more.
+    case stop
+    /// The session ended: resign now; the broker elects again when the new session is up
+    /// (0.8.2 `SessionExpirationListener.handleNewSession`).
+    case resignAndAwaitNewSession
+    /// Another controller took over (`ControllerMovedException`), or the failover could not
+    /// complete: resign, give up `/controller` if this session holds it, and run the election
+    /// again after `backoffMs` (0.8.2 resigns when `onControllerFailover` throws).
+    case resignAndReelect(backoffMs: Int)
+    /// The event's data was bad (not a ZooKeeper failure): log it, keep the controller and its
+    /// watches, go on with the next event.
+    case logAndContinue
+}
+
+public enum ControllerFaultPolicy {
+    public static func decide(_ error: Error, phase: ControllerPhase, attempt: Int = 0) -> ControllerRecovery {
+        if error is CancellationError { return .stop }
+        if error is ControllerMovedError { return .resignAndReelect(backoffMs: ZkRetryPolicy.backoffMs(attempt: attempt)) }
+        if let zkError = error as? ZooKeeperError {
+            switch zkError {
+            case .closed: return .stop
+            // A connection loss only gets here when it outlived the session (the retry gave up).
+            case .sessionExpired, .connectionLoss, .operationTimeout, .connectTimeout: return .resignAndAwaitNewSession
+            default: break
+            }
+        }
+        // Anything else (bad data, an unexpected ZooKeeper answer): a half-done failover must not
+        // leave a controller that holds `/controller` but ignores every event, so it starts over;
+        // a failed event leaves the controller as it was, its watches already set again.
+        switch phase {
+        case .failover: return .resignAndReelect(backoffMs: ZkRetryPolicy.backoffMs(attempt: attempt))
+        case .event: return .logAndContinue
+        }
     }
 }

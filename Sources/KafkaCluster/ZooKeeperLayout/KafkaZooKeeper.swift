@@ -52,7 +52,10 @@ public struct KafkaZooKeeper: Sendable {
         var out: [BrokerRegistration] = []
         for id in try await brokerIds(watch: watch) {
             let path = ZkPaths.broker(id)
-            guard let (data, _) = try? await zk.get(path) else { continue }
+            // Only a node that is gone means the broker is gone: a failed read is an error, never
+            // "broker dead" (the caller retries it).
+            let data: [UInt8]?
+            do { data = try await zk.get(path).data } catch ZooKeeperError.noNode { continue }
             if let reg = try? BrokerRegistration.parse(id: id, data, path: path) { out.append(reg) }
         }
         return out
@@ -120,12 +123,24 @@ public struct KafkaZooKeeper: Sendable {
         } catch ZooKeeperError.noNode { return nil }
     }
 
-    public func allPartitionStates(_ assignments: [String: [Int32: [Int32]]]) async throws -> [TopicPartition: VersionedLeaderIsr] {
+    /// Every partition's state node, read with up to `concurrency` requests in flight (the
+    /// client pipelines them on its one connection): a controller failover over thousands of
+    /// partitions is not thousands of sequential round trips.
+    public func allPartitionStates(_ assignments: [String: [Int32: [Int32]]], concurrency: Int = 64) async throws -> [TopicPartition: VersionedLeaderIsr] {
+        let all = assignments.flatMap { t, parts in parts.keys.map { TopicPartition(t, $0) } }
         var out: [TopicPartition: VersionedLeaderIsr] = [:]
-        for (t, parts) in assignments {
-            for p in parts.keys {
-                let tp = TopicPartition(t, p)
-                if let s = try await partitionState(tp) { out[tp] = s }
+        try await withThrowingTaskGroup(of: (TopicPartition, VersionedLeaderIsr?).self) { group in
+            var next = all.startIndex
+            func addOne() {
+                guard next < all.endIndex else { return }
+                let tp = all[next]
+                next += 1
+                group.addTask { (tp, try await partitionState(tp)) }
+            }
+            for _ in 0..<max(1, concurrency) { addOne() }
+            while let (tp, state) = try await group.next() {
+                if let state { out[tp] = state }
+                addOne()
             }
         }
         return out
@@ -177,16 +192,57 @@ public struct KafkaZooKeeper: Sendable {
         }
     }
 
-    /// Bumps `/controller_epoch` conditionally (created as 1 when missing).
+    /// Bumps `/controller_epoch` conditionally (created as 1 when missing). A lost race (bad
+    /// version, or the node created meanwhile) means another broker became controller:
+    /// `ControllerMovedError`, as 0.8.2's `ControllerMovedException`.
     public func incrementControllerEpoch() async throws -> Int32 {
         do {
             let (data, stat) = try await zk.get(ZkPaths.controllerEpoch)
             let cur = Int32(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) ?? 0
-            try await zk.set(ZkPaths.controllerEpoch, data: Self.bytes(String(cur + 1)), version: stat.version)
+            do {
+                try await zk.set(ZkPaths.controllerEpoch, data: Self.bytes(String(cur + 1)), version: stat.version)
+            } catch ZooKeeperError.badVersion {
+                throw ControllerMovedError(reason: "\(ZkPaths.controllerEpoch) changed from version \(stat.version) while this broker incremented it")
+            }
             return cur + 1
         } catch ZooKeeperError.noNode {
-            try await zk.create(ZkPaths.controllerEpoch, data: Self.bytes("1"), mode: .persistent)
+            do {
+                try await zk.create(ZkPaths.controllerEpoch, data: Self.bytes("1"), mode: .persistent)
+            } catch ZooKeeperError.nodeExists {
+                throw ControllerMovedError(reason: "\(ZkPaths.controllerEpoch) was created by another broker")
+            }
             return 1
         }
     }
+
+    /// True when `/controller` names `brokerId` and belongs to the current session.
+    public func holdsController(brokerId: Int32) async throws -> Bool {
+        do {
+            let (data, stat) = try await zk.get(ZkPaths.controller)
+            return stat.ephemeralOwner == zk.sessionId && (try? ControllerRegistration.parseBrokerId(data)) == brokerId
+        } catch ZooKeeperError.noNode { return false }
+    }
+
+    /// Deletes `/controller` if this session owns it (a controller that resigns lets the
+    /// brokers elect again); returns whether it did.
+    @discardableResult
+    public func releaseController(brokerId: Int32) async throws -> Bool {
+        do {
+            let (data, stat) = try await zk.get(ZkPaths.controller)
+            guard stat.ephemeralOwner == zk.sessionId, (try? ControllerRegistration.parseBrokerId(data)) == brokerId else { return false }
+            try await zk.delete(ZkPaths.controller, version: stat.version)
+            return true
+        } catch ZooKeeperError.noNode {
+            return false
+        } catch ZooKeeperError.badVersion {
+            return false
+        }
+    }
+}
+
+/// Another broker became controller while this one was taking over (0.8.2 `ControllerMovedException`).
+public struct ControllerMovedError: Error, CustomStringConvertible, Equatable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { "Controller moved to another broker: \(reason)" }
 }
