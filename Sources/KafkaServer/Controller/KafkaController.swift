@@ -56,6 +56,15 @@ public actor KafkaController {
 
     public var isActive: Bool { machine.isActive }
 
+    /// Set by `shutdown()`: elections and retries stop.
+    private let stopped = LockedState(false)
+
+    /// Every ZooKeeper call of the controller: retried on connection loss while its session
+    /// lasts (zkclient's `retryUntilConnected`); expiry surfaces as `.sessionExpired`.
+    private func zkCall<T: Sendable>(_ what: @autoclosure () -> String, _ operation: () async throws -> T) async throws -> T {
+        try await zk.retrying(what(), scope: .session, logger: logger, stopped: { stopped.withLock { $0 } }, operation)
+    }
+
     /// Tries to become controller (also after `/controller` was deleted or a new session).
     public func elect() async {
         await lock()
@@ -63,31 +72,83 @@ public actor KafkaController {
         unlock()
     }
 
+    /// Runs the election until it completes: this broker leads with the cluster loaded, or
+    /// another broker leads and the watch on `/controller` is set. A failure on the way never
+    /// leaves a controller that holds `/controller` and ignores events: it resigns (giving up
+    /// the node) and tries again, or waits for the new session.
     private func electLocked() async {
-        do {
-            var winner = try await zk.electController(brokerId: brokerId)
-            while winner == -1 {
-                // Our own node from a previous session: wait until it expires.
-                try await Task.sleep(nanoseconds: 500_000_000)
-                winner = try await zk.electController(brokerId: brokerId)
-            }
-            _ = try await zk.controllerId(watch: true)
-            guard winner == brokerId else {
-                logger.info("Broker \(winner) is the controller")
-                if machine.isActive { _ = machine.handle(.resigned) }
+        var attempt = 0
+        while !stopped.withLock({ $0 }) && !Task.isCancelled {
+            do {
+                try await electOnce()
                 return
+            } catch {
+                switch ControllerFaultPolicy.decide(error, phase: .failover, attempt: attempt) {
+                case .stop:
+                    resign()
+                    return
+                case .resignAndAwaitNewSession:
+                    logger.warning("Controller election interrupted: \(error); will run again on the new ZooKeeper session")
+                    resign()
+                    return
+                case .resignAndReelect(let backoffMs):
+                    logger.error("Controller failover failed: \(error); resigning and running the election again in \(backoffMs) ms")
+                    await resignAndRelease()
+                    attempt += 1
+                    try? await Task.sleep(nanoseconds: UInt64(backoffMs) * 1_000_000)
+                case .logAndContinue:
+                    logger.error("Controller election failed: \(error)")
+                    return
+                }
             }
-            let epoch = try await zk.incrementControllerEpoch()
-            logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
-            let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
-            channel.setBrokers(brokers)
-            let assignments = try await loadAssignments()
-            let states = try await zk.allPartitionStates(assignments)
-            await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
-            if deleteTopicEnable { await handleDeletions() }
-            await handlePreferredElection()
-        } catch {
-            logger.error("Controller election failed: \(error)")
+        }
+    }
+
+    private func electOnce() async throws {
+        if machine.isActive, try await zkCall("Reading /controller", { try await zk.holdsController(brokerId: brokerId) }) {
+            _ = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
+            return   // already the controller of this session
+        }
+        var winner = try await zkCall("Controller election", { try await zk.electController(brokerId: brokerId) })
+        while winner == -1 {
+            // Our own node from a previous session: wait until it expires.
+            try await Task.sleep(nanoseconds: 500_000_000)
+            if stopped.withLock({ $0 }) { throw CancellationError() }
+            winner = try await zkCall("Controller election", { try await zk.electController(brokerId: brokerId) })
+        }
+        let current = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
+        guard winner == brokerId else {
+            logger.info("Broker \(winner) is the controller")
+            if machine.isActive { _ = machine.handle(.resigned) }
+            if current == nil { throw ControllerMovedError(reason: "/controller vanished during the election") }
+            return
+        }
+        if machine.isActive { _ = machine.handle(.resigned) }
+        let epoch = try await zkCall("Incrementing the controller epoch", { try await zk.incrementControllerEpoch() })
+        logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
+        let brokers = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true).map(\.endpoint) })
+        channel.setBrokers(brokers)
+        let assignments = try await loadAssignments()
+        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
+        try await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
+        if deleteTopicEnable { try await handleDeletions() }
+        try await handlePreferredElection()
+    }
+
+    /// What a failure while handling one event leads to (`ControllerFaultPolicy`).
+    private func recover(from error: Error, while what: String) async {
+        switch ControllerFaultPolicy.decide(error, phase: .event) {
+        case .stop:
+            resign()
+        case .resignAndAwaitNewSession:
+            logger.warning("\(what) interrupted: \(error); resigning, the new ZooKeeper session elects again")
+            resign()
+        case .resignAndReelect:
+            logger.error("\(what) failed: \(error); resigning and running the election again")
+            await resignAndRelease()
+            await electLocked()
+        case .logAndContinue:
+            logger.error("\(what) failed: \(error)")
         }
     }
 
@@ -99,11 +160,17 @@ public actor KafkaController {
         guard machine.isActive else { return ControlledShutdownResponse(error: .unknown, partitionsRemaining: []) }
         guard machine.liveBrokers[id] != nil else { return ControlledShutdownResponse(error: .brokerNotAvailable, partitionsRemaining: []) }
         logger.info("Shutting down broker \(id)")
-        await refreshStates()
-        await run(machine.handle(.controlledShutdown(brokerId: id)))
+        do {
+            try await refreshStates()
+            try await run(machine.handle(.controlledShutdown(brokerId: id)))
+        } catch {
+            await recover(from: error, while: "Controlled shutdown of broker \(id)")
+            return ControlledShutdownResponse(error: .unknown, partitionsRemaining: machine.partitionsLed(by: id))
+        }
         return ControlledShutdownResponse(error: .none, partitionsRemaining: machine.partitionsLed(by: id))
     }
 
+    /// Gives up the controller role locally (session expired, shutdown, another controller).
     public func resign() {
         if machine.isActive {
             logger.info("Broker \(brokerId) resigns as controller")
@@ -113,13 +180,39 @@ public actor KafkaController {
         watchedTopics.removeAll()
     }
 
-    /// Reads every topic's assignment and (re)sets the watches the controller relies on.
-    private func loadAssignments() async throws -> [String: [Int32: [Int32]]] {
-        var out: [String: [Int32: [Int32]]] = [:]
-        for t in try await zk.topics(watch: true) {
-            if let a = try await zk.assignment(t, watch: true) { out[t] = a }
+    /// Broker shutdown: stop electing and retrying, resign.
+    public func shutdown() {
+        stopped.withLock { $0 = true }
+        resign()
+    }
+
+    /// Resigns and deletes `/controller` if this session holds it, so that every broker (this
+    /// one included) elects again.
+    private func resignAndRelease() async {
+        resign()
+        do {
+            if try await zkCall("Releasing /controller", { try await zk.releaseController(brokerId: brokerId) }) {
+                logger.info("Broker \(brokerId) gave up \(ZkPaths.controller)")
+            }
+        } catch {
+            logger.warning("Cannot release \(ZkPaths.controller): \(error)")
         }
-        return out
+    }
+
+    /// Reads every topic's assignment and (re)sets the watches the controller relies on. A
+    /// topic whose assignment does not parse is left out (logged), never the whole read.
+    private func loadAssignments() async throws -> [String: [Int32: [Int32]]] {
+        try await zkCall("Reading topic assignments") {
+            var out: [String: [Int32: [Int32]]] = [:]
+            for t in try await zk.topics(watch: true) {
+                do {
+                    if let a = try await zk.assignment(t, watch: true) { out[t] = a }
+                } catch let e as ZkDataError {
+                    logger.error("Ignoring topic \(t): \(e)")
+                }
+            }
+            return out
+        }
     }
 
     public func handle(_ event: ZooKeeperEvent) async {
@@ -129,33 +222,42 @@ public actor KafkaController {
     }
 
     private func handleLocked(_ event: ZooKeeperEvent) async {
+        do {
+            try await handleThrowing(event)
+        } catch {
+            await recover(from: error, while: "Handling \(event)")
+        }
+    }
+
+    private func handleThrowing(_ event: ZooKeeperEvent) async throws {
         switch event {
         case .nodeDeleted(ZkPaths.controller):
             resign()
             await electLocked()
         case .nodeDataChanged(ZkPaths.controller), .nodeCreated(ZkPaths.controller):
-            if let id = try? await zk.controllerId(watch: true), id != brokerId { resign() }
+            let id = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
+            if let id, id != brokerId { resign() }
+            if id == nil { resign(); await electLocked() }
         case .nodeChildrenChanged(ZkPaths.brokerIds):
             guard machine.isActive else { return }
-            do {
-                let brokers = try await zk.liveBrokers(watch: true).map(\.endpoint)
-                logger.info("Live brokers changed: \(brokers.map(\.id))")
-                channel.setBrokers(brokers)
-                await refreshStates()
-                await run(machine.handle(.brokersChanged(brokers)))
-            } catch { logger.error("Cannot read live brokers: \(error)") }
+            // Read with the watch set again; a failed read is retried, never taken as "brokers gone".
+            let brokers = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true).map(\.endpoint) })
+            logger.info("Live brokers changed: \(brokers.map(\.id))")
+            channel.setBrokers(brokers)
+            try await refreshStates()
+            try await run(machine.handle(.brokersChanged(brokers)))
         case .nodeChildrenChanged(ZkPaths.brokerTopics):
             guard machine.isActive else { return }
-            await reloadAssignments()
+            try await reloadAssignments()
         case .nodeCreated(ZkPaths.preferredReplicaElection), .nodeDataChanged(ZkPaths.preferredReplicaElection):
             guard machine.isActive else { return }
-            await handlePreferredElection()
+            try await handlePreferredElection()
         case .nodeChildrenChanged(ZkPaths.deleteTopics):
             guard machine.isActive, deleteTopicEnable else { return }
-            await handleDeletions()
+            try await handleDeletions()
         case .nodeDataChanged(let path) where path.hasPrefix(ZkPaths.brokerTopics + "/"):
             guard machine.isActive else { return }
-            await reloadAssignments()
+            try await reloadAssignments()
         default:
             break
         }
@@ -163,21 +265,26 @@ public actor KafkaController {
 
     /// `/admin/preferred_replica_election`: elect the listed partitions' preferred replicas,
     /// then delete the node (and watch for the next one).
-    private func handlePreferredElection() async {
+    private func handlePreferredElection() async throws {
         let path = ZkPaths.preferredReplicaElection
+        guard let data = try await zkCall("Reading \(path)", { () -> [UInt8]?? in
+            guard try await zk.zk.exists(path, watch: true) != nil else { return nil }
+            do { return try await zk.zk.get(path, watch: true).data } catch ZooKeeperError.noNode {
+                _ = try await zk.zk.exists(path, watch: true)
+                return nil
+            }
+        }) else { return }
         do {
-            guard try await zk.zk.exists(path, watch: true) != nil else { return }
-            let (data, _) = try await zk.zk.get(path, watch: true)
             let partitions = try PreferredReplicaElectionData.parse(data, path: path)
             logger.info("Starting preferred replica leader election for partitions \(partitions.map(\.description).joined(separator: ","))")
-            await refreshStates()
-            await run(machine.handle(.preferredReplicaElection(partitions)))
-            try? await zk.zk.delete(path)
-            _ = try await zk.zk.exists(path, watch: true)
-        } catch {
+            try await refreshStates()
+            try await run(machine.handle(.preferredReplicaElection(partitions)))
+        } catch let error as ZkDataError {
             logger.error("Preferred replica election failed: \(error)")
-            try? await zk.zk.delete(path)
-            _ = try? await zk.zk.exists(path, watch: true)
+        }
+        try await zkCall("Deleting \(path)") {
+            do { try await zk.zk.delete(path) } catch ZooKeeperError.noNode {}
+            _ = try await zk.zk.exists(path, watch: true)
         }
     }
 
@@ -187,41 +294,47 @@ public actor KafkaController {
         await lock()
         defer { unlock() }
         guard machine.isActive else { return }
-        await refreshStates()
-        let partitions = machine.imbalancedPartitions(percentage: percentage)
-        guard !partitions.isEmpty else { return }
-        logger.info("Leader imbalance found; electing preferred replicas of \(partitions.map(\.description).joined(separator: ","))")
-        await run(machine.handle(.preferredReplicaElection(partitions)))
+        do {
+            try await refreshStates()
+            let partitions = machine.imbalancedPartitions(percentage: percentage)
+            guard !partitions.isEmpty else { return }
+            logger.info("Leader imbalance found; electing preferred replicas of \(partitions.map(\.description).joined(separator: ","))")
+            try await run(machine.handle(.preferredReplicaElection(partitions)))
+        } catch {
+            await recover(from: error, while: "Leader imbalance check")
+        }
     }
 
     /// Re-reads every partition's state znode into the state machine.
-    private func refreshStates() async {
-        do {
-            let states = try await zk.allPartitionStates(machine.assignments)
-            _ = machine.handle(.statesRead(states))
-        } catch { logger.warning("Cannot re-read partition states: \(error)") }
+    private func refreshStates() async throws {
+        let assignments = machine.assignments
+        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
+        _ = machine.handle(.statesRead(states))
     }
 
     /// Topics marked under `/admin/delete_topics` (and the watch for new marks).
-    private func handleDeletions() async {
-        do {
-            let marked = try await zk.zk.children(ZkPaths.deleteTopics, watch: true)
-            guard !marked.isEmpty else { return }
-            logger.info("Deleting topics \(marked.sorted())")
-            await run(machine.handle(.deleteTopics(marked)))
-        } catch { logger.error("Cannot read topics marked for deletion: \(error)") }
+    private func handleDeletions() async throws {
+        let marked = try await zkCall("Reading topics marked for deletion", { try await zk.zk.children(ZkPaths.deleteTopics, watch: true) })
+        guard !marked.isEmpty else { return }
+        logger.info("Deleting topics \(marked.sorted())")
+        try await run(machine.handle(.deleteTopics(marked)))
     }
 
-    private func reloadAssignments() async {
-        do {
-            let all = try await loadAssignments()
-            await run(machine.handle(.assignmentsChanged(all)))
-        } catch { logger.error("Cannot read topic assignments: \(error)") }
+    private func reloadAssignments() async throws {
+        let all = try await loadAssignments()
+        try await run(machine.handle(.assignmentsChanged(all)))
+    }
+
+    /// A failure that ends the whole run (session gone, shutdown, controller moved) rather
+    /// than one partition's step.
+    private func isFatal(_ error: Error) -> Bool {
+        ControllerFaultPolicy.decide(error, phase: .event) != .logAndContinue
     }
 
     /// Carries out the state machine's actions in order; a lost state-write race skips the
-    /// sends for that partition and feeds the fresh state back.
-    private func run(_ actions: [ControllerAction]) async {
+    /// sends for that partition and feeds the fresh state back. ZooKeeper writes are retried
+    /// on connection loss; an expired session ends the run (the caller resigns).
+    private func run(_ actions: [ControllerAction]) async throws {
         var failed = Set<TopicPartition>()
         var followUps: [ControllerEvent] = []
         for action in actions {
@@ -230,21 +343,24 @@ public actor KafkaController {
             switch action {
             case let .createState(tp, state):
                 do {
-                    try await zk.createPartitionState(tp, state)
+                    try await zkCall("Creating the state of \(tp)", { try await zk.createPartitionState(tp, state) })
                 } catch ZooKeeperError.nodeExists {
+                    let fresh = try await zkCall("Reading the state of \(tp)", { try await zk.partitionState(tp) })
+                    // Our own write, when a retry after a connection loss finds it done.
+                    if let fresh, fresh.state == state, fresh.zkVersion == 0 { continue }
                     failed.insert(tp)
-                    followUps.append(.stateConflict(tp, try? await zk.partitionState(tp)))
-                } catch {
+                    followUps.append(.stateConflict(tp, fresh))
+                } catch where !isFatal(error) {
                     logger.error("Cannot create state of \(tp): \(error)")
                     failed.insert(tp)
                 }
             case let .updateState(tp, state, expected):
                 do {
-                    if try await zk.updatePartitionState(tp, state, expectedVersion: expected) == nil {
+                    if try await zkCall("Updating the state of \(tp)", { try await zk.updatePartitionState(tp, state, expectedVersion: expected) }) == nil {
                         failed.insert(tp)
-                        followUps.append(.stateConflict(tp, try? await zk.partitionState(tp)))
+                        followUps.append(.stateConflict(tp, try await zkCall("Reading the state of \(tp)", { try await zk.partitionState(tp) })))
                     }
-                } catch {
+                } catch where !isFatal(error) {
                     logger.error("Cannot update state of \(tp): \(error)")
                     failed.insert(tp)
                 }
@@ -261,13 +377,15 @@ public actor KafkaController {
                                                                              deletePartitions: delete, partitions: partitions))
             case let .deleteTopicNodes(topic):
                 do {
-                    try await zk.zk.deleteRecursive(ZkPaths.topic(topic))
-                    try await zk.zk.deleteRecursive(ZkPaths.topicConfig(topic))
-                    try await zk.zk.deleteRecursive(ZkPaths.deleteTopic(topic))
+                    try await zkCall("Deleting the znodes of topic \(topic)") {
+                        try await zk.zk.deleteRecursive(ZkPaths.topic(topic))
+                        try await zk.zk.deleteRecursive(ZkPaths.topicConfig(topic))
+                        try await zk.zk.deleteRecursive(ZkPaths.deleteTopic(topic))
+                    }
                     logger.info("Deletion of topic \(topic) successfully completed")
-                } catch { logger.error("Cannot delete the znodes of topic \(topic): \(error)") }
+                } catch where !isFatal(error) { logger.error("Cannot delete the znodes of topic \(topic): \(error)") }
             }
         }
-        for e in followUps { await run(machine.handle(e)) }
+        for e in followUps { try await run(machine.handle(e)) }
     }
 }
