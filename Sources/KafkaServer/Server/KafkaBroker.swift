@@ -125,7 +125,8 @@ public final class KafkaBroker: @unchecked Sendable {
                 case .session(.connected):
                     if expired {
                         expired = false
-                        await self.onNewSession()
+                        // In its own task, so that watch events keep flowing while it retries.
+                        self.startSessionRecovery()
                     }
                 case .nodeChildrenChanged(ZkPaths.configChanges):
                     await self.topicConfigs.handleChanges()
@@ -178,16 +179,47 @@ public final class KafkaBroker: @unchecked Sendable {
         BrokerRegistration(id: config.brokerId, host: config.advertisedHost, port: Int32(socketServer.localPort == config.port || config.advertisedPort != nil ? config.advertisedPortValue : socketServer.localPort))
     }
 
+    /// The task that recovers from the last session expiry (a newer expiry replaces it).
+    private var sessionRecoveryTask: Task<Void, Never>?
+    private let sessionRecoveryLock = NSLock()
+
+    private func startSessionRecovery() {
+        let stopping = shutdownLock.withLock { isShutDown }
+        guard !stopping else { return }
+        let task = Task { [weak self] () -> Void in await self?.onNewSession() }
+        let previous = sessionRecoveryLock.withLock { () -> Task<Void, Never>? in
+            defer { sessionRecoveryTask = task }
+            return sessionRecoveryTask
+        }
+        previous?.cancel()
+    }
+
+    /// A new ZooKeeper session (the old one expired, and with it this broker's ephemeral node
+    /// and every watch): register `/brokers/ids/<id>` again, set the `/config/changes` watch
+    /// again, and enter the controller election again (it sets the controller's watches).
+    /// Registration is retried with backoff until it succeeds or the broker shuts down.
     private func onNewSession() async {
         logger.info("New ZooKeeper session established; re-registering broker \(config.brokerId)")
-        do {
-            try await zk.ensurePersistentPaths()
-            try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
-        } catch {
-            logger.error("Re-registration failed: \(error)")
-        }
         await controller.resign()
-        await controller.elect()
+        let ctl = controller!
+        async let elected: Void = ctl.elect()
+        var attempt = 0
+        while !Task.isCancelled && !shutdownLock.withLock({ isShutDown }) {
+            do {
+                try await zk.ensurePersistentPaths()
+                try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
+                try await topicConfigs.rewatch()
+                logger.info("Broker \(config.brokerId) is registered again on the new session")
+                break
+            } catch {
+                if error is CancellationError || Task.isCancelled || shutdownLock.withLock({ isShutDown }) { break }
+                let backoff = 2 * ZkRetryPolicy.backoffMs(attempt: attempt)
+                attempt += 1
+                logger.error("Re-registration on the new session failed (attempt \(attempt)): \(error); retrying in \(backoff) ms")
+                try? await Task.sleep(nanoseconds: UInt64(backoff) * 1_000_000)
+            }
+        }
+        await elected
     }
 
     /// Asks the controller to move this broker's leaderships away before it stops
@@ -252,7 +284,8 @@ public final class KafkaBroker: @unchecked Sendable {
         // Stop reacting to ZooKeeper and give up the controller role first, so this broker's
         // own deregistration is not taken for a failure (leaders stay as they are, as in 0.8.2).
         for t in tasks { t.cancel() }
-        await controller?.resign()
+        sessionRecoveryLock.withLock { sessionRecoveryTask }?.cancel()
+        await controller?.shutdown()
         // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.
         if let zk, let stat = try? await zk.zk.exists(ZkPaths.broker(config.brokerId)), stat.ephemeralOwner == zk.zk.sessionId {

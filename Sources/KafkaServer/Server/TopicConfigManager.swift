@@ -24,9 +24,21 @@ public final class TopicConfigManager: @unchecked Sendable {
     public func overrides(for topic: String) -> [String: String] { lock.withLock { overrides[topic] ?? [:] } }
 
     /// Reads every topic's overrides, and the newest notification so old ones are not replayed.
+    /// ZooKeeper reads are retried on connection loss while the session lasts; a new session
+    /// calls `rewatch()`.
+    private func zkCall<T: Sendable>(_ what: @autoclosure () -> String, _ operation: () async throws -> T) async throws -> T {
+        try await zk.retrying(what(), scope: .session, logger: logger, operation)
+    }
+
     func loadAll() async throws {
-        for t in (try? await zk.zk.children(ZkPaths.topicConfigs)) ?? [] { try await load(t) }
-        let changes = (try? await zk.zk.children(ZkPaths.configChanges, watch: true)) ?? []
+        let topics = try await zkCall("Reading topic configs") { () -> [String] in
+            do { return try await zk.zk.children(ZkPaths.topicConfigs) } catch ZooKeeperError.noNode { return [] }
+        }
+        for t in topics { try await load(t) }
+        // The watch must be set: without it no later --alter --config would reach this broker.
+        let changes = try await zkCall("Watching \(ZkPaths.configChanges)") { () -> [String] in
+            try await zk.zk.children(ZkPaths.configChanges, watch: true)
+        }
         lock.withLock { lastApplied = changes.compactMap(Self.sequence).max() ?? -1 }
     }
 
@@ -37,7 +49,7 @@ public final class TopicConfigManager: @unchecked Sendable {
     }
 
     private func load(_ topic: String) async throws {
-        let cfg = try await zk.topicConfig(topic)
+        let cfg = try await zkCall("Reading the config of topic \(topic)", { try await zk.topicConfig(topic) })
         if let bad = validate(cfg) { logger.error("Ignoring bad config of topic \(topic): \(bad)") }
         lock.withLock {
             overrides[topic] = cfg
@@ -57,21 +69,39 @@ public final class TopicConfigManager: @unchecked Sendable {
     /// Handles a change of `/config/changes`: applies notifications newer than the last one.
     func handleChanges() async {
         do {
-            let children = try await zk.zk.children(ZkPaths.configChanges, watch: true)
-            let last = lock.withLock { lastApplied }
-            for child in children.sorted() {
-                guard let seq = Self.sequence(child), seq > last else { continue }
-                let path = ZkPaths.configChanges + "/" + child
-                guard let (data, _) = try? await zk.zk.get(path) else { continue }
-                var topic = String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-                if topic.hasPrefix("\"") && topic.hasSuffix("\"") && topic.count >= 2 { topic = String(topic.dropFirst().dropLast()) }
-                try await load(topic)
-                logger.info("Processed topic config change \(child) for topic \(topic), new overrides \(overrides(for: topic))")
-                onChange?(topic)
-                lock.withLock { lastApplied = max(lastApplied, seq) }
-            }
+            try await processChanges()
         } catch {
+            // Only an ended session or a closed client gets here (connection loss is retried):
+            // the new session calls rewatch().
             logger.error("Cannot process config changes: \(error)")
+        }
+    }
+
+    /// After a new ZooKeeper session: sets the `/config/changes` watch again (watches die with
+    /// their session) and applies the notifications made meanwhile. Throws when it could not.
+    func rewatch() async throws {
+        try await processChanges()
+    }
+
+    private func processChanges() async throws {
+        let children = try await zkCall("Watching \(ZkPaths.configChanges)") { () -> [String] in
+            try await zk.zk.children(ZkPaths.configChanges, watch: true)
+        }
+        let last = lock.withLock { lastApplied }
+        for child in children.sorted() {
+            guard let seq = Self.sequence(child), seq > last else { continue }
+            let path = ZkPaths.configChanges + "/" + child
+            // A notification deleted meanwhile (purged) is skipped; a failed read is not.
+            let read = try await zkCall("Reading \(path)") { () -> [UInt8]?? in
+                do { return try await zk.zk.get(path).data } catch ZooKeeperError.noNode { return nil }
+            }
+            guard let data = read else { continue }
+            var topic = String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            if topic.hasPrefix("\"") && topic.hasSuffix("\"") && topic.count >= 2 { topic = String(topic.dropFirst().dropLast()) }
+            try await load(topic)
+            logger.info("Processed topic config change \(child) for topic \(topic), new overrides \(overrides(for: topic))")
+            onChange?(topic)
+            lock.withLock { lastApplied = max(lastApplied, seq) }
         }
     }
 }
