@@ -104,6 +104,8 @@ final class TestBroker {
     let logDir: String
     let propertiesFile: String
     let properties: [String: String]
+    /// Extra environment for the broker process (e.g. LD_PRELOAD of the fault shim).
+    var environment: [String: String]? = nil
     private(set) var process: BackgroundProcess?
     private var outputFiles: [String] = []
 
@@ -128,7 +130,7 @@ final class TestBroker {
         let out = "\(directory)/kafka-server.\(outputFiles.count).out"
         outputFiles.append(out)
         process = try BackgroundProcess.launch(Project.script("kafka-server-start.sh"), [propertiesFile],
-                                               environment: nil, currentDirectory: Project.root, outputFile: out)
+                                               environment: environment, currentDirectory: Project.root, outputFile: out)
     }
 
     /// Waits until the broker answers a Metadata request that lists itself among the live brokers.
