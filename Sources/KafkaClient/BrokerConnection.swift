@@ -63,19 +63,28 @@ public final class BrokerConnection: @unchecked Sendable {
 
     public static let sharedGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(host: String, port: Int, channel: Channel, handler: ResponseHandler, clientId: String) {
+    /// How long a request may wait for its response before the connection is closed (nil: forever).
+    public let requestTimeout: TimeAmount?
+
+    private init(host: String, port: Int, channel: Channel, handler: ResponseHandler, clientId: String, requestTimeout: TimeAmount?) {
         self.host = host
         self.port = port
         self.channel = channel
         self.handler = handler
         self.clientId = clientId
+        self.requestTimeout = requestTimeout
     }
 
-    public static func connect(host: String, port: Int, clientId: String, group: EventLoopGroup = BrokerConnection.sharedGroup) async throws -> BrokerConnection {
+    /// Connects to a broker. With `requestTimeout`, a request whose response has not arrived in
+    /// that time fails with `BrokerConnection.TimedOut` and closes the connection (responses are
+    /// matched by order, so the connection cannot be used after a lost one): the socket timeout of
+    /// Kafka's `BlockingChannel` (`replica.socket.timeout.ms`, `controller.socket.timeout.ms`).
+    public static func connect(host: String, port: Int, clientId: String, group: EventLoopGroup = BrokerConnection.sharedGroup,
+                               connectTimeout: TimeAmount = .seconds(10), requestTimeout: TimeAmount? = nil) async throws -> BrokerConnection {
         let handler = ResponseHandler()
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(connectTimeout)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder()))
@@ -84,7 +93,7 @@ public final class BrokerConnection: @unchecked Sendable {
             }
         do {
             let ch = try await bootstrap.connect(host: host, port: port).get()
-            return BrokerConnection(host: host, port: port, channel: ch, handler: handler, clientId: clientId)
+            return BrokerConnection(host: host, port: port, channel: ch, handler: handler, clientId: clientId, requestTimeout: requestTimeout)
         } catch {
             throw KafkaClientError("cannot connect to broker \(host):\(port): \(error)")
         }
@@ -107,8 +116,30 @@ public final class BrokerConnection: @unchecked Sendable {
             self.handler.enqueue(corr, promise)
             self.channel.writeAndFlush(frame).whenFailure { promise.fail($0) }
         }
+        if let timeout = requestTimeout {
+            let channel = self.channel
+            let timer = channel.eventLoop.scheduleTask(in: timeout) {
+                // Fails this request (and, by the close, every one behind it).
+                promise.fail(TimedOut(host: self.host, port: self.port, timeout: timeout))
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
+        }
         return try await promise.futureResult.get()
     }
+
+    /// No response within the connection's request timeout; the connection was closed.
+    public struct TimedOut: Error, CustomStringConvertible, Sendable {
+        public var host: String
+        public var port: Int
+        public var timeout: TimeAmount
+        public var description: String {
+            "no response from \(host):\(port) within \(timeout.nanoseconds / 1_000_000) ms; connection closed"
+        }
+    }
+
+    /// Whether the connection is still open (a timed-out or broken one is not).
+    public var isActive: Bool { channel.isActive }
 
     /// Sends a request that gets no response (acks=0 produce).
     public func sendWithoutResponse<R: KafkaRequest>(_ request: R) async throws {

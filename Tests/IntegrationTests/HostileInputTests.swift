@@ -144,4 +144,253 @@ final class HostileInputTests: IntegrationTestCase {
         XCTAssertEqual(rest.messages.count, 30)
         XCTAssertTrue(c.broker.isRunning)
     }
+
+    // MARK: Item 11
+
+    /// Resident set size of a process in bytes (VmRSS of /proc/<pid>/status).
+    static func rss(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first
+            return kb.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    /// Item 11: a client pipelines Metadata requests whose answers (~50 KB each: 200 topics with
+    /// long names) it never reads. Before, the broker processed every one and kept every answer in
+    /// its write buffer (hundreds of MB); now it stops processing and reading that connection once
+    /// ~4 MB of answers are unsent. The broker's RSS must grow by less than 100 MB, and another
+    /// client still gets answers quickly.
+    func testItem11_ClientThatNeverReadsIsBounded() async throws {
+        let c = try await startCluster(brokerIds: [0])
+        let conn = try c.broker.connect(timeout: 30)
+        let names = (0..<200).map { String(format: "never-reads-%03d-", $0) + String(repeating: "t", count: 180) }
+        _ = try conn.metadata(names)   // auto-creates them
+        try poll(timeout: 60, "leaders for 200 topics") { () -> Bool? in
+            let md = try conn.metadata(names)
+            return md.topics.count == 200 && md.topics.allSatisfy { $0.error == 0 && $0.partitions.first?.leader == 0 } ? true : nil
+        }
+        _ = try conn.metadata()
+        var probe = try c.broker.connect()
+        _ = try probe.sendRequest(apiKey: 3, body: WireConnection.metadataBody([]))
+        let answerSize = 4 + (try probe.receiveResponse().body.remaining)
+        XCTAssertGreaterThan(answerSize, 40_000)
+        guard let pid = c.broker.pid, let before = Self.rss(pid) else { throw XCTSkip("no /proc/<pid>/status") }
+
+        // The bad client: 8,000 requests (≈ \(8000 * answerSize / 1_000_000) MB of answers), never reading.
+        let bad = try WireConnection(port: c.broker.port, timeout: 2)
+        var sent = 0
+        do {
+            for _ in 0..<8000 {
+                _ = try bad.sendRequest(apiKey: 3, body: WireConnection.metadataBody([]))
+                sent += 1
+            }
+        } catch {
+            // The broker stopped reading and the socket buffers filled up: the send timed out.
+        }
+        var peak = before
+        var worstLatency = 0.0
+        probe = try c.broker.connect(timeout: 10)
+        for _ in 0..<20 {
+            let t0 = Date()
+            _ = try probe.sendRequest(apiKey: 3, body: WireConnection.metadataBody([]))
+            _ = try probe.receiveResponse()
+            worstLatency = max(worstLatency, Date().timeIntervalSince(t0))
+            if let r = Self.rss(pid) { peak = max(peak, r) }
+            usleep(200_000)
+        }
+        print("never-reading client: \(sent) requests sent, answer \(answerSize) bytes; broker RSS \(before / 1_000_000) MB before, peak \(peak / 1_000_000) MB; well-behaved client worst Metadata round trip \(String(format: "%.1f", worstLatency * 1000)) ms")
+        XCTAssertLessThan(peak - before, 100_000_000, "broker RSS grew by \((peak - before) / 1_000_000) MB")
+        XCTAssertLessThan(worstLatency, 2.0)
+        XCTAssertTrue(c.broker.isRunning)
+        bad.close()
+        XCTAssertFalse(try probe.metadata().brokers.isEmpty)
+    }
+
+    /// Item 11: `connections.max.idle.ms` closes a connection nothing was read from for that long
+    /// (it was accepted and ignored before); a connection in use stays open.
+    func testItem11_IdleConnectionsAreClosed() async throws {
+        let c = try await startCluster(brokerIds: [0], overrides: ["connections.max.idle.ms": "1500"])
+        let idle = try c.broker.connect(timeout: 6)
+        XCTAssertFalse(try idle.metadata().brokers.isEmpty)
+        let busy = try c.broker.connect(timeout: 6)
+        let t0 = Date()
+        for _ in 0..<8 {
+            XCTAssertFalse(try busy.metadata().brokers.isEmpty, "a connection in use stays open")
+            usleep(500_000)
+        }
+        let (closed, detail) = idle.waitForClose()
+        XCTAssertTrue(closed, "the idle connection must be closed (\(detail))")
+        XCTAssertGreaterThan(Date().timeIntervalSince(t0), 1.0)
+        // A connection that never sent anything is closed too.
+        let silent = try c.broker.connect(timeout: 6)
+        XCTAssertTrue(silent.waitForClose().closed)
+    }
+
+    /// Item 11: `max.connections.per.ip` is enforced at accept (0.8.2 `ConnectionQuotas`): the
+    /// connection over the limit is closed at once; closing one makes room again.
+    func testItem11_MaxConnectionsPerIpIsEnforced() async throws {
+        let c = try await startCluster(brokerIds: [0], overrides: ["max.connections.per.ip": "3"])
+        // The start-up check's own connections may take a moment to close.
+        usleep(300_000)
+        var open = try (0..<3).map { _ in try c.broker.connect(timeout: 5) }
+        for conn in open { XCTAssertFalse(try conn.metadata().brokers.isEmpty) }
+        let extra = try c.broker.connect(timeout: 5)
+        XCTAssertThrowsError(try extra.metadata(), "the fourth connection from 127.0.0.1 must be refused")
+        open.removeLast().close()
+        try poll(timeout: 10, "room for a new connection") { () -> Bool? in
+            let again = try c.broker.connect(timeout: 5)
+            return (try? again.metadata()) != nil ? true : nil
+        }
+        for conn in open { XCTAssertFalse(try conn.metadata().brokers.isEmpty) }
+    }
+
+    /// Item 11: `replica.socket.timeout.ms`. The follower reaches the leader through a link that
+    /// silently drops everything for 3 s (no FIN, no RST) while its long-poll fetch is in flight.
+    /// Before, that fetch never got an answer and the follower never fetched again; now it times
+    /// out after 2 s, reconnects and catches up once the link is back.
+    func testItem11_ReplicaFetcherTimesOutOnASilentlyDroppedLink() async throws {
+        let fast = ["zookeeper.session.timeout.ms": "4000", "replica.lag.time.max.ms": "60000",
+                    "replica.fetch.wait.max.ms": "500", "replica.socket.timeout.ms": "2000",
+                    "controlled.shutdown.retry.backoff.ms": "100"]
+        let c = try await startCluster(brokerIds: [], overrides: fast)
+        let port0 = try FreePort.allocate()
+        let link = try BlackholeProxy(targetPort: port0)
+        defer { link.stop() }
+        let b0 = try c.addBroker(id: 0, port: port0, overrides: fast.merging(["advertised.port": "\(link.port)"]) { _, n in n })
+        let b1 = try c.addBroker(id: 1, overrides: fast)
+        for b in c.brokers { try b.start() }
+        for b in c.brokers { try b.waitUntilReady() }
+        let r = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", "silent",
+                                                    "--replica-assignment", "0:1"])
+        XCTAssertEqual(r.exitCode, 0, r.summary)
+        try c.waitForLeaders(topic: "silent", broker: b0)
+        let leader = try b0.connect()
+        XCTAssertEqual(try leader.produce(topic: "silent", messages: [(key: nil, value: "before")]).error, 0)
+        let follower = try b1.connect()
+        try poll(timeout: 30, "the follower to copy the first message") { try follower.debugLogEndOffset(topic: "silent") == 1 ? true : nil }
+        XCTAssertGreaterThan(link.connectionCount, 0, "the follower fetches through the link")
+
+        // Drop everything silently for 3 s, then let traffic through again.
+        link.drop(true)
+        usleep(3_000_000)
+        link.drop(false)
+        for i in 0..<5 { XCTAssertEqual(try leader.produce(topic: "silent", messages: [(key: nil, value: "after-\(i)")]).error, 0) }
+        try poll(timeout: 20, "the follower to catch up after the link came back:\n\(b1.tail(20))") {
+            try follower.debugLogEndOffset(topic: "silent") == 6 ? true : nil
+        }
+    }
+}
+
+/// A loopback TCP forwarder that can silently drop traffic: while dropping, bytes read from
+/// either side are discarded (no FIN, no RST, connections stay open), as a link whose packets
+/// vanish. New connections are accepted and treated the same way.
+final class BlackholeProxy: @unchecked Sendable {
+    let port: Int
+    let targetPort: Int
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var dropping = false
+    private var stopped = false
+    private var fds: [Int32] = []
+    private var accepted = 0
+
+    var connectionCount: Int { lock.withLock { accepted } }
+
+    init(targetPort: Int) throws {
+        self.targetPort = targetPort
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0, listen(fd, 64) == 0 else { throw WireError("proxy bind/listen: \(String(cString: strerror(errno)))") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        listenFD = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let t = Thread { [self] in acceptLoop() }
+        t.start()
+    }
+
+    func drop(_ on: Bool) { lock.withLock { dropping = on } }
+
+    func stop() {
+        let all: [Int32] = lock.withLock {
+            stopped = true
+            defer { fds.removeAll() }
+            return fds
+        }
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+        for fd in all { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listenFD, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = UInt16(targetPort).bigEndian
+            inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if rc != 0 {
+                close(client)
+                close(upstream)
+                continue
+            }
+            let keep: Bool = lock.withLock {
+                if stopped { return false }
+                fds += [client, upstream]
+                accepted += 1
+                return true
+            }
+            guard keep else { close(client); close(upstream); return }
+            let t = Thread { [self] in pump(client, upstream) }
+            t.start()
+        }
+    }
+
+    /// Copies both directions until either side closes; discards while dropping.
+    private func pump(_ a: Int32, _ b: Int32) {
+        var pfd = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+        var buf = [UInt8](repeating: 0, count: 64 * 1024)
+        loop: while true {
+            let n = poll(&pfd, 2, 200)
+            if n < 0 && errno != EINTR { break }
+            if lock.withLock({ stopped }) { break }
+            for i in 0..<2 where pfd[i].revents != 0 {
+                let from = pfd[i].fd, to = pfd[1 - i].fd
+                let got = buf.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
+                if got <= 0 { break loop }
+                if lock.withLock({ dropping }) { continue }
+                var off = 0
+                while off < got {
+                    let w = buf.withUnsafeBytes { send(to, $0.baseAddress! + off, got - off, Int32(MSG_NOSIGNAL)) }
+                    if w <= 0 { break loop }
+                    off += w
+                }
+            }
+        }
+        shutdown(a, Int32(SHUT_RDWR))
+        shutdown(b, Int32(SHUT_RDWR))
+        close(a)
+        close(b)
+        lock.withLock { fds.removeAll { $0 == a || $0 == b } }
+    }
 }

@@ -88,6 +88,11 @@ public struct BrokerConfig: Sendable {
     public var numNetworkThreads = 3
     public var numIoThreads = 8
     public var connectionsMaxIdleMs: Int64 = 600000
+    public var queuedMaxRequests = 500
+    public var maxConnectionsPerIp = Int.max
+    public var maxConnectionsPerIpOverrides: [String: Int] = [:]
+    public var replicaSocketTimeoutMs = 30000
+    public var controllerSocketTimeoutMs = 30000
     public var deleteTopicEnable = false
     public var replicaHighWatermarkCheckpointIntervalMs: Int64 = 5000
     public var logFlushOffsetCheckpointIntervalMs: Int64 = 60000
@@ -198,6 +203,19 @@ public struct BrokerConfig: Sendable {
         if let v = try int("num.network.threads", min: 1) { c.numNetworkThreads = v }
         if let v = try int("num.io.threads", min: 1) { c.numIoThreads = v }
         if let v = try long("connections.max.idle.ms") { c.connectionsMaxIdleMs = v }
+        if let v = try int("queued.max.requests", min: 1) { c.queuedMaxRequests = v }
+        if let v = try int("max.connections.per.ip", min: 1) { c.maxConnectionsPerIp = v }
+        if let v = str("max.connections.per.ip.overrides"), !v.trimmingCharacters(in: .whitespaces).isEmpty {
+            for item in v.split(separator: ",") {
+                let kv = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard kv.count == 2, !kv[0].isEmpty, let n = Int(kv[1]) else {
+                    throw ConfigError("Invalid value \"\(v)\" for configuration max.connections.per.ip.overrides: expected host:count,host:count")
+                }
+                c.maxConnectionsPerIpOverrides[kv[0]] = n
+            }
+        }
+        if let v = try int("controller.socket.timeout.ms", min: 1) { c.controllerSocketTimeoutMs = v }
+        if let v = try int("replica.socket.timeout.ms", min: 1) { c.replicaSocketTimeoutMs = v }
         if let v = try bool("delete.topic.enable") { c.deleteTopicEnable = v }
         if let v = try long("replica.high.watermark.checkpoint.interval.ms", min: 1) { c.replicaHighWatermarkCheckpointIntervalMs = v }
         if let v = try long("log.flush.offset.checkpoint.interval.ms", min: 1) { c.logFlushOffsetCheckpointIntervalMs = v }
@@ -217,6 +235,9 @@ public struct BrokerConfig: Sendable {
         if let v = try int("replica.fetch.max.bytes", min: 1) { c.replicaFetchMaxBytes = v }
         if let v = try int("replica.fetch.wait.max.ms", min: 0) { c.replicaFetchWaitMaxMs = v }
         if let v = try int("replica.fetch.min.bytes", min: 0) { c.replicaFetchMinBytes = v }
+        if c.replicaFetchWaitMaxMs > c.replicaSocketTimeoutMs {
+            throw ConfigError("Invalid value \(c.replicaSocketTimeoutMs) for configuration replica.socket.timeout.ms: must be at least replica.fetch.wait.max.ms (\(c.replicaFetchWaitMaxMs))")
+        }
         if c.replicaFetchWaitMaxMs > Int(c.replicaLagTimeMaxMs) {
             throw ConfigError("Invalid value \(c.replicaFetchWaitMaxMs) for configuration replica.fetch.wait.max.ms: must not exceed replica.lag.time.max.ms (\(c.replicaLagTimeMaxMs))")
         }
@@ -250,9 +271,7 @@ public struct BrokerConfig: Sendable {
         // Keys Kafka 0.8.2 knows whose job this broker does differently or not at all: accepted so
         // 0.8.2 files start unchanged, and named in a start-up warning (see README's config table).
         let acceptedWithoutEffect: Set<String> = [
-            "num.recovery.threads.per.data.dir", "background.threads", "queued.max.requests", "max.connections.per.ip",
-            "max.connections.per.ip.overrides", "controller.socket.timeout.ms", "controller.message.queue.size",
-            "replica.socket.timeout.ms",
+            "num.recovery.threads.per.data.dir", "background.threads", "controller.message.queue.size",
             "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
             "producer.purgatory.purge.interval.requests", "num.io.threads", "zookeeper.sync.time.ms",
             "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",

@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import KafkaProtocol
 import Logging
+import NIOCore
 
 /// The controller's channels to brokers (Kafka's `ControllerChannelManager`): requests for
 /// this broker are applied in-process; each other broker gets its own ordered queue, drained
@@ -31,6 +32,9 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var queues: [Int32: Queue] = [:]
+    /// `controller.socket.timeout.ms`: a request with no answer in this time closes the
+    /// connection; it is retried on a new one.
+    var socketTimeoutMs = 30000
 
     init(localId: Int32, controllerDescription: String, logger: Logger, local: @escaping @Sendable (Request) async -> Void) {
         self.localId = localId
@@ -51,7 +55,9 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
             }
             for (id, ep) in wanted where queues[id] == nil {
                 let q = Queue(endpoint: ep)
-                q.task = Task { [logger, controllerDescription] in await Self.drain(q, clientId: controllerDescription, logger: logger) }
+                q.task = Task { [logger, controllerDescription, socketTimeoutMs] in
+                    await Self.drain(q, clientId: controllerDescription, logger: logger, socketTimeoutMs: socketTimeoutMs)
+                }
                 queues[id] = q
             }
         }
@@ -59,12 +65,17 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
 
     func closeAll() { setBrokers([]) }
 
-    private static func drain(_ q: Queue, clientId: String, logger: Logger) async {
+    private static func drain(_ q: Queue, clientId: String, logger: Logger, socketTimeoutMs: Int) async {
         var conn: BrokerConnection?
         for await request in q.stream {
             while !Task.isCancelled {
                 do {
-                    if conn == nil { conn = try await BrokerConnection.connect(host: q.endpoint.host, port: Int(q.endpoint.port), clientId: clientId) }
+                    if conn == nil || conn?.isActive == false {
+                        await conn?.close()
+                        let timeout = TimeAmount.milliseconds(Int64(max(socketTimeoutMs, 1)))
+                        conn = try await BrokerConnection.connect(host: q.endpoint.host, port: Int(q.endpoint.port), clientId: clientId,
+                                                                  connectTimeout: timeout, requestTimeout: timeout)
+                    }
                     switch request {
                     case .leaderAndIsr(let r): _ = try await conn!.send(r)
                     case .updateMetadata(let r): _ = try await conn!.send(r)

@@ -1,39 +1,6 @@
 import Logging
 import NIOCore
 
-/// Splits the byte stream into request frames (int32 size prefix). A size <= 0 or above
-/// `socket.request.max.bytes` closes the connection, as Kafka 0.8.2 does.
-final class KafkaFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-    let maxFrameSize: Int
-    let logger: Logger
-
-    init(maxFrameSize: Int, logger: Logger) {
-        self.maxFrameSize = maxFrameSize
-        self.logger = logger
-    }
-
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let size = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) else { return .needMoreData }
-        guard size > 0, Int(size) <= maxFrameSize else {
-            logger.warning("Closing connection from \(context.remoteAddress?.description ?? "?"): request size \(size) is not in 1...\(maxFrameSize) (socket.request.max.bytes)")
-            buffer.moveReaderIndex(to: buffer.writerIndex)
-            context.close(promise: nil)
-            return .needMoreData
-        }
-        guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        let frame = buffer.readSlice(length: Int(size))!
-        context.fireChannelRead(wrapInboundOut(frame))
-        return .continue
-    }
-
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        buffer.moveReaderIndex(to: buffer.writerIndex)
-        return .needMoreData
-    }
-}
-
 /// What the request layer answers to one request.
 public enum ResponseAction: Sendable {
     /// Write these parts (byte buffers and file regions) as one response, then run `written`.
@@ -55,8 +22,19 @@ public struct ConnectionInfo: Sendable {
     public var remote: String
 }
 
-/// Handles one connection: requests are processed one at a time and answered strictly in
-/// order (pykafka matches responses by order; correlation ids may all be 0).
+/// Handles one connection: splits the byte stream into request frames (int32 size prefix; a
+/// size <= 0 or above `socket.request.max.bytes` closes the connection, as Kafka 0.8.2 does),
+/// processes them one at a time and answers strictly in order (pykafka matches responses by
+/// order; correlation ids may all be 0).
+///
+/// Frames are cut from the received bytes only when they are started, so a pipelining client
+/// holds at most `maxQueuedBytesPerConnection` (or one frame, if larger) of unread requests here.
+/// Backpressure: the next request is not started while the connection's unsent responses are
+/// above the channel's high write mark (a client that never reads holds at most about one
+/// response's worth of buffers), and the connection is not read while that holds, while its
+/// received bytes are at their bound, or while `queued.max.requests` connections have a complete
+/// request waiting behind one in progress. Nothing read for `connections.max.idle.ms` with no
+/// request in progress closes it.
 // Touched only on its channel's event loop.
 final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
@@ -64,16 +42,26 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let processor: RequestProcessor
     let logger: Logger
-    private var queue = CircularBuffer<ByteBuffer>()
+    let maxFrameSize: Int
+    let limits: SocketServerLimits
+    let gate: RequestGate
+    /// Received bytes not yet cut into a started request.
+    private var inbound: ByteBuffer?
     private var busy = false
     private var closed = false
-    private var readPaused = false
+    private var reading = true
+    private var waitingForGate = false
+    /// Whether this connection counts in the gate (a complete request waiting behind one in progress).
+    private var counted = false
     private var info = ConnectionInfo(remote: "?")
-    private static let maxQueued = 64
 
-    init(processor: RequestProcessor, logger: Logger) {
+    init(processor: RequestProcessor, logger: Logger, maxFrameSize: Int, limits: SocketServerLimits = SocketServerLimits(),
+         gate: RequestGate? = nil) {
         self.processor = processor
         self.logger = logger
+        self.maxFrameSize = maxFrameSize
+        self.limits = limits
+        self.gate = gate ?? RequestGate(limit: limits.queuedMaxRequests)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -82,25 +70,147 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        queue.removeAll()
+        shutDown()
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        queue.append(unwrapInboundIn(data))
-        if queue.count >= Self.maxQueued && !readPaused {
-            readPaused = true
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
-        }
-        processNext(context: context)
+    func handlerRemoved(context: ChannelHandlerContext) {
+        shutDown()
     }
 
-    private func processNext(context: ChannelHandlerContext) {
-        guard !busy, !closed, let frame = queue.popFirst() else { return }
-        if readPaused && queue.count < Self.maxQueued / 2 {
-            readPaused = false
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+    private func shutDown() {
+        closed = true
+        inbound = nil
+        if counted {
+            counted = false
+            gate.removed()
+        }
+        if waitingForGate {
+            waitingForGate = false
+            gate.cancelWait(ObjectIdentifier(self))
+        }
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        shutDown()
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        step(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Give back the space of consumed bytes now and then.
+        if var b = inbound, b.readerIndex > 1 << 20 {
+            b.discardReadBytes()
+            inbound = b
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        step(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
+            if !busy && !closed {
+                logger.debug("Closing connection from \(info.remote): idle for more than \(limits.connectionsMaxIdleMs) ms (connections.max.idle.ms)")
+                close(context: context)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The size of the first frame in `inbound` when its prefix has arrived; closes on a bad size.
+    private enum Head { case none, partial(Int), complete(Int), bad }
+
+    private func head(context: ChannelHandlerContext) -> Head {
+        guard let b = inbound, let size = b.getInteger(at: b.readerIndex, endianness: .big, as: Int32.self) else { return .none }
+        guard size > 0, Int(size) <= maxFrameSize else {
+            logger.warning("Closing connection from \(info.remote): request size \(size) is not in 1...\(maxFrameSize) (socket.request.max.bytes)")
+            return .bad
+        }
+        return b.readableBytes >= 4 + Int(size) ? .complete(Int(size)) : .partial(Int(size))
+    }
+
+    private var stepping = false
+    private var stepAgain = false
+
+    /// Starts the next request if it can, then decides whether to read on. Iterative: requests
+    /// answered synchronously do not nest one call per pipelined request.
+    private func step(context: ChannelHandlerContext) {
+        if stepping {
+            stepAgain = true
+            return
+        }
+        stepping = true
+        defer { stepping = false }
+        repeat {
+            stepAgain = false
+            stepOnce(context: context)
+        } while stepAgain && !closed
+    }
+
+    private func stepOnce(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        let h = head(context: context)
+        if case .bad = h {
+            close(context: context)
+            return
+        }
+        if case .complete(let size) = h, !busy, context.channel.isWritable {
+            let frame = inbound!.readSlice(length: 4 + size)!.getSlice(at: 4, length: size) ?? ByteBuffer()
+            start(frame, context: context)
+            // Then look again: the next frame may start or be a bad one.
+            stepAgain = true
+            return
+        }
+        // A complete request waiting behind one in progress counts toward queued.max.requests.
+        var waiting = false
+        if case .complete = h { waiting = busy }
+        if waiting != counted {
+            counted = waiting
+            if waiting { gate.added() } else { gate.removed() }
+        }
+        // Read on while the bounds have room: at least the whole first frame may arrive.
+        var bound = limits.maxQueuedBytesPerConnection
+        if case .partial(let size) = h { bound = max(bound, 4 + size) }
+        let ownRoom = (inbound?.readableBytes ?? 0) < bound && context.channel.isWritable
+        let gateRoom = counted || !gate.isFull
+        let want = ownRoom && gateRoom
+        if want != reading {
+            reading = want
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: want)
+        }
+        if ownRoom && !gateRoom && !waitingForGate {
+            waitingForGate = true
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            gate.waitForRoom(ObjectIdentifier(self)) {
+                loop.execute {
+                    guard self.waitingForGate else { return }
+                    self.waitingForGate = false
+                    self.step(context: ctx.value)
+                }
+            }
+        }
+    }
+
+    private func start(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        if counted {
+            counted = false
+            gate.removed()
         }
         busy = true
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -123,23 +233,21 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                     }
                 }
                 if parts.isEmpty { written() }
-                self.processNext(context: context)
+                self.step(context: context)
             case .success(.noResponse):
-                self.processNext(context: context)
+                self.step(context: context)
             case .success(.close(let reason)):
                 self.logger.warning("Closing connection from \(self.info.remote): \(reason)")
-                self.closed = true
-                context.close(promise: nil)
+                self.close(context: context)
             case .failure(let error):
                 self.logger.error("Closing connection from \(self.info.remote) after an error while handling a request: \(error)")
-                self.closed = true
-                context.close(promise: nil)
+                self.close(context: context)
             }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         logger.debug("Connection \(info.remote) error: \(error)")
-        context.close(promise: nil)
+        close(context: context)
     }
 }

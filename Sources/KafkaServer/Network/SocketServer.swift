@@ -1,29 +1,186 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bounds of the network layer (Kafka 0.8.2 names where there is one).
+public struct SocketServerLimits: Sendable {
+    /// `queued.max.requests`: connections with a complete request waiting behind one in progress.
+    /// At the bound, connections stop reading until one drains.
+    public var queuedMaxRequests = 500
+    /// `max.connections.per.ip` and `max.connections.per.ip.overrides` (host or IP → maximum).
+    public var maxConnectionsPerIp = Int.max
+    public var maxConnectionsPerIpOverrides: [String: Int] = [:]
+    /// `connections.max.idle.ms`: a connection from which nothing was read for this long, and
+    /// that has no request being processed, is closed.
+    public var connectionsMaxIdleMs: Int64 = 600_000
+    /// Per connection: unsent response bytes (byte buffers and file regions) above which the next
+    /// request is not processed and the connection is not read, until they drain below the low mark.
+    public var unsentResponseHighBytes = 4 << 20
+    public var unsentResponseLowBytes = 1 << 20
+    /// Per connection: received bytes (requests waiting behind the one in progress) above which
+    /// the connection is not read; a larger request is read whole.
+    public var maxQueuedBytesPerConnection = 1 << 20
+
+    public init() {}
+}
+
+/// `queued.max.requests` across connections. In 0.8.2 a connection is not read while its request
+/// is queued or in progress, so the queue holds at most one request per connection; here a
+/// connection counts while it has a complete request waiting behind one in progress. At the
+/// bound, connections stop reading until one drains (they register to be woken).
+final class RequestGate: @unchecked Sendable {
+    let limit: Int
+    private let lock = NSLock()
+    private var queued = 0
+    private var waiters: [ObjectIdentifier: @Sendable () -> Void] = [:]
+
+    init(limit: Int) { self.limit = max(limit, 1) }
+
+    var isFull: Bool { lock.withLock { queued >= limit } }
+    var count: Int { lock.withLock { queued } }
+
+    func added(_ n: Int = 1) { lock.withLock { queued += n } }
+
+    /// Requests left the queue (started or dropped with their connection); wakes waiters below the limit.
+    func removed(_ n: Int = 1) {
+        guard n > 0 else { return }
+        let wake: [@Sendable () -> Void] = lock.withLock {
+            queued -= n
+            guard queued < limit, !waiters.isEmpty else { return [] }
+            let w = Array(waiters.values)
+            waiters.removeAll()
+            return w
+        }
+        for w in wake { w() }
+    }
+
+    /// Registers `wake` to run once the gate has room; runs it at once if it has room already.
+    func waitForRoom(_ id: ObjectIdentifier, _ wake: @escaping @Sendable () -> Void) {
+        let now: Bool = lock.withLock {
+            if queued < limit { return true }
+            waiters[id] = wake
+            return false
+        }
+        if now { wake() }
+    }
+
+    func cancelWait(_ id: ObjectIdentifier) { lock.withLock { _ = waiters.removeValue(forKey: id) } }
+}
+
+/// `max.connections.per.ip` (Kafka's `ConnectionQuotas`).
+final class ConnectionQuotas: @unchecked Sendable {
+    let defaultMax: Int
+    let overrides: [String: Int]
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+
+    init(defaultMax: Int, overrides: [String: Int]) {
+        self.defaultMax = defaultMax
+        var byAddress: [String: Int] = [:]
+        for (host, n) in overrides {
+            for ip in ConnectionQuotas.resolve(host) { byAddress[ip] = n }
+        }
+        self.overrides = byAddress
+    }
+
+    /// Counts a new connection from `ip`; false (and not counted) when `ip` is at its maximum.
+    func inc(_ ip: String) -> Bool {
+        lock.withLock {
+            let n = counts[ip, default: 0]
+            if n >= (overrides[ip] ?? defaultMax) { return false }
+            counts[ip] = n + 1
+            return true
+        }
+    }
+
+    func dec(_ ip: String) {
+        lock.withLock {
+            guard let n = counts[ip] else { return }
+            counts[ip] = n > 1 ? n - 1 : nil
+        }
+    }
+
+    func count(_ ip: String) -> Int { lock.withLock { counts[ip] ?? 0 } }
+
+    func maximum(_ ip: String) -> Int { overrides[ip] ?? defaultMax }
+
+    /// The addresses of `host` (an IP literal resolves to itself).
+    static func resolve(_ host: String) -> [String] {
+        if (try? SocketAddress(ipAddress: host, port: 0)) != nil { return [host] }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &res) == 0, let first = res else { return [] }
+        defer { freeaddrinfo(first) }
+        var out: [String] = []
+        var p: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = p {
+            if let sa = ai.pointee.ai_addr,
+               let addr = try? SocketAddress(sockaddr: sa, length: ai.pointee.ai_addrlen), let ip = addr.ipAddress {
+                out.append(ip)
+            }
+            p = ai.pointee.ai_next
+        }
+        return out
+    }
+}
+
+extension SocketAddress {
+    fileprivate init(sockaddr sa: UnsafeMutablePointer<sockaddr>, length: socklen_t) throws {
+        switch Int32(sa.pointee.sa_family) {
+        case AF_INET:
+            let v4 = UnsafeRawPointer(sa).load(as: sockaddr_in.self)
+            self = SocketAddress(v4, host: "")
+        case AF_INET6:
+            let v6 = UnsafeRawPointer(sa).load(as: sockaddr_in6.self)
+            self = SocketAddress(v6, host: "")
+        default:
+            throw ChannelError.operationUnsupported
+        }
+    }
+}
+
 /// The broker's listening socket (Kafka's `SocketServer`): one NIO channel per connection,
-/// frames split by size, requests answered in order.
+/// frames split by size, requests answered in order, reads paused while a connection's
+/// responses are unsent or the broker's request queue is full.
 public final class SocketServer: Sendable {
     let group: MultiThreadedEventLoopGroup
     let channel: Channel
+    let quotas: ConnectionQuotas
+    let gate: RequestGate
     public var localPort: Int { channel.localAddress?.port ?? -1 }
 
     public init(host: String?, port: Int, maxRequestSize: Int, sendBuffer: Int, receiveBuffer: Int,
-                threads: Int, processor: RequestProcessor, logger: Logger) throws {
+                threads: Int, processor: RequestProcessor, logger: Logger, limits: SocketServerLimits = SocketServerLimits()) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let quotas = ConnectionQuotas(defaultMax: limits.maxConnectionsPerIp, overrides: limits.maxConnectionsPerIpOverrides)
+        let gate = RequestGate(limit: limits.queuedMaxRequests)
+        let high = max(limits.unsentResponseHighBytes, 1)
+        let low = min(max(limits.unsentResponseLowBytes, 0), high)
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
             .childChannelOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: high))
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let ip = channel.remoteAddress?.ipAddress ?? "?"
+                    guard quotas.inc(ip) else {
+                        logger.info("Rejected connection from \(ip): too many connections (max.connections.per.ip = \(quotas.maximum(ip)))")
+                        throw ChannelError.inputClosed
+                    }
+                    channel.closeFuture.whenComplete { _ in quotas.dec(ip) }
                     try SocketServer.addConnectionHandlers(to: channel.pipeline.syncOperations, maxRequestSize: maxRequestSize,
-                                                           processor: processor, logger: logger)
+                                                           processor: processor, logger: logger, limits: limits, gate: gate)
                 }
             }
         do {
@@ -33,13 +190,27 @@ public final class SocketServer: Sendable {
             throw error
         }
         self.group = group
+        self.quotas = quotas
+        self.gate = gate
     }
 
-    /// The per-connection pipeline: size-prefixed frames in, responses out in request order.
+    /// The per-connection pipeline: idle detection, size-prefixed frames in, responses out in
+    /// request order.
     public static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
-                                             processor: RequestProcessor, logger: Logger) throws {
-        try pipeline.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxRequestSize, logger: logger)))
-        try pipeline.addHandler(KafkaConnectionHandler(processor: processor, logger: logger))
+                                             processor: RequestProcessor, logger: Logger,
+                                             limits: SocketServerLimits = SocketServerLimits()) throws {
+        try addConnectionHandlers(to: pipeline, maxRequestSize: maxRequestSize, processor: processor, logger: logger,
+                                  limits: limits, gate: RequestGate(limit: limits.queuedMaxRequests))
+    }
+
+    static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
+                                      processor: RequestProcessor, logger: Logger,
+                                      limits: SocketServerLimits, gate: RequestGate) throws {
+        if limits.connectionsMaxIdleMs > 0 && limits.connectionsMaxIdleMs < Int64.max / 1_000_000 {
+            try pipeline.addHandler(IdleStateHandler(readTimeout: .milliseconds(limits.connectionsMaxIdleMs)))
+        }
+        try pipeline.addHandler(KafkaConnectionHandler(processor: processor, logger: logger, maxFrameSize: maxRequestSize,
+                                                       limits: limits, gate: gate))
     }
 
     public func shutdown() {

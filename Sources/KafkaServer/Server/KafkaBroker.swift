@@ -75,6 +75,7 @@ public final class KafkaBroker: @unchecked Sendable {
         fetcherSettings.maxBytes = Int32(config.replicaFetchMaxBytes)
         fetcherSettings.maxWaitMs = Int32(config.replicaFetchWaitMaxMs)
         fetcherSettings.minBytes = Int32(config.replicaFetchMinBytes)
+        fetcherSettings.socketTimeoutMs = config.replicaSocketTimeoutMs
         replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
                                         logger: Logger(label: "kafka.server.ReplicaManager"), fetcherSettings: fetcherSettings)
         let isrZk = zk!
@@ -90,10 +91,15 @@ public final class KafkaBroker: @unchecked Sendable {
         apis.beforeLeaderAndIsr = { req in
             for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
         }
+        var socketLimits = SocketServerLimits()
+        socketLimits.queuedMaxRequests = config.queuedMaxRequests
+        socketLimits.maxConnectionsPerIp = config.maxConnectionsPerIp
+        socketLimits.maxConnectionsPerIpOverrides = config.maxConnectionsPerIpOverrides
+        socketLimits.connectionsMaxIdleMs = config.connectionsMaxIdleMs
         socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
                                         sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
                                         threads: max(1, min(config.numNetworkThreads, System.coreCount)), processor: apis,
-                                        logger: Logger(label: "kafka.network.SocketServer"))
+                                        logger: Logger(label: "kafka.network.SocketServer"), limits: socketLimits)
         logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
 
         // 4. Controller, fed by ZooKeeper watch events.
@@ -106,6 +112,7 @@ public final class KafkaBroker: @unchecked Sendable {
             case .stopReplica(let r): _ = self?.replicaManager.stopReplicas(r)
             }
         }
+        channels.socketTimeoutMs = config.controllerSocketTimeoutMs
         controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
                                      uncleanLeaderElection: config.uncleanLeaderElectionEnable,
                                      deleteTopicEnable: config.deleteTopicEnable,

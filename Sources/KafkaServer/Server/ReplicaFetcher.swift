@@ -13,6 +13,9 @@ final class ReplicaFetcher: @unchecked Sendable {
         var maxBytes: Int32 = 1 << 20
         var maxWaitMs: Int32 = 500
         var minBytes: Int32 = 1
+        /// `replica.socket.timeout.ms`: a fetch (or offsets request) with no answer in this time closes
+        /// the connection to the leader; the next round reconnects.
+        var socketTimeoutMs = 30000
     }
 
     let brokerId: Int32
@@ -61,7 +64,12 @@ final class ReplicaFetcher: @unchecked Sendable {
                 continue
             }
             do {
-                if conn == nil { conn = try await BrokerConnection.connect(host: leader.host, port: Int(leader.port), clientId: clientId) }
+                if conn == nil || conn?.isActive == false {
+                    await conn?.close()
+                    let timeout = TimeAmount.milliseconds(Int64(max(settings.socketTimeoutMs, 1)))
+                    conn = try await BrokerConnection.connect(host: leader.host, port: Int(leader.port), clientId: clientId,
+                                                              connectTimeout: timeout, requestTimeout: timeout)
+                }
                 var byTopic: [String: [FetchRequest.PartitionFetch]] = [:]
                 for (tp, off) in wanted { byTopic[tp.topic, default: []].append(.init(partition: tp.partition, fetchOffset: off, maxBytes: settings.maxBytes)) }
                 let req = FetchRequest(replicaId: brokerId, maxWaitMs: settings.maxWaitMs, minBytes: settings.minBytes,
