@@ -50,6 +50,42 @@ final class DurabilityTests: IntegrationTestCase {
                       leader.tail(80))
     }
 
+    /// `unclean.leader.election.enable=false` on the topic, the broker default true: when the
+    /// only ISR member dies, the out-of-sync replica that comes back is not elected; the
+    /// partition waits for its ISR member and keeps every acknowledged message.
+    func testItem2_TopicLevelUncleanElectionDisabledWaitsForTheIsr() async throws {
+        let c = try await startCluster(brokerIds: [1, 2], overrides: Self.fast)
+        let zk = try await ZkInspector.connect(c.zkConnect)
+        defer { Task { await zk.close() } }
+        let topic = "topicunclean"
+        try create(c, topic, ["--replica-assignment", "1:2", "--config", "unclean.leader.election.enable=false"])
+        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 2 }
+        let leader = broker(c, 1), follower = broker(c, 2)
+        try c.waitForLeaders(topic: topic, broker: leader)
+        follower.kill9()
+        try await zk.waitForState(topic, 0, timeout: 30, "an ISR of the leader alone") { $0.isr == [1] }
+        let conn = try leader.connect()
+        for i in 0..<5 {
+            XCTAssertEqual(try conn.produce(topic: topic, messages: [(key: nil, value: "only-on-1-\(i)")], acks: 1).error, 0)
+        }
+        leader.kill9()
+        // Broker 2 comes back alone and becomes the controller: its failover finds the only
+        // ISR member dead and must not elect itself.
+        try follower.start()
+        try follower.waitUntilReady()
+        _ = try await pollAsync(timeout: 30, "broker 2 to become the controller") { try await zk.controllerId() == 2 ? true : nil }
+        let offline = try await zk.waitForState(topic, 0, timeout: 30, "the controller to mark the partition offline") { $0.leader != 1 }
+        XCTAssertEqual(offline.leader, -1, "the out-of-sync replica 2 was elected although the topic forbids it")
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        let state = try await zk.partitionState(topic, 0)
+        XCTAssertEqual(state?.leader, -1, "the out-of-sync replica 2 was elected although the topic forbids it")
+        try leader.start()
+        try leader.waitUntilReady()
+        try await zk.waitForState(topic, 0, timeout: 30, "broker 1 leading again") { $0.leader == 1 }
+        try c.waitForLeaders(topic: topic, broker: leader)
+        XCTAssertEqual(try leader.connect().fetchAll(topic: topic).compactMap(\.value), (0..<5).map { "only-on-1-\($0)" })
+    }
+
     // MARK: item 3
 
     /// The leader lost its disk and came back empty while it was the only ISR member; the

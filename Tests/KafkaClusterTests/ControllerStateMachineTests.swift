@@ -68,6 +68,23 @@ final class ControllerStateMachineTests: XCTestCase {
         }
     }
 
+    /// Table: (broker flag, topic override) → whether a partition whose ISR is dead gets the
+    /// out-of-sync live replica as leader. The topic setting wins, as in 0.8.2 (issue 7 item 2).
+    func testItem2_TopicLevelUncleanElectionOverridesTheBrokerFlag() {
+        let rows: [(broker: Bool, topic: Bool?, expectedLeader: Int32)] = [
+            (true, nil, 1), (true, false, -1), (false, true, 1), (false, nil, -1), (false, false, -1), (true, true, 1),
+        ]
+        for row in rows {
+            var m = ControllerStateMachine(brokerId: 0, uncleanLeaderElection: row.broker)
+            _ = m.handle(.elected(epoch: 5, liveBrokers: [b0, b1, b2], assignments: ["t": [0: [0, 1, 2]]], states: [tp: state(0, 3, [0])]))
+            XCTAssertEqual(ControllerStateMachine.topicsWithoutLiveIsr(m.leadership, live: [1, 2]), ["t"])
+            XCTAssertEqual(ControllerStateMachine.topicsWithoutLiveIsr(m.leadership, live: [0, 2]), [])
+            m.uncleanLeaderElectionByTopic["t"] = row.topic
+            _ = m.handle(.brokersChanged([b1, b2]))
+            XCTAssertEqual(m.leadership[tp]?.state.leader, row.expectedLeader, "broker flag \(row.broker), topic \(String(describing: row.topic))")
+        }
+    }
+
     func testDeadBrokerComingBackLeadsOfflinePartitionAgain() {
         var m = ControllerStateMachine(brokerId: 0, uncleanLeaderElection: false)
         _ = m.handle(.elected(epoch: 2, liveBrokers: [b1], assignments: ["t": [0: [0]]], states: [tp: state(0, 1, [0])]))

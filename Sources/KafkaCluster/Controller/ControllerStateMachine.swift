@@ -57,11 +57,30 @@ public struct ControllerStateMachine: Sendable {
     public private(set) var leadership: [TopicPartition: VersionedLeaderIsr] = [:]
     /// Brokers in controlled shutdown: still live (they receive metadata) but never elected.
     public private(set) var shuttingDown = Set<Int32>()
+    /// The broker's `unclean.leader.election.enable`.
     public var uncleanLeaderElection: Bool
+    /// Topic-level `unclean.leader.election.enable` overrides, read by the actor from
+    /// `/config/topics/<t>` before an event that may need them (`topicsWithoutLiveIsr`).
+    public var uncleanLeaderElectionByTopic: [String: Bool] = [:]
 
     public init(brokerId: Int32, uncleanLeaderElection: Bool = true) {
         self.brokerId = brokerId
         self.uncleanLeaderElection = uncleanLeaderElection
+    }
+
+    /// Topics with a partition that no ISR member among `live` could lead: only for these can an
+    /// election be unclean, so only their topic configs need reading (as 0.8.2's offline leader
+    /// selector reads the topic config).
+    public static func topicsWithoutLiveIsr(_ states: [TopicPartition: VersionedLeaderIsr], live: Set<Int32>) -> Set<String> {
+        var out = Set<String>()
+        for (tp, v) in states where !out.contains(tp.topic) && !v.state.isr.contains(where: live.contains) {
+            out.insert(tp.topic)
+        }
+        return out
+    }
+
+    private func uncleanAllowed(_ topic: String) -> Bool {
+        uncleanLeaderElectionByTopic[topic] ?? uncleanLeaderElection
     }
 
     public mutating func handle(_ event: ControllerEvent) -> [ControllerAction] {
@@ -185,7 +204,7 @@ public struct ControllerStateMachine: Sendable {
                 if let leader = liveAR.first(where: liveIsr.contains) {
                     s.leader = leader
                     s.isr = liveIsr
-                } else if uncleanLeaderElection, let leader = liveAR.first {
+                } else if uncleanAllowed(tp.topic), let leader = liveAR.first {
                     s.leader = leader
                     s.isr = [leader]
                 } else {

@@ -1,5 +1,6 @@
 import Foundation
 import KafkaCluster
+import KafkaLog
 import KafkaProtocol
 import Logging
 import ZooKeeper
@@ -130,9 +131,24 @@ public actor KafkaController {
         channel.setBrokers(brokers)
         let assignments = try await loadAssignments()
         let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
+        try await readUncleanElectionOverrides(states, live: brokers)
         try await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
         if deleteTopicEnable { try await handleDeletions() }
         try await handlePreferredElection()
+    }
+
+    /// Reads the topic-level `unclean.leader.election.enable` of every topic that may need an
+    /// unclean election with `live` brokers (a partition without a live ISR member).
+    private func readUncleanElectionOverrides(_ states: [TopicPartition: VersionedLeaderIsr], live: [BrokerEndpoint]) async throws {
+        let topics = ControllerStateMachine.topicsWithoutLiveIsr(states, live: Set(live.map(\.id)))
+        for topic in topics.sorted() {
+            let config = try await zkCall("Reading the config of topic \(topic)", { try await zk.topicConfig(topic) })
+            switch config[LogConfig.uncleanLeaderElectionEnableProp]?.lowercased() {
+            case "true": machine.uncleanLeaderElectionByTopic[topic] = true
+            case "false": machine.uncleanLeaderElectionByTopic[topic] = false
+            default: machine.uncleanLeaderElectionByTopic[topic] = nil
+            }
+        }
     }
 
     /// What a failure while handling one event leads to (`ControllerFaultPolicy`).
@@ -245,6 +261,7 @@ public actor KafkaController {
             logger.info("Live brokers changed: \(brokers.map(\.id))")
             channel.setBrokers(brokers)
             try await refreshStates()
+            try await readUncleanElectionOverrides(machine.leadership, live: brokers)
             try await run(machine.handle(.brokersChanged(brokers)))
         case .nodeChildrenChanged(ZkPaths.brokerTopics):
             guard machine.isActive else { return }
