@@ -75,11 +75,16 @@ final class ReplicaFetcher: @unchecked Sendable {
                 let req = FetchRequest(replicaId: brokerId, maxWaitMs: settings.maxWaitMs, minBytes: settings.minBytes,
                                        topics: byTopic.map { .init(topic: $0.key, partitions: $0.value) })
                 let resp = try await conn!.fetch(req)
+                var allFailed = true
                 for t in resp.topics {
                     for pd in t.partitions {
+                        if pd.error == .none || pd.error == .offsetOutOfRange { allFailed = false }
                         await handle(TopicPartition(t.topic, pd.partition), pd, requested: wanted, conn: conn!)
                     }
                 }
+                // Every partition answered with an error (e.g. the leader has not applied its
+                // LeaderAndIsr yet): such answers come at once, so pause instead of spinning.
+                if allFailed { try? await Task.sleep(nanoseconds: 100_000_000) }
             } catch {
                 if !Task.isCancelled {
                     logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error fetching from broker \(leader.id) at \(leader.host):\(leader.port): \(error)")
