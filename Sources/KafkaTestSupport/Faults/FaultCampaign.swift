@@ -490,7 +490,10 @@ public final class FaultCampaign: @unchecked Sendable {
         var out: [String] = []
         for b in cluster.brokers where !b.isRunning && b.process != nil {
             let code = b.process?.exitStatus
-            if code != nil && code != 137 { out.append("broker \(b.id) had exited with \(code!); restarted") }
+            if code != nil && code != 137 {
+                out.append("broker \(b.id) had exited with \(code!); restarted")
+                say("  broker \(b.id) exited with \(code!); its last lines:\n" + b.tail(12).split(separator: "\n").map { "    | " + $0 }.joined(separator: "\n"))
+            }
             try cluster.startBroker(b)
         }
         return out
