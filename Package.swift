@@ -77,6 +77,11 @@ let package = Package(
         // Thin executables; bin/*.sh call them.
         .executableTarget(name: "kafka-server", dependencies: ["KafkaServer"]),
         .executableTarget(name: "kafka-tools", dependencies: ["KafkaTools"]),
+        // libFuzzer target over the request decoders and the message-set validator (bin/fuzz.sh);
+        // a plain build is its replay tool.
+        .executableTarget(name: "kafka-request-fuzzer", dependencies: [
+            "KafkaProtocol", .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Fuzz/RequestFuzzer"),
 
         // Tests
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"]),

@@ -57,7 +57,9 @@ extension ByteBuffer {
             throw ProtocolError("array count \(count) exceeds remaining \(readableBytes) bytes")
         }
         var out: [T] = []
-        out.reserveCapacity(Int(count))
+        // A count that fits the bytes can still ask for far more memory than the request holds
+        // (an element in memory is larger than its smallest encoding): grow as elements arrive.
+        out.reserveCapacity(min(Int(count), 1024))
         for _ in 0..<count { out.append(try element(&self)) }
         return out
     }
