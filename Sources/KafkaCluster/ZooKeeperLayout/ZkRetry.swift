@@ -62,6 +62,8 @@ extension KafkaZooKeeper {
         let session = zk.sessionId
         var attempt = 0
         while true {
+            // A retry never runs on a newer session than the one the operation started on.
+            if attempt > 0, scope == .session, zk.sessionId != session { throw ZooKeeperError.sessionExpired }
             do {
                 return try await operation()
             } catch {

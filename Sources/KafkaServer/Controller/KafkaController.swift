@@ -60,10 +60,19 @@ public actor KafkaController {
     /// Set by `shutdown()`: elections and retries stop.
     private let stopped = LockedState(false)
 
+    /// The ZooKeeper session the current election (and the controller it made) belongs to.
+    private var session: Int64 = 0
+
     /// Every ZooKeeper call of the controller: retried on connection loss while its session
-    /// lasts (zkclient's `retryUntilConnected`); expiry surfaces as `.sessionExpired`.
+    /// lasts (zkclient's `retryUntilConnected`), and pinned to the session of the election: a
+    /// call that would run, or did run, on a newer session fails with `.sessionExpired`, so a
+    /// failover never carries on (bumping the epoch, writing states) on the next session.
     private func zkCall<T: Sendable>(_ what: @autoclosure () -> String, _ operation: () async throws -> T) async throws -> T {
-        try await zk.retrying(what(), scope: .session, logger: logger, stopped: { stopped.withLock { $0 } }, operation)
+        let pinned = session
+        guard pinned != 0, zk.zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
+        let result = try await zk.retrying(what(), scope: .session, logger: logger, stopped: { stopped.withLock { $0 } }, operation)
+        guard zk.zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
+        return result
     }
 
     /// Tries to become controller (also after `/controller` was deleted or a new session).
@@ -106,6 +115,9 @@ public actor KafkaController {
     }
 
     private func electOnce() async throws {
+        let now = zk.zk.sessionId
+        if machine.isActive && now != session { resign() }   // a controller of a session that is gone
+        if !machine.isActive { session = now }
         if machine.isActive, try await zkCall("Reading /controller", { try await zk.holdsController(brokerId: brokerId) }) {
             _ = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
             return   // already the controller of this session
@@ -125,6 +137,11 @@ public actor KafkaController {
             return
         }
         if machine.isActive { _ = machine.handle(.resigned) }
+        // Still ours, on this session, right before the epoch moves (a broker that lost its
+        // session meanwhile must not bump the epoch past the real controller's).
+        guard try await zkCall("Reading /controller", { try await zk.holdsController(brokerId: brokerId) }) else {
+            throw ControllerMovedError(reason: "\(ZkPaths.controller) is no longer held by this session")
+        }
         let epoch = try await zkCall("Incrementing the controller epoch", { try await zk.incrementControllerEpoch() })
         logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
         let brokers = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true).map(\.endpoint) })
