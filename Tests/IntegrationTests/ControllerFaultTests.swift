@@ -19,6 +19,17 @@ final class ControllerFaultTests: IntegrationTestCase {
     /// the 3,000 filler partitions' state; then the other one is killed, and its partitions
     /// must move to the controller.
     func testItem5_ControllerSurvivesZooKeeperBlipDuringFailover() async throws {
+        try await failoverWithZooKeeperFault(expireSession: false)
+    }
+
+    /// Item 5, the long variant: the new controller's link stays cut until its session expires
+    /// in the middle of the failover. It resigns; the brokers elect again (the other one, or it
+    /// on its new session), and the controller that results still reacts to a broker kill.
+    func testItem5_ControllerSessionExpiryDuringFailoverElectsAgain() async throws {
+        try await failoverWithZooKeeperFault(expireSession: true)
+    }
+
+    private func failoverWithZooKeeperFault(expireSession: Bool) async throws {
         let c = try await startCluster(brokerIds: [0])
         let proxies = [1: try TCPProxy.start(to: c.zooKeeper.port), 2: try TCPProxy.start(to: c.zooKeeper.port)]
         defer { for p in proxies.values { p.stop() } }
@@ -56,16 +67,31 @@ final class ControllerFaultTests: IntegrationTestCase {
         guard let x = winner else { return XCTFail("no new controller") }
         proxies[Int(x)]!.cut()   // the blip, in the middle of the new controller's failover
         let cutAt = Date()
-        usleep(1_500_000)
+        if expireSession {
+            _ = try await pollAsync(timeout: 30, "broker \(x)'s session to expire") { () -> Bool? in
+                try await zk.zk.exists("/brokers/ids/\(x)") == nil ? true : nil
+            }
+        } else {
+            usleep(1_500_000)
+        }
         proxies[Int(x)]!.heal()
         print("broker \(x) won /controller; its ZooKeeper link was cut for \(Date().timeIntervalSince(cutAt)) s")
 
         // A later event: the other broker dies. The controller (whoever holds /controller once
         // the blip is over) must move its leaderships to itself.
+        if expireSession {
+            _ = try await pollAsync(timeout: 30, "broker \(x) to register again") { () -> Bool? in
+                try await zk.zk.exists("/brokers/ids/\(x)") != nil ? true : nil
+            }
+        }
         let controller = try await pollAsync(timeout: 30, "a controller after the blip") { () -> Int32? in
             try await zk.controllerId().flatMap { $0 == 0 ? nil : $0 }
         }
         try await Task.sleep(nanoseconds: 3_000_000_000)   // let the failover finish (it re-reads 3,000 states)
+        for p in 0..<2 {
+            // Both replicas in the ISR again, so that the kill below is news the controller must act on.
+            try await zk.waitForState(topic, p, timeout: 30, "both replicas of \(topic)-\(p) in the ISR") { $0.isr.count == 2 }
+        }
         let victim = controller == 1 ? 2 : 1
         c.brokers[victim].kill9()
         for p in 0..<2 {
@@ -81,6 +107,11 @@ final class ControllerFaultTests: IntegrationTestCase {
         for p: Int32 in [0, 1] {
             let (error, _) = try conn.produce(topic: topic, partition: p, messages: [(key: nil, value: "after-blip")])
             XCTAssertEqual(error, 0)
+        }
+        // One controller at a time: no broker ever saw the controller of the moment as stale
+        // (a deposed controller that bumped the epoch on its next session would cause that).
+        for b in c.brokers {
+            XCTAssertFalse(b.output().contains("with stale epoch"), "broker \(b.id):\n\(b.tail(40))")
         }
     }
 
