@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Module map (one module per concern, Kafka 0.8's own split):
-//   C layer      CZooKeeper / CZlib / CSnappy (system libraries), CZooKeeperShim, CCompression
+//   C layer      CZooKeeper / CZlib / CSnappy / CLZ4 / CLZ4XXHash (system libraries), CZooKeeperShim,
+//                CCompression
 //   KafkaProtocol  pure wire codecs, message sets, CRC, compression
 //   KafkaLog       segments, index, recovery, checkpoints, retention (file I/O only, no NIO)
 //   ZooKeeper      async Swift client over the C shim
@@ -29,10 +30,12 @@ let package = Package(
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy"),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4"),
+        .systemLibrary(name: "CLZ4XXHash", path: "Sources/CLZ4XXHash", pkgConfig: "libxxhash"),
         .target(name: "CZooKeeperShim", dependencies: ["CZooKeeper"], path: "Sources/CZooKeeperShim",
                 linkerSettings: [.linkedLibrary("zookeeper_mt")]),
-        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy"], path: "Sources/CCompression",
-                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy")]),
+        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy", "CLZ4", "CLZ4XXHash"], path: "Sources/CCompression",
+                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("lz4"), .linkedLibrary("xxhash")]),
 
         // Swift modules
         .target(name: "KafkaProtocol", dependencies: [
@@ -84,7 +87,7 @@ let package = Package(
         ], path: "Fuzz/RequestFuzzer"),
 
         // Tests
-        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"]),
+        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "CLZ4"]),
         .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "KafkaProtocol"]),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
         .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer"]),

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Thin, non-variadic, macro-free wrappers over zlib and snappy so Swift can call them. */
+/* Thin, non-variadic, macro-free wrappers over zlib, snappy, liblz4 and libxxhash so Swift can call them. */
 
 /* CRC-32 (zlib / java.util.zip polynomial), as Kafka messages use it. */
 uint32_t kc_crc32(uint32_t crc, const void *data, size_t length);
@@ -21,18 +21,12 @@ int kc_snappy_compress(const void *in, size_t in_len, void *out, size_t *out_len
 int kc_snappy_uncompressed_length(const void *in, size_t in_len, size_t *result);
 int kc_snappy_uncompress(const void *in, size_t in_len, void *out, size_t *out_len);
 
-/* xxHash32. */
+/* xxHash32 (libxxhash's XXH32). */
 uint32_t kc_xxh32(const void *data, size_t len, uint32_t seed);
 
-/* Raw LZ4 block: compress into `out` (capacity kc_lz4_block_bound(n)); returns the compressed size. */
-size_t kc_lz4_block_bound(size_t n);
-size_t kc_lz4_compress_block(const void *in, size_t n, void *out);
-/* Decode one block into base[prefix..cap) (back-references may reach base[0..prefix)).
-   Returns bytes written, -1 corrupt, -2 capacity exceeded. */
-long kc_lz4_decompress_block(const void *in, size_t n, void *base, size_t prefix, size_t cap);
-
 /* Kafka 0.8.2 LZ4 frame (KafkaLZ4BlockOutputStream layout; header checksum over magic+FLG+BD as 0.8.2
-   computes it). Decompress accepts both header-checksum variants. 0 ok, -1 corrupt, -2 over max_out. */
+   computes it) over liblz4's block functions. Decompress accepts both header-checksum variants and
+   linked blocks. 0 ok, -1 corrupt, -2 over max_out. */
 int kc_lz4f_compress(const void *in, size_t in_len, void **out, size_t *out_len);
 int kc_lz4f_decompress(const void *in, size_t in_len, size_t max_out, void **out, size_t *out_len);
 
