@@ -37,6 +37,8 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
         o.durationSeconds = duration
         o.minFaults = minFaults
         o.maxFaults = maxFaults
+        // `--duration-seconds 0 --max-faults N` means N faults.
+        if duration <= 0, minFaults == 0, let maxFaults { o.minFaults = maxFaults }
         if let faults {
             o.kinds = try faults.split(separator: ",").map { name in
                 guard let k = FaultKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {

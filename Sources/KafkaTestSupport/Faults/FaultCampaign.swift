@@ -148,6 +148,7 @@ public struct CampaignReport: Sendable {
     static func distribution(_ values: [Double?]) -> String {
         let ok = values.compactMap { $0 }.sorted()
         let missing = values.count - ok.count
+        if values.isEmpty { return "n=0" }
         guard !ok.isEmpty else { return "n=\(values.count), none recovered" }
         let f = { (x: Double) in String(format: "%.2f", x) }
         var s = "n=\(values.count) min \(f(ok.first!)) p50 \(f(percentile(ok, 0.5))) p90 \(f(percentile(ok, 0.9))) max \(f(ok.last!)) s"
