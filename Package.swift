@@ -97,6 +97,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "KafkaToolsTests", dependencies: ["KafkaTools", "KafkaClient", "KafkaProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "KafkaTestSupport", "ZooKeeper", "KafkaClient", "KafkaProtocol",
         ]),

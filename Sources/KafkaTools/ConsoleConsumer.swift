@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import KafkaCluster
+import KafkaProtocol
 import ZooKeeper
 
 /// kafka-console-consumer.sh: a ZooKeeper group consumer printing each message's value.
@@ -30,6 +31,14 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// The `--consumer.config` file's properties, read through `PropertiesFile` (java.util.Properties
+    /// syntax, as Kafka's `Utils.loadProps`); an unreadable file is an error naming it.
+    public static func loadConsumerConfig(path: String) throws -> [String: String] {
+        do { return PropertiesFile.dictionary(try PropertiesFile.load(path: path, what: "--consumer.config file")) } catch let e as PropertiesFileError {
+            throw ToolError(e.description)
+        }
+    }
+
     public func run() async throws {
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
         let filters = [topic, whitelist, blacklist].compactMap { $0 }
@@ -40,16 +49,7 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
 
         // Every consumer property of the file applies (group.id, partition.assignment.strategy,
         // auto.commit.interval.ms, ...); auto.offset.reset and zookeeper.connect are overridden.
-        var fileProps: [String: String] = [:]
-        if let path = consumerConfig {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ToolError("cannot read --consumer.config file \(path)") }
-            for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-                let line = raw.trimmingCharacters(in: .whitespaces)
-                if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
-                let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if kv.count == 2 { fileProps[kv[0]] = kv[1] }
-            }
-        }
+        var fileProps = try consumerConfig.map(Self.loadConsumerConfig) ?? [:]
         let generated = fileProps["group.id"] == nil
         let group = fileProps["group.id"] ?? "console-consumer-\(Int.random(in: 0...99999))"
         fileProps["group.id"] = group

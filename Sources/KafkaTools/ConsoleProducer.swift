@@ -39,6 +39,44 @@ final class LineQueue: @unchecked Sendable {
     }
 }
 
+/// The `--producer.config` keys the console producer acts on, read through `PropertiesFile`
+/// (java.util.Properties syntax, as Kafka's `Utils.loadProps`); other keys are ignored.
+public struct ConsoleProducerFileConfig: Equatable, Sendable {
+    public var compressionCodec: String?
+    public var requiredAcks: Int16?
+    public var retries: Int?
+    public var retryBackoffMs: Int?
+
+    public init(compressionCodec: String? = nil, requiredAcks: Int16? = nil, retries: Int? = nil, retryBackoffMs: Int? = nil) {
+        self.compressionCodec = compressionCodec
+        self.requiredAcks = requiredAcks
+        self.retries = retries
+        self.retryBackoffMs = retryBackoffMs
+    }
+
+    /// The file's settings; an unreadable file or a malformed value is an error naming the file (and key).
+    public static func load(path: String) throws -> ConsoleProducerFileConfig {
+        let props: [String: String]
+        do { props = PropertiesFile.dictionary(try PropertiesFile.load(path: path, what: "--producer.config file")) } catch let e as PropertiesFileError {
+            throw ToolError(e.description)
+        }
+        return try ConsoleProducerFileConfig(properties: props, source: path)
+    }
+
+    /// `source` names the file in errors.
+    public init(properties props: [String: String], source: String) throws {
+        func number<T: FixedWidthInteger>(_ key: String, _: T.Type) throws -> T? {
+            guard let raw = props[key] else { return nil }
+            guard let v = T(raw) else { throw ToolError("Invalid value \"\(raw)\" for \(key) in \(source): expected an integer") }
+            return v
+        }
+        compressionCodec = props["compression.codec"]
+        requiredAcks = try number("request.required.acks", Int16.self)
+        retries = try number("message.send.max.retries", Int.self)
+        retryBackoffMs = try number("retry.backoff.ms", Int.self)
+    }
+}
+
 /// kafka-console-producer.sh: every stdin line becomes a message.
 public struct ConsoleProducerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -52,7 +90,7 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("broker-list"), help: "REQUIRED: The broker list string in the form HOST1:PORT1,HOST2:PORT2.") var brokerList: String?
     @Option(name: .customLong("topic"), help: "REQUIRED: The topic id to produce messages to.") var topic: String?
-    @Option(name: .customLong("compression-codec"), help: "The compression codec: either 'none', 'gzip' or 'snappy'.") var compressionCodec: String = "none"
+    @Option(name: .customLong("compression-codec"), help: "The compression codec: either 'none', 'gzip', 'snappy', or 'lz4'.") var compressionCodec: String = "none"
     @Flag(name: .customLong("sync"), help: "If set message send requests to the brokers are synchronously, one at a time as they arrive.") var sync = false
     @Option(name: .customLong("batch-size"), help: "Number of messages to send in a single batch if they are not being sent synchronously.") var batchSize: Int = 200
     @Option(name: .customLong("request-required-acks"), parsing: .unconditional, help: "The required acks of the producer requests (default 1 here; Kafka 0.8.2 used 0, which never reports a failed write).") var acks: Int16 = 1
@@ -80,22 +118,17 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
         cfg.retries = retries
         cfg.retryBackoffMs = retryBackoffMs
         var codecName = compressionCodec
+        var codecSource = "--compression-codec"
         if let path = producerConfig {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ToolError("cannot read --producer.config file \(path)") }
-            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-                let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard kv.count == 2 else { continue }
-                switch kv[0] {
-                case "compression.codec": codecName = kv[1]
-                case "request.required.acks": guard let v = Int16(kv[1]) else { throw ToolError("Invalid value \(kv[1]) for request.required.acks in \(path)") }; cfg.requiredAcks = v
-                case "message.send.max.retries": cfg.retries = Int(kv[1]) ?? cfg.retries
-                case "retry.backoff.ms": cfg.retryBackoffMs = Int(kv[1]) ?? cfg.retryBackoffMs
-                default: break
-                }
-            }
+            let file = try ConsoleProducerFileConfig.load(path: path)
+            if let c = file.compressionCodec { codecName = c; codecSource = "compression.codec in \(path)" }
+            if let v = file.requiredAcks { cfg.requiredAcks = v }
+            if let v = file.retries { cfg.retries = v }
+            if let v = file.retryBackoffMs { cfg.retryBackoffMs = v }
         }
-        guard let codec = CompressionCodec(name: codecName), codec != .lz4 else {
-            throw ValidationError("Invalid --compression-codec \"\(codecName)\": expected none, gzip or snappy")
+        // Kafka 0.8.2.2's console producer: "either 'none', 'gzip', 'snappy', or 'lz4'".
+        guard let codec = CompressionCodec(name: codecName) else {
+            throw ValidationError("Invalid \(codecSource) \"\(codecName)\": expected none, gzip, snappy or lz4")
         }
         cfg.codec = codec
         let producer = try Producer(config: cfg)

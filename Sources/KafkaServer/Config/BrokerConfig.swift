@@ -1,70 +1,11 @@
 import Foundation
 import KafkaLog
+import KafkaProtocol
 
 /// A start-up configuration error; the message names the key or file.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ d: String) { description = d }
-}
-
-/// Reads Kafka-style `key=value` properties files (`#`/`!` comments, `\` continuations,
-/// `:` separators, escapes), as java.util.Properties does for the common cases.
-public enum PropertiesFile {
-    public static func parse(_ text: String) -> [(key: String, value: String)] {
-        var out: [(String, String)] = []
-        var logical = ""
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        var i = 0
-        while i < lines.count {
-            var line = String(lines[i]).replacingOccurrences(of: "\r", with: "")
-            i += 1
-            if logical.isEmpty {
-                line = String(line.drop(while: { $0 == " " || $0 == "\t" }))
-                if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
-            } else {
-                line = String(line.drop(while: { $0 == " " || $0 == "\t" }))
-            }
-            // A line ending with an odd number of backslashes continues.
-            let trailing = line.reversed().prefix(while: { $0 == "\\" }).count
-            if trailing % 2 == 1 {
-                logical += line.dropLast()
-                continue
-            }
-            logical += line
-            out.append(split(logical))
-            logical = ""
-        }
-        if !logical.isEmpty { out.append(split(logical)) }
-        return out
-    }
-
-    private static func split(_ line: String) -> (String, String) {
-        var key = ""
-        var idx = line.startIndex
-        var escaped = false
-        while idx < line.endIndex {
-            let c = line[idx]
-            if escaped { key.append(unescape(c)); escaped = false } else if c == "\\" { escaped = true } else if c == "=" || c == ":" || c == " " || c == "\t" { break } else { key.append(c) }
-            idx = line.index(after: idx)
-        }
-        var rest = line[idx...].drop(while: { $0 == " " || $0 == "\t" })
-        if let f = rest.first, f == "=" || f == ":" { rest = rest.dropFirst().drop(while: { $0 == " " || $0 == "\t" }) }
-        var value = ""
-        escaped = false
-        for c in rest {
-            if escaped { value.append(unescape(c)); escaped = false } else if c == "\\" { escaped = true } else { value.append(c) }
-        }
-        return (key, value)
-    }
-
-    private static func unescape(_ c: Character) -> Character {
-        switch c {
-        case "n": return "\n"
-        case "t": return "\t"
-        case "r": return "\r"
-        default: return c
-        }
-    }
 }
 
 /// Broker settings with Kafka 0.8.2 names and defaults (reference: kafka-0.8-cluster.md §8.1).
@@ -130,14 +71,15 @@ public struct BrokerConfig: Sendable {
     public var advertisedPortValue: Int { advertisedPort ?? port }
 
     public static func load(path: String) throws -> BrokerConfig {
-        guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("config file \(path) does not exist") }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read config file \(path)") }
-        return try parse(PropertiesFile.parse(text), relativeTo: (path as NSString).deletingLastPathComponent)
+        let pairs: [(key: String, value: String)]
+        do { pairs = try PropertiesFile.load(path: path) } catch let e as PropertiesFileError { throw ConfigError(e.description) }
+        do { return try parse(pairs, relativeTo: (path as NSString).deletingLastPathComponent) } catch let e as ConfigError {
+            throw ConfigError("\(path): \(e.description)")
+        }
     }
 
     public static func parse(_ pairs: [(key: String, value: String)], relativeTo baseDir: String? = nil) throws -> BrokerConfig {
-        var props: [String: String] = [:]
-        for (k, v) in pairs { props[k] = v.trimmingCharacters(in: .whitespaces) }
+        let props = PropertiesFile.dictionary(pairs)
         var c = BrokerConfig()
         var known = Set<String>()
 

@@ -1,3 +1,5 @@
+import Foundation
+import KafkaProtocol
 import KafkaServer
 import XCTest
 
@@ -45,9 +47,28 @@ final class BrokerConfigTests: XCTestCase {
         XCTAssertEqual(c.unknownKeys, ["no.such.key"])
     }
 
-    func testPropertiesSyntax() {
-        let p = PropertiesFile.parse("a=1\n! bang comment\nb : 2\nc 3\nlong=x\\\n  y\nesc=tab\\there")
-        XCTAssertEqual(p.map(\.key), ["a", "b", "c", "long", "esc"])
-        XCTAssertEqual(p.map(\.value), ["1", "2", "3", "xy", "tab\there"])
+    /// server.properties on disk: the shared reader's syntax, and errors naming the file and the key.
+    func testLoadFromFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("brokercfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("server.properties").path
+        try "broker.id : 4\nzookeeper.connect=h:2181\nlog.dirs=/a,\\\n    /b\nport 9095\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let c = try BrokerConfig.load(path: file)
+        XCTAssertEqual(c.brokerId, 4)
+        XCTAssertEqual(c.logDirs, ["/a", "/b"])
+        XCTAssertEqual(c.port, 9095)
+
+        try "broker.id=0\nzookeeper.connect=h:2181\nport=abc\n".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try BrokerConfig.load(path: file)) { e in
+            XCTAssertTrue(e is ConfigError, "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix(file + ": "), "\(e)")
+            XCTAssertTrue("\(e)".contains("port"), "\(e)")
+        }
+        let missing = dir.appendingPathComponent("nope.properties").path
+        XCTAssertThrowsError(try BrokerConfig.load(path: missing)) { e in
+            XCTAssertTrue(e is ConfigError, "\(e)")
+            XCTAssertEqual("\(e)", "config file \(missing) does not exist")
+        }
     }
 }
