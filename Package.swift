@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "CLZ4"]),
         .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "KafkaProtocol"]),
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
-        .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer"]),
+        .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer", "KafkaTestSupport"]),
         .testTarget(name: "KafkaServerTests", dependencies: [
             "KafkaServer", "KafkaProtocol", "KafkaLog",
             .product(name: "NIOCore", package: "swift-nio"),

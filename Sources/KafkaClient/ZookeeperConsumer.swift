@@ -2,7 +2,6 @@ import Foundation
 import KafkaCluster
 import KafkaProtocol
 import Logging
-import ZooKeeper
 
 public struct ZookeeperConsumerConfig: Sendable {
     public var zookeeperConnect: String
@@ -69,9 +68,9 @@ public struct ZookeeperConsumerConfig: Sendable {
 public final class ZookeeperConsumer: @unchecked Sendable {
     public let config: ZookeeperConsumerConfig
     let logger: Logger
-    let zk: ZooKeeperClient
-    public var zkClient: ZooKeeperClient { zk }
     let kzk: KafkaZooKeeper
+    /// The group's ZooKeeper side (the console consumer's offset checks and clean-up).
+    public var zooKeeper: KafkaZooKeeper { kzk }
     public let consumerId: String
     private var registration: ConsumerRegistration?
     private var owned: [TopicPartition: Int64] = [:]      // next offset to consume (-1: not yet known)
@@ -90,14 +89,13 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     public private(set) var lastDecision: RebalanceDecision?
 
     public static func connect(_ config: ZookeeperConsumerConfig, logger: Logger = Logger(label: "kafka.consumer.ZookeeperConsumerConnector")) async throws -> ZookeeperConsumer {
-        let zk = try await ZooKeeperClient.connect(config.zookeeperConnect, sessionTimeoutMs: config.sessionTimeoutMs, connectionTimeoutMs: config.sessionTimeoutMs, logger: logger)
+        let zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.sessionTimeoutMs, connectionTimeoutMs: config.sessionTimeoutMs, logger: logger)
         return ZookeeperConsumer(config: config, zk: zk, logger: logger)
     }
 
-    init(config: ZookeeperConsumerConfig, zk: ZooKeeperClient, logger: Logger) {
+    init(config: ZookeeperConsumerConfig, zk: KafkaZooKeeper, logger: Logger) {
         self.config = config
-        self.zk = zk
-        self.kzk = KafkaZooKeeper(zk)
+        self.kzk = zk
         self.logger = logger
         let host = ProcessInfo.processInfo.hostName
         let uuid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(8)
@@ -138,27 +136,16 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     /// waited out, as Kafka does for ZOOKEEPER-1740.
     private func register() async throws {
         guard let registration else { return }
-        let path = idsPath + "/" + consumerId
-        let data = Array(registration.json().utf8)
-        try await zk.ensurePath(idsPath)
-        let deadline = Date().addingTimeInterval(Double(max(config.sessionTimeoutMs, 1000)) * 3 / 1000)
-        while true {
-            do {
-                try await zk.create(path, data: data, mode: .ephemeral)
-                return
-            } catch ZooKeeperError.nodeExists {
-                let existing = try? await zk.get(path)
-                if existing?.data == data || existing?.stat.ephemeralOwner == zk.sessionId { return }
-                if existing == nil { continue }
-                guard Date() < deadline else { throw KafkaClientError("consumer \(consumerId) is already registered at \(path)") }
-                logger.info("I wrote this conflicted ephemeral node [\(path)] a while back in a different session, hence I will backoff for this node to be deleted by Zookeeper and retry")
-                try await Task.sleep(nanoseconds: UInt64(max(config.sessionTimeoutMs, 200)) * 1_000_000 / 2)
-            }
+        do {
+            try await kzk.registerConsumer(group: config.groupId, consumerId: consumerId, registrationJSON: registration.json(),
+                                           sessionTimeoutMs: config.sessionTimeoutMs, logger: logger)
+        } catch let e as ConsumerAlreadyRegistered {
+            throw KafkaClientError(e.description)
         }
     }
 
     private func startWatching() {
-        let events = zk.events()
+        let events = kzk.events()
         let idsPath = self.idsPath
         eventsTask = Task { [weak self] in
             for await e in events {
@@ -205,7 +192,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
 
     /// Forgets (and deletes the owner nodes of) everything owned.
     private func releaseAll() async {
-        for tp in ownerThread.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
+        for tp in ownerThread.keys { try? await kzk.releasePartition(group: config.groupId, tp) }
         owned.removeAll()
         ownerThread.removeAll()
         buffer.removeAll()
@@ -234,11 +221,11 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         await releaseAll()
 
         // Everything the decision depends on; reading sets the watches again.
-        let ids = try await zk.children(idsPath, watch: true).sorted()
+        let ids = try await kzk.consumerIds(group: config.groupId, watch: true)
         if !ids.contains(consumerId) { try await register() }
         var members: [String: ConsumerRegistration] = [:]
         for id in ids {
-            guard let (data, _) = try? await zk.get(idsPath + "/" + id) else { continue }   // left meanwhile
+            guard let data = try? await kzk.consumerRegistrationData(group: config.groupId, consumerId: id) else { continue }   // left meanwhile
             members[id] = try ConsumerRegistration.parse(data, path: idsPath + "/" + id)
         }
         members[consumerId] = registration
@@ -251,7 +238,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             if let assignment = try await kzk.assignment(t, watch: true) {
                 ctx.partitions[t] = Array(assignment.keys)
             } else {
-                _ = try await zk.exists(ZkPaths.topic(t), watch: true)
+                _ = try await kzk.topicExists(t, watch: true)
             }
         }
         let decision = try RebalanceDecision.decide(ctx, strategy: config.partitionAssignmentStrategy)
@@ -262,17 +249,13 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         do {
             for tp in decision.partitions {
                 let thread = decision.ownership[tp]!
-                let path = ZkPaths.consumerOwner(config.groupId, tp)
-                do {
-                    try await zk.createRecursive(path, data: Array(thread.description.utf8), mode: .ephemeral)
-                } catch ZooKeeperError.nodeExists {
-                    let holder = (try? await zk.get(path)).flatMap { $0.data }.map { String(decoding: $0, as: UTF8.self) }
-                    guard holder == thread.description else { throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")") }
+                if case .heldBy(let holder) = try await kzk.claimPartition(group: config.groupId, tp, threadId: thread.description) {
+                    throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")")
                 }
                 claimed[tp] = thread
             }
         } catch {
-            for c in claimed.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, c)) }
+            for c in claimed.keys { try? await kzk.releasePartition(group: config.groupId, c) }
             throw error
         }
         // Start positions: the committed offset, or -1 meaning "reset by auto.offset.reset when
@@ -280,8 +263,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         // fail the rebalance).
         for tp in claimed.keys {
             var off: Int64 = -1
-            if let (data, _) = try? await zk.get(ZkPaths.consumerOffset(config.groupId, tp)),
-               let v = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) { off = v }
+            if let v = (try? await kzk.consumerOffset(group: config.groupId, tp)) ?? nil { off = v }
             owned[tp] = off
             committed[tp] = off
         }
@@ -297,8 +279,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
 
     private func leader(_ tp: TopicPartition) async throws -> SimpleConsumer {
         guard let state = try await kzk.partitionState(tp), state.state.leader >= 0 else { throw KafkaClientError("no leader for \(tp)") }
-        let (data, _) = try await zk.get(ZkPaths.broker(state.state.leader))
-        let reg = try BrokerRegistration.parse(id: state.state.leader, data, path: ZkPaths.broker(state.state.leader))
+        guard let reg = try await kzk.broker(state.state.leader) else { throw KafkaClientError("leader \(state.state.leader) of \(tp) is not registered") }
         let key = "\(reg.host):\(reg.port)"
         if let c = consumers[key] { return c }
         let c = try await SimpleConsumer.connect(host: reg.host, port: Int(reg.port), clientId: config.clientId)
@@ -394,10 +375,8 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         // After a session expiry the positions belong to the old session's ownership.
         if lock.withLock({ sessionRenewed }) { return }
         for (tp, off) in owned where off >= 0 && committed[tp] != off {
-            let path = ZkPaths.consumerOffset(config.groupId, tp)
-            let data = Array(String(off).utf8)
             do {
-                do { try await zk.set(path, data: data) } catch ZooKeeperError.noNode { try await zk.createRecursive(path, data: data) }
+                try await kzk.commitConsumerOffset(group: config.groupId, tp, offset: off)
                 committed[tp] = off
             } catch {
                 logger.warning("Cannot commit offset \(off) of \(tp): \(error)")
@@ -409,16 +388,16 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     public func shutdown(deleteGroup: Bool = false) async {
         eventsTask?.cancel()
         if config.autoCommitEnable { await commitOffsets() }
-        for tp in ownerThread.keys { try? await zk.delete(ZkPaths.consumerOwner(config.groupId, tp)) }
+        for tp in ownerThread.keys { try? await kzk.releasePartition(group: config.groupId, tp) }
         for c in consumers.values { await c.close() }
         consumers.removeAll()
-        if deleteGroup { try? await zk.deleteRecursive(ZkPaths.consumerGroup(config.groupId)) }
-        await zk.close()
+        if deleteGroup { try? await kzk.deleteConsumerGroup(config.groupId) }
+        await kzk.close()
     }
 
     /// True when the group already has committed offsets (the console consumer refuses
     /// `--from-beginning` then, unless told to delete them).
-    public static func groupHasOffsets(zk: ZooKeeperClient, group: String) async -> Bool {
-        ((try? await zk.exists(ZkPaths.consumerOffsets(group))) ?? nil) != nil
+    public static func groupHasOffsets(zk: KafkaZooKeeper, group: String) async -> Bool {
+        (try? await zk.hasConsumerOffsets(group: group)) ?? false
     }
 }

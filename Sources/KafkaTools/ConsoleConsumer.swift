@@ -3,7 +3,6 @@ import Foundation
 import KafkaClient
 import KafkaCluster
 import KafkaProtocol
-import ZooKeeper
 
 /// kafka-console-consumer.sh: a ZooKeeper group consumer printing each message's value.
 public struct ConsoleConsumerCommand: AsyncParsableCommand {
@@ -63,8 +62,8 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
             throw ToolError("cannot connect to ZooKeeper at \(zookeeper): \(error)")
         }
         if deleteConsumerOffsets {
-            try? await consumer.zkClient.deleteRecursive(ZkPaths.consumerGroup(group))
-        } else if fromBeginning, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zkClient, group: group) {
+            try? await consumer.zooKeeper.deleteConsumerGroup(group)
+        } else if fromBeginning, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zooKeeper, group: group) {
             await consumer.shutdown()
             throw ToolError("Found previous offset information for this group \(group). Please use --delete-consumer-offsets to delete previous offsets metadata")
         }

@@ -3,7 +3,6 @@ import Foundation
 import KafkaClient
 import KafkaCluster
 import KafkaProtocol
-import ZooKeeper
 
 /// kafka-consumer-offset-checker.sh (kafka.tools.ConsumerOffsetChecker): per partition of a
 /// group's topics, the committed offset, the leader's log end (logSize), the lag and the owner.
@@ -47,8 +46,8 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
     public func run() async throws {
         // Kafka's CommandLineUtils.checkRequiredArgs: the message and the help on stderr, exit 1.
         guard let group else { throw ToolError("Missing required argument \"[group]\"\n" + Self.helpMessage()) }
-        let zk: ZooKeeperClient
-        do { zk = try await ZooKeeperClient.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
+        let zk: KafkaZooKeeper
+        do { zk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
             Console.out("Exiting due to: Unable to connect to zookeeper server within timeout: 30000.")
             return
         }
@@ -64,21 +63,19 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
         await zk.close()
     }
 
-    private func check(group: String, zk: ZooKeeperClient, connections: inout [Int32: BrokerConnection?]) async throws {
-        let kzk = KafkaZooKeeper(zk)
+    private func check(group: String, zk kzk: KafkaZooKeeper, connections: inout [Int32: BrokerConnection?]) async throws {
         let topics: [String]
         if let topic {
             topics = topic.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         } else {
-            do { topics = try await zk.children(ZkPaths.consumerOwners(group)) } catch ZooKeeperError.noNode {
-                throw Self.noNode(ZkPaths.consumerOwners(group))
-            }
+            guard let owned = try await kzk.ownedTopics(group: group) else { throw Self.noNode(ZkPaths.consumerOwners(group)) }
+            topics = owned
         }
         var pids: [String: [Int32]] = [:]
         for t in topics { pids[t] = (try await kzk.assignment(t)).map { $0.keys.sorted() } ?? [] }
 
         // Offsets: OffsetFetch (v1) from the group's offset manager, ZooKeeper where it has none.
-        let manager = try await channelToOffsetManager(group: group, zk: zk, kzk: kzk)
+        let manager = try await channelToOffsetManager(group: group, kzk: kzk)
         var fetchTopics: [(topic: String, partitions: [Int32])] = []
         for t in topics where !(pids[t] ?? []).isEmpty && !fetchTopics.contains(where: { $0.topic == t }) { fetchTopics.append((t, pids[t]!)) }
         let request = OffsetFetchRequest(version: 1, group: group, topics: fetchTopics)
@@ -92,15 +89,16 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
             for p in t.partitions {
                 let tp = TopicPartition(t.topic, p.partition)
                 if p.offset == -1 && p.metadata.isEmpty && p.error == .none {
-                    let path = ZkPaths.consumerOffset(group, tp)
                     do {
-                        let (data, _) = try await zk.get(path)
-                        let text = String(decoding: data ?? [], as: UTF8.self)
-                        guard let v = Int64(text) else { throw Abort(message: "For input string: \"\(text)\"") }
-                        offsets[tp] = v
-                    } catch ZooKeeperError.noNode {
-                        let dir = ZkPaths.consumerOffsets(group) + "/" + tp.topic
-                        if try await zk.exists(dir) != nil { offsets[tp] = -1 } else { throw Self.noNode(path) }
+                        if let v = try await kzk.consumerOffset(group: group, tp) {
+                            offsets[tp] = v
+                        } else if try await kzk.hasConsumerOffsets(group: group, topic: tp.topic) {
+                            offsets[tp] = -1
+                        } else {
+                            throw Self.noNode(ZkPaths.consumerOffset(group, tp))
+                        }
+                    } catch let e as ConsumerOffsetData.Malformed {
+                        throw Abort(message: e.description)
                     }
                 } else if p.error == .none {
                     offsets[tp] = p.offset
@@ -114,13 +112,13 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
         for t in topics.sorted(by: JavaString.less) {
             for pid in pids[t] ?? [] {
                 let tp = TopicPartition(t, pid)
-                let owner = (try? await zk.get(ZkPaths.consumerOwner(group, tp)))?.data.map { String(decoding: $0, as: UTF8.self) }
+                let owner = (try? await kzk.partitionOwner(group: group, tp)) ?? nil
                 guard let state = try await kzk.partitionState(tp) else {
                     Console.out("No broker for partition \(t) - \(pid)")
                     continue
                 }
                 let bid = state.state.leader
-                if connections[bid] == nil { connections[bid] = .some(await brokerConnection(bid, zk: zk)) }
+                if connections[bid] == nil { connections[bid] = .some(await brokerConnection(bid, kzk: kzk)) }
                 guard let conn = connections[bid] ?? nil else { continue }
                 let logSize: Int64 = try await withTimeout(ms: socketTimeoutMs) {
                     let r = try await conn.offsets(OffsetsRequest(replicaId: -1, topics: [(t, [.init(partition: pid, time: OffsetsRequest.latestTime, maxNumOffsets: 1)])]))
@@ -143,10 +141,9 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
     }
 
     /// A connection to the broker registered as `bid`, or nil (Kafka prints why and skips it).
-    private func brokerConnection(_ bid: Int32, zk: ZooKeeperClient) async -> BrokerConnection? {
+    private func brokerConnection(_ bid: Int32, kzk: KafkaZooKeeper) async -> BrokerConnection? {
         do {
-            guard let (data, _) = try? await zk.get(ZkPaths.broker(bid)) else { throw Abort(message: "null") }
-            let reg = try BrokerRegistration.parse(id: bid, data, path: ZkPaths.broker(bid))
+            guard let reg = try await kzk.broker(bid) else { throw Abort(message: "null") }
             return try await BrokerConnection.connect(host: reg.host, port: Int(reg.port), clientId: "ConsumerOffsetChecker")
         } catch let e as Abort {
             Console.out("Could not parse broker info due to \(e.message)")
@@ -158,7 +155,7 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
 
     /// Kafka's ClientUtils.channelToOffsetManager: ask any live broker for the group's
     /// coordinator (ConsumerMetadata), retrying after `retry.backoff.ms`, and connect to it.
-    private func channelToOffsetManager(group: String, zk: ZooKeeperClient, kzk: KafkaZooKeeper) async throws -> BrokerConnection {
+    private func channelToOffsetManager(group: String, kzk: KafkaZooKeeper) async throws -> BrokerConnection {
         let deadline = Date().addingTimeInterval(Double(max(socketTimeoutMs, 1000)) * 5 / 1000)
         var lastError = "no broker is registered in ZooKeeper"
         while true {

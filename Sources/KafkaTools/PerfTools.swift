@@ -4,7 +4,6 @@ import KafkaClient
 import KafkaCluster
 import KafkaProtocol
 import NIOCore
-import ZooKeeper
 
 func perfDate(_ d: Date) -> String {
     let f = DateFormatter()
@@ -98,21 +97,19 @@ public struct ConsumerPerfCommand: AsyncParsableCommand {
     public func run() async throws {
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
         guard let topic else { throw ValidationError("Missing required argument \"[topic]\"") }
-        let zk = try await ZooKeeperClient.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
-        let kzk = KafkaZooKeeper(zk)
-        guard let assignment = try await kzk.assignment(topic) else { await zk.close(); throw ToolError("Topic \(topic) does not exist") }
+        let kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
+        guard let assignment = try await kzk.assignment(topic) else { await kzk.close(); throw ToolError("Topic \(topic) does not exist") }
         var consumers: [(TopicPartition, SimpleConsumer, Int64, Int64)] = []
         for p in assignment.keys.sorted() {
             let tp = TopicPartition(topic, p)
             guard let st = try await kzk.partitionState(tp), st.state.leader >= 0 else { throw ToolError("no leader for \(tp)") }
-            let (data, _) = try await zk.get(ZkPaths.broker(st.state.leader))
-            let reg = try BrokerRegistration.parse(id: st.state.leader, data, path: ZkPaths.broker(st.state.leader))
+            guard let reg = try await kzk.broker(st.state.leader) else { throw ToolError("leader \(st.state.leader) of \(tp) is not registered") }
             let c = try await SimpleConsumer.connect(host: reg.host, port: Int(reg.port), clientId: "consumer-performance")
             let start = try await c.offsetBefore(tp, time: OffsetsRequest.earliestTime)
             let end = try await c.offsetBefore(tp, time: OffsetsRequest.latestTime)
             consumers.append((tp, c, start, end))
         }
-        await zk.close()
+        await kzk.close()
         let target = messages ?? consumers.reduce(0) { $0 + Int($1.3 - $1.2) }
         var count = 0
         var bytes = 0

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import KafkaCluster
 import KafkaProtocol
-import ZooKeeper
 
 /// kafka-preferred-replica-election.sh: asks the controller to move leadership back to each
 /// partition's preferred replica (the first of its assigned replicas).
@@ -24,11 +23,10 @@ public struct PreferredReplicaElectionCommand: AsyncParsableCommand {
 
     public func run() async throws {
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
-        let zk: ZooKeeperClient
-        do { zk = try await ZooKeeperClient.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
+        let kzk: KafkaZooKeeper
+        do { kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
             throw ToolError("Failed to start preferred replica election: cannot connect to ZooKeeper at \(zookeeper): \(error)")
         }
-        let kzk = KafkaZooKeeper(zk)
         do {
             var partitions: [TopicPartition]
             if let jsonFile {
@@ -46,19 +44,16 @@ public struct PreferredReplicaElectionCommand: AsyncParsableCommand {
                 partitions = try await kzk.allAssignments().flatMap { t, a in a.keys.map { TopicPartition(t, $0) } }.sorted()
             }
             let text = partitions.map(\.description).joined(separator: ", ")
-            do {
-                try await zk.createRecursive(ZkPaths.preferredReplicaElection, data: Array(PreferredReplicaElectionData.json(partitions).utf8), mode: .persistent)
-            } catch ZooKeeperError.nodeExists {
-                let (cur, _) = try await zk.get(ZkPaths.preferredReplicaElection)
-                let running = (try? PreferredReplicaElectionData.parse(cur, path: ZkPaths.preferredReplicaElection))?.map(\.description).joined(separator: ", ") ?? "?"
+            if let inProgress = try await kzk.startPreferredReplicaElection(partitions) {
+                let running = inProgress?.map(\.description).joined(separator: ", ") ?? "?"
                 throw ToolError("Preferred replica leader election currently in progress for Set(\(running)). Aborting operation")
             }
             Console.out("Successfully started preferred replica election for partitions Set(\(text))")
         } catch {
-            await zk.close()
+            await kzk.close()
             if let e = error as? ToolError { throw ToolError("Failed to start preferred replica election: \(e.description)") }
             throw ToolError("Failed to start preferred replica election: \(error)")
         }
-        await zk.close()
+        await kzk.close()
     }
 }

@@ -3,7 +3,6 @@ import Foundation
 import KafkaCluster
 import KafkaLog
 import KafkaProtocol
-import ZooKeeper
 
 /// kafka-topics.sh: create, list, describe and alter topics through ZooKeeper.
 public struct TopicCommand: AsyncParsableCommand {
@@ -44,24 +43,23 @@ public struct TopicCommand: AsyncParsableCommand {
         }
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
         if (create || alter || delete) && topic == nil { throw ValidationError("Missing required argument \"[topic]\"") }
-        let zk: ZooKeeperClient
+        let kzk: KafkaZooKeeper
         do {
-            zk = try await ZooKeeperClient.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
+            kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
         } catch {
             throw ToolError("Error while executing topic command cannot connect to ZooKeeper at \(zookeeper): \(error)")
         }
-        defer { Task { await zk.close() } }
-        let kzk = KafkaZooKeeper(zk)
+        defer { Task { await kzk.close() } }
         do {
             if create { try await createTopic(kzk) } else if list { try await listTopics(kzk) } else if describe { try await describeTopics(kzk) } else if alter { try await alterTopic(kzk) } else { try await deleteTopic(kzk) }
         } catch let e as ValidationError {
-            await zk.close()
+            await kzk.close()
             throw e
         } catch {
-            await zk.close()
+            await kzk.close()
             throw ToolError("Error while executing topic command \(error)")
         }
-        await zk.close()
+        await kzk.close()
     }
 
     func validatedConfig() throws -> [String: String] {
@@ -118,7 +116,7 @@ public struct TopicCommand: AsyncParsableCommand {
     }
 
     func listTopics(_ kzk: KafkaZooKeeper) async throws {
-        let deleting = Set((try? await kzk.zk.children(ZkPaths.deleteTopics)) ?? [])
+        let deleting = Set((try? await kzk.topicsMarkedForDeletion()) ?? [])
         for t in try await matchingTopics(kzk) {
             Console.out(deleting.contains(t) ? "\(t) - marked for deletion" : t)
         }
@@ -163,8 +161,7 @@ public struct TopicCommand: AsyncParsableCommand {
                     cfg[k] = nil
                 }
                 try await kzk.writeTopicConfig(t, cfg)
-                try await kzk.zk.ensurePath(ZkPaths.configChanges)
-                try await kzk.zk.create(ZkPaths.configChanges + "/" + ZkPaths.configChangePrefix, data: Array(ZkData.quote(t).utf8), mode: .persistentSequential)
+                try await kzk.notifyTopicConfigChange(t)
                 Console.out("Updated config for topic \"\(t)\".")
             }
             if let partitions {
@@ -178,7 +175,7 @@ public struct TopicCommand: AsyncParsableCommand {
                 let added = try ReplicaAssignment.assign(brokers: brokers, partitions: partitions - current.count, replicationFactor: rf,
                                                          fixedStartIndex: startIndex, startPartitionId: current.count)
                 current.merge(added) { a, _ in a }
-                try await kzk.zk.set(ZkPaths.topic(t), data: Array(TopicAssignment.json(current).utf8))
+                try await kzk.writeAssignment(t, current)
                 Console.out("Adding partitions succeeded!")
             }
         }
@@ -188,11 +185,10 @@ public struct TopicCommand: AsyncParsableCommand {
         let topics = try await matchingTopics(kzk)
         if topics.isEmpty { throw ToolError("Topic \(topic!) does not exist") }
         for t in topics {
-            do {
-                try await kzk.zk.createRecursive(ZkPaths.deleteTopic(t), data: [], mode: .persistent)
+            if try await kzk.markTopicForDeletion(t) {
                 Console.out("Topic \(t) is marked for deletion.")
                 Console.out("Note: This will have no impact if delete.topic.enable is not set to true.")
-            } catch ZooKeeperError.nodeExists {
+            } else {
                 Console.out("Topic \(t) is already marked for deletion.")
             }
         }

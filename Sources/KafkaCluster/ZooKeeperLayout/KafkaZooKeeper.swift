@@ -4,10 +4,12 @@ import Logging
 import ZooKeeper
 
 /// Reads and writes the Kafka layout in ZooKeeper (Kafka 0.8.2 `ZkUtils` + `AdminUtils`).
+/// The only place that knows Kafka's paths and znode formats: the raw client is internal, every
+/// other module calls these typed operations (codecs in `ZkData.swift`).
 public struct KafkaZooKeeper: Sendable {
-    public let zk: ZooKeeperClient
+    let zk: ZooKeeperClient
 
-    public init(_ zk: ZooKeeperClient) { self.zk = zk }
+    init(_ zk: ZooKeeperClient) { self.zk = zk }
 
     static func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 

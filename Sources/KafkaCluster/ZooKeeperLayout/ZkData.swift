@@ -187,3 +187,90 @@ public enum PreferredReplicaElectionData {
         }
     }
 }
+
+/// `/admin/reassign_partitions` (and the reassignment tool's files):
+/// `{"version":1,"partitions":[{"topic":"foo","partition":1,"replicas":[1,2,3]}]}`.
+public enum ReassignmentData {
+    public static func json(_ reassignment: [TopicPartition: [Int32]]) -> String {
+        let items = reassignment.keys.sorted().map {
+            "{\"topic\":\(ZkData.quote($0.topic)),\"partition\":\($0.partition),\"replicas\":\(ZkData.list(reassignment[$0]!))}"
+        }
+        return "{\"version\":1,\"partitions\":[" + items.joined(separator: ",") + "]}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> [TopicPartition: [Int32]] {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let list = o["partitions"] as? [[String: Any]] else { throw ZkDataError(path: path, reason: "missing partitions list") }
+        var out: [TopicPartition: [Int32]] = [:]
+        for e in list {
+            guard let t = e["topic"] as? String, let p = ZkData.int(e["partition"]), let r = ZkData.int32Array(e["replicas"]) else {
+                throw ZkDataError(path: path, reason: "bad partition entry \(e)")
+            }
+            out[TopicPartition(t, Int32(p))] = r
+        }
+        return out
+    }
+}
+
+/// `/consumers/<g>/offsets/<t>/<p>`: the next offset to consume as a plain decimal string (what
+/// 0.8.2's consumer, its OffsetCommit v0 handling, kazoo scripts and Burrow read and write). The
+/// one codec of the node: readers trim surrounding whitespace (a hand-written `set` may end in a
+/// newline); anything else that is not a decimal is malformed.
+public enum ConsumerOffsetData {
+    /// The node's data could not be read as an offset.
+    public struct Malformed: Error, CustomStringConvertible, Sendable, Equatable {
+        public var path: String
+        public var text: String
+        public init(path: String, text: String) {
+            self.path = path
+            self.text = text
+        }
+        public var description: String { "For input string: \"\(text)\"" }
+    }
+
+    public static func encode(_ offset: Int64) -> [UInt8] { Array(String(offset).utf8) }
+
+    public static func decode(_ bytes: [UInt8]?) -> Int64? {
+        Int64(String(decoding: bytes ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func decode(_ bytes: [UInt8]?, path: String) throws -> Int64 {
+        guard let v = decode(bytes) else { throw Malformed(path: path, text: String(decoding: bytes ?? [], as: UTF8.self)) }
+        return v
+    }
+}
+
+/// `/consumers/<g>/owners/<t>/<p>`: the owning consumer thread id as plain text.
+public enum PartitionOwnerData {
+    public static func encode(_ threadId: String) -> [UInt8] { Array(threadId.utf8) }
+    public static func decode(_ bytes: [UInt8]?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
+}
+
+/// `/config/changes/config_change_<10-digit seq>`: the changed topic as a JSON string (`"t"`,
+/// with the quotes), the node created persistent-sequential.
+public enum ConfigChangeNotification {
+    public static let prefix = ZkPaths.configChangePrefix
+
+    public static func encode(topic: String) -> [UInt8] { Array(ZkData.quote(topic).utf8) }
+
+    /// The topic a notification names: a JSON string, or (leniently) bare text.
+    public static func decode(_ bytes: [UInt8]?) -> String {
+        let text = String(decoding: bytes ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.hasPrefix("\""), let s = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) as? String {
+            return s
+        }
+        if text.hasPrefix("\"") && text.hasSuffix("\"") && text.count >= 2 { return String(text.dropFirst().dropLast()) }
+        return text
+    }
+
+    /// The change number of a child name (`config_change_0000000007` → 7), nil for other names.
+    public static func sequence(_ child: String) -> Int64? {
+        guard child.hasPrefix(prefix) else { return nil }
+        return Int64(child.dropFirst(prefix.count))
+    }
+
+    public static func childName(sequence: Int64) -> String {
+        let digits = String(sequence)
+        return prefix + String(repeating: "0", count: max(0, 10 - digits.count)) + digits
+    }
+}

@@ -69,9 +69,9 @@ public actor KafkaController {
     /// failover never carries on (bumping the epoch, writing states) on the next session.
     private func zkCall<T: Sendable>(_ what: @autoclosure () -> String, _ operation: () async throws -> T) async throws -> T {
         let pinned = session
-        guard pinned != 0, zk.zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
+        guard pinned != 0, zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
         let result = try await zk.retrying(what(), scope: .session, logger: logger, stopped: { stopped.withLock { $0 } }, operation)
-        guard zk.zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
+        guard zk.sessionId == pinned else { throw ZooKeeperError.sessionExpired }
         return result
     }
 
@@ -115,7 +115,7 @@ public actor KafkaController {
     }
 
     private func electOnce() async throws {
-        let now = zk.zk.sessionId
+        let now = zk.sessionId
         if machine.isActive && now != session { resign() }   // a controller of a session that is gone
         if !machine.isActive { session = now }
         if machine.isActive, try await zkCall("Reading /controller", { try await zk.holdsController(brokerId: brokerId) }) {
@@ -301,13 +301,7 @@ public actor KafkaController {
     /// then delete the node (and watch for the next one).
     private func handlePreferredElection() async throws {
         let path = ZkPaths.preferredReplicaElection
-        guard let data = try await zkCall("Reading \(path)", { () -> [UInt8]?? in
-            guard try await zk.zk.exists(path, watch: true) != nil else { return nil }
-            do { return try await zk.zk.get(path, watch: true).data } catch ZooKeeperError.noNode {
-                _ = try await zk.zk.exists(path, watch: true)
-                return nil
-            }
-        }) else { return }
+        guard let data = try await zkCall("Reading \(path)", { try await zk.preferredReplicaElectionData(watch: true) }) else { return }
         do {
             let partitions = try PreferredReplicaElectionData.parse(data, path: path)
             logger.info("Starting preferred replica leader election for partitions \(partitions.map(\.description).joined(separator: ","))")
@@ -316,10 +310,7 @@ public actor KafkaController {
         } catch let error as ZkDataError {
             logger.error("Preferred replica election failed: \(error)")
         }
-        try await zkCall("Deleting \(path)") {
-            do { try await zk.zk.delete(path) } catch ZooKeeperError.noNode {}
-            _ = try await zk.zk.exists(path, watch: true)
-        }
+        try await zkCall("Deleting \(path)") { try await zk.completePreferredReplicaElection() }
     }
 
     /// auto.leader.rebalance.enable: move leadership back to preferred replicas of brokers
@@ -348,7 +339,7 @@ public actor KafkaController {
 
     /// Topics marked under `/admin/delete_topics` (and the watch for new marks).
     private func handleDeletions() async throws {
-        let marked = try await zkCall("Reading topics marked for deletion", { try await zk.zk.children(ZkPaths.deleteTopics, watch: true) })
+        let marked = try await zkCall("Reading topics marked for deletion", { try await zk.topicsMarkedForDeletion(watch: true) })
         guard !marked.isEmpty else { return }
         logger.info("Deleting topics \(marked.sorted())")
         try await run(machine.handle(.deleteTopics(marked)))
@@ -411,11 +402,7 @@ public actor KafkaController {
                                                                              deletePartitions: delete, partitions: partitions))
             case let .deleteTopicNodes(topic):
                 do {
-                    try await zkCall("Deleting the znodes of topic \(topic)") {
-                        try await zk.zk.deleteRecursive(ZkPaths.topic(topic))
-                        try await zk.zk.deleteRecursive(ZkPaths.topicConfig(topic))
-                        try await zk.zk.deleteRecursive(ZkPaths.deleteTopic(topic))
-                    }
+                    try await zkCall("Deleting the znodes of topic \(topic)") { try await zk.deleteTopicNodes(topic) }
                     logger.info("Deletion of topic \(topic) successfully completed")
                 } catch where !isFatal(error) { logger.error("Cannot delete the znodes of topic \(topic): \(error)") }
             }

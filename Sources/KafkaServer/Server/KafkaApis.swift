@@ -148,7 +148,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
     /// LeaderNotAvailable until the controller elected leaders), else UnknownTopicOrPartition.
     func autoCreate(_ topic: String) async -> ErrorCode {
         if TopicNames.validationError(topic) != nil { return .invalidTopic }
-        if (try? await zk.zk.exists(ZkPaths.topic(topic))) ?? nil != nil { return .leaderNotAvailable }
+        if (try? await zk.topicExists(topic)) == true { return .leaderNotAvailable }
         guard config.autoCreateTopics else { return .unknownTopicOrPartition }
         do {
             let brokers = metadataCache.liveBrokers.map(\.id)
@@ -400,12 +400,8 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                 if !Self.isLegalPathName(req.group) { parts.append((p.partition, .unknown)); continue }
                 if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
                 guard metadataCache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
-                let path = ZkPaths.consumerOffset(req.group, tp)
-                let data = Array(String(p.offset).utf8)
                 do {
-                    do { try await zk.zk.set(path, data: data) } catch ZooKeeperError.noNode {
-                        try await zk.zk.createRecursive(path, data: data, mode: .persistent)
-                    }
+                    try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset)
                     parts.append((p.partition, .none))
                 } catch {
                     parts.append((p.partition, .unknown))
@@ -426,13 +422,19 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                     parts.append(.init(partition: p, offset: -1, metadata: "", error: .unknown))
                     continue
                 }
+                // v0 reports a missing node (or a failed read) as UnknownTopicOrPartition; v1 as
+                // "no offset". A node that is not a decimal reads as "no offset".
+                let missing: ErrorCode = req.apiVersion == 0 ? .unknownTopicOrPartition : .none
                 do {
-                    let (data, _) = try await zk.zk.get(ZkPaths.consumerOffset(req.group, tp))
-                    let off = Int64(String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)) ?? -1
-                    parts.append(.init(partition: p, offset: off, metadata: "", error: .none))
+                    if let off = try await zk.consumerOffset(group: req.group, tp) {
+                        parts.append(.init(partition: p, offset: off, metadata: "", error: .none))
+                    } else {
+                        parts.append(.init(partition: p, offset: -1, metadata: "", error: missing))
+                    }
+                } catch is ConsumerOffsetData.Malformed {
+                    parts.append(.init(partition: p, offset: -1, metadata: "", error: .none))
                 } catch {
-                    // v0 reports a missing node as UnknownTopicOrPartition; v1 as "no offset".
-                    parts.append(.init(partition: p, offset: -1, metadata: "", error: req.apiVersion == 0 ? .unknownTopicOrPartition : .none))
+                    parts.append(.init(partition: p, offset: -1, metadata: "", error: missing))
                 }
             }
             topics.append((t.topic, parts))

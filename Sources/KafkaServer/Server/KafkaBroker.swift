@@ -5,13 +5,11 @@ import KafkaLog
 import KafkaProtocol
 import Logging
 import NIOCore
-import ZooKeeper
 
 /// One broker process (Kafka 0.8.2 `KafkaServer`): start-up in Kafka's order, clean shutdown.
 public final class KafkaBroker: @unchecked Sendable {
     public let config: BrokerConfig
     let logger: Logger
-    private var zkClient: ZooKeeperClient!
     private var zk: KafkaZooKeeper!
     private var logManager: LogManager!
     public private(set) var replicaManager: ReplicaManager!
@@ -41,13 +39,10 @@ public final class KafkaBroker: @unchecked Sendable {
 
         // 1. ZooKeeper (creating the chroot first when the connect string has one).
         logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
-        if config.zookeeperConnect.contains("/") {
-            try await ZooKeeperClient.ensureChroot(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, connectionTimeoutMs: config.zookeeperConnectionTimeoutMs)
-        }
-        zkClient = try await ZooKeeperClient.connect(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs,
-                                                     connectionTimeoutMs: config.zookeeperConnectionTimeoutMs,
-                                                     logger: Logger(label: "org.I0Itec.zkclient.ZkClient"))
-        zk = KafkaZooKeeper(zkClient)
+        zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs,
+                                              connectionTimeoutMs: config.zookeeperConnectionTimeoutMs,
+                                              createChroot: config.zookeeperConnect.contains("/"),
+                                              logger: Logger(label: "org.I0Itec.zkclient.ZkClient"))
         try await zk.ensurePersistentPaths()
 
         // 2. Logs (recovery happens here), with per-topic overrides from ZooKeeper.
@@ -119,7 +114,7 @@ public final class KafkaBroker: @unchecked Sendable {
                                      logger: Logger(label: "kafka.controller.KafkaController"))
         let ctl = controller!
         apis.onControlledShutdown = { id in await ctl.controlledShutdown(brokerId: id) }
-        let events = zkClient.events()
+        let events = zk.events()
         tasks.append(Task { [weak self] in
             var expired = false
             for await event in events {
@@ -240,8 +235,7 @@ public final class KafkaBroker: @unchecked Sendable {
                 if cid == config.brokerId {
                     resp = await controller.controlledShutdown(brokerId: config.brokerId)
                 } else {
-                    let (data, _) = try await zk.zk.get(ZkPaths.broker(cid))
-                    let reg = try BrokerRegistration.parse(id: cid, data, path: ZkPaths.broker(cid))
+                    guard let reg = try await zk.broker(cid) else { throw KafkaClientError("controller \(cid) is not registered") }
                     let conn = try await BrokerConnection.connect(host: reg.host, port: Int(reg.port), clientId: "")
                     defer { Task { await conn.close() } }
                     var body = try await conn.send(ControlledShutdownRequest(brokerId: config.brokerId))
@@ -295,13 +289,11 @@ public final class KafkaBroker: @unchecked Sendable {
         await controller?.shutdown()
         // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.
-        if let zk, let stat = try? await zk.zk.exists(ZkPaths.broker(config.brokerId)), stat.ephemeralOwner == zk.zk.sessionId {
-            try? await zk.zk.delete(ZkPaths.broker(config.brokerId), version: stat.version)
-        }
+        if let zk { _ = try? await zk.deregisterBroker(config.brokerId) }
         socketServer?.shutdown()
         replicaManager?.checkpointHighWatermarks()
         logManager?.shutdown()
-        await zkClient?.close()
+        await zk?.close()
         logger.info("[Kafka Server \(config.brokerId)], shut down completed")
     }
 }

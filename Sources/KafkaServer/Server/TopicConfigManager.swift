@@ -2,7 +2,6 @@ import Foundation
 import KafkaCluster
 import KafkaLog
 import Logging
-import ZooKeeper
 
 /// Per-topic config overrides from `/config/topics/<t>`, kept in memory for the log layer and
 /// refreshed through `/config/changes` notifications (Kafka 0.8.2 `TopicConfigManager`).
@@ -31,14 +30,10 @@ public final class TopicConfigManager: @unchecked Sendable {
     }
 
     func loadAll() async throws {
-        let topics = try await zkCall("Reading topic configs") { () -> [String] in
-            do { return try await zk.zk.children(ZkPaths.topicConfigs) } catch ZooKeeperError.noNode { return [] }
-        }
+        let topics = try await zkCall("Reading topic configs") { try await zk.topicsWithConfig() }
         for t in topics { try await load(t) }
         // The watch must be set: without it no later --alter --config would reach this broker.
-        let changes = try await zkCall("Watching \(ZkPaths.configChanges)") { () -> [String] in
-            try await zk.zk.children(ZkPaths.configChanges, watch: true)
-        }
+        let changes = try await zkCall("Watching \(ZkPaths.configChanges)") { try await zk.configChanges(watch: true) }
         lock.withLock { lastApplied = changes.compactMap(Self.sequence).max() ?? -1 }
     }
 
@@ -61,10 +56,7 @@ public final class TopicConfigManager: @unchecked Sendable {
         do { _ = try LogConfig().applying(cfg); return nil } catch { return "\(error)" }
     }
 
-    static func sequence(_ child: String) -> Int64? {
-        guard child.hasPrefix(ZkPaths.configChangePrefix) else { return nil }
-        return Int64(child.dropFirst(ZkPaths.configChangePrefix.count))
-    }
+    static func sequence(_ child: String) -> Int64? { ConfigChangeNotification.sequence(child) }
 
     /// Handles a change of `/config/changes`: applies notifications newer than the last one.
     func handleChanges() async {
@@ -84,20 +76,12 @@ public final class TopicConfigManager: @unchecked Sendable {
     }
 
     private func processChanges() async throws {
-        let children = try await zkCall("Watching \(ZkPaths.configChanges)") { () -> [String] in
-            try await zk.zk.children(ZkPaths.configChanges, watch: true)
-        }
+        let children = try await zkCall("Watching \(ZkPaths.configChanges)") { try await zk.configChanges(watch: true) }
         let last = lock.withLock { lastApplied }
         for child in children.sorted() {
             guard let seq = Self.sequence(child), seq > last else { continue }
-            let path = ZkPaths.configChanges + "/" + child
             // A notification deleted meanwhile (purged) is skipped; a failed read is not.
-            let read = try await zkCall("Reading \(path)") { () -> [UInt8]?? in
-                do { return try await zk.zk.get(path).data } catch ZooKeeperError.noNode { return nil }
-            }
-            guard let data = read else { continue }
-            var topic = String(decoding: data ?? [], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            if topic.hasPrefix("\"") && topic.hasSuffix("\"") && topic.count >= 2 { topic = String(topic.dropFirst().dropLast()) }
+            guard let topic = try await zkCall("Reading \(ZkPaths.configChanges)/\(child)", { try await zk.configChangeTopic(child) }) else { continue }
             try await load(topic)
             logger.info("Processed topic config change \(child) for topic \(topic), new overrides \(overrides(for: topic))")
             onChange?(topic)

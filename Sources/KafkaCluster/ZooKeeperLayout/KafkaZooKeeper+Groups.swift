@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import KafkaProtocol
+import ZooKeeper
+
+/// A consumer id already registered by another live session (0.8.2's consumer gives up after
+/// waiting out what could be its own node from an earlier session).
+public struct ConsumerAlreadyRegistered: Error, CustomStringConvertible, Sendable {
+    public var consumerId: String
+    public var path: String
+    public var description: String { "consumer \(consumerId) is already registered at \(path)" }
+}
+
+/// The outcome of claiming a partition under `/consumers/<g>/owners`.
+public enum PartitionClaim: Sendable, Equatable {
+    /// The node is ours (created now, or it already held our thread id).
+    case claimed
+    /// Another thread still holds it (its id, nil when it could not be read).
+    case heldBy(String?)
+}
+
+/// Consumer groups: `/consumers/<g>/ids`, `/owners`, `/offsets` (0.8.2 `ZkUtils` and
+/// `ZookeeperConsumerConnector`'s ZooKeeper side).
+extension KafkaZooKeeper {
+    // MARK: Members
+
+    /// Writes the ephemeral `/consumers/<g>/ids/<consumerId>`. A node with our data or of our
+    /// session is ours; another one is waited out for up to three session timeouts (an
+    /// earlier session of ours, ZOOKEEPER-1740), then `ConsumerAlreadyRegistered`.
+    public func registerConsumer(group: String, consumerId: String, registrationJSON: String,
+                                 sessionTimeoutMs: Int, logger: Logger) async throws {
+        let ids = ZkPaths.consumerIds(group)
+        let path = ids + "/" + consumerId
+        let data = Self.bytes(registrationJSON)
+        try await zk.ensurePath(ids)
+        let deadline = Date().addingTimeInterval(Double(max(sessionTimeoutMs, 1000)) * 3 / 1000)
+        while true {
+            do {
+                try await zk.create(path, data: data, mode: .ephemeral)
+                return
+            } catch ZooKeeperError.nodeExists {
+                let existing = try? await zk.get(path)
+                if existing?.data == data || existing?.stat.ephemeralOwner == zk.sessionId { return }
+                if existing == nil { continue }
+                guard Date() < deadline else { throw ConsumerAlreadyRegistered(consumerId: consumerId, path: path) }
+                logger.info("I wrote this conflicted ephemeral node [\(path)] a while back in a different session, hence I will backoff for this node to be deleted by Zookeeper and retry")
+                try await Task.sleep(nanoseconds: UInt64(max(sessionTimeoutMs, 200)) * 1_000_000 / 2)
+            }
+        }
+    }
+
+    /// The registered consumer ids of a group, sorted; `watch` sets the children watch.
+    public func consumerIds(group: String, watch: Bool = false) async throws -> [String] {
+        try await zk.children(ZkPaths.consumerIds(group), watch: watch).sorted()
+    }
+
+    /// A member's registration JSON, nil when it has left.
+    public func consumerRegistrationData(group: String, consumerId: String) async throws -> [UInt8]? {
+        do { return try await zk.get(ZkPaths.consumerIds(group) + "/" + consumerId).data ?? [] } catch ZooKeeperError.noNode { return nil }
+    }
+
+    /// Deletes the whole `/consumers/<g>` tree (the console consumer's --delete-consumer-offsets,
+    /// and its clean-up of a generated group).
+    public func deleteConsumerGroup(_ group: String) async throws {
+        try await zk.deleteRecursive(ZkPaths.consumerGroup(group))
+    }
+
+    // MARK: Owners
+
+    /// Creates the ephemeral owner node of `tp` holding `threadId`.
+    public func claimPartition(group: String, _ tp: TopicPartition, threadId: String) async throws -> PartitionClaim {
+        let path = ZkPaths.consumerOwner(group, tp)
+        do {
+            try await zk.createRecursive(path, data: PartitionOwnerData.encode(threadId), mode: .ephemeral)
+            return .claimed
+        } catch ZooKeeperError.nodeExists {
+            let holder = PartitionOwnerData.decode((try? await zk.get(path))?.data)
+            return holder == threadId ? .claimed : .heldBy(holder)
+        }
+    }
+
+    /// Deletes the owner node of `tp` (a missing node is fine).
+    public func releasePartition(group: String, _ tp: TopicPartition) async throws {
+        do { try await zk.delete(ZkPaths.consumerOwner(group, tp)) } catch ZooKeeperError.noNode {}
+    }
+
+    /// The thread id owning `tp`, nil when unowned.
+    public func partitionOwner(group: String, _ tp: TopicPartition) async throws -> String? {
+        do { return PartitionOwnerData.decode(try await zk.get(ZkPaths.consumerOwner(group, tp)).data) } catch ZooKeeperError.noNode { return nil }
+    }
+
+    /// Topics with owner nodes in the group; nil when the group has no owners dir.
+    public func ownedTopics(group: String) async throws -> [String]? {
+        do { return try await zk.children(ZkPaths.consumerOwners(group)) } catch ZooKeeperError.noNode { return nil }
+    }
+
+    // MARK: Offsets
+
+    /// The committed offset of `tp` (next offset to consume); nil when no node exists;
+    /// `ConsumerOffsetData.Malformed` when the node is not a decimal.
+    public func consumerOffset(group: String, _ tp: TopicPartition) async throws -> Int64? {
+        let path = ZkPaths.consumerOffset(group, tp)
+        let data: [UInt8]?
+        do { data = try await zk.get(path).data } catch ZooKeeperError.noNode { return nil }
+        return try ConsumerOffsetData.decode(data, path: path)
+    }
+
+    /// Writes the offset node, creating it and its parents when missing (OffsetCommit v0 on the
+    /// broker, and the group consumer's commits).
+    public func commitConsumerOffset(group: String, _ tp: TopicPartition, offset: Int64) async throws {
+        let path = ZkPaths.consumerOffset(group, tp)
+        let data = ConsumerOffsetData.encode(offset)
+        do { try await zk.set(path, data: data) } catch ZooKeeperError.noNode {
+            try await zk.createRecursive(path, data: data, mode: .persistent)
+        }
+    }
+
+    /// Whether `/consumers/<g>/offsets` (or `/consumers/<g>/offsets/<topic>`) exists.
+    public func hasConsumerOffsets(group: String, topic: String? = nil) async throws -> Bool {
+        let dir = ZkPaths.consumerOffsets(group) + (topic.map { "/" + $0 } ?? "")
+        return try await zk.exists(dir) != nil
+    }
+}
