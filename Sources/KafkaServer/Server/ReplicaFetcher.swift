@@ -16,6 +16,18 @@ final class ReplicaFetcher: @unchecked Sendable {
         /// `replica.socket.timeout.ms`: a fetch (or offsets request) with no answer in this time closes
         /// the connection to the leader; the next round reconnects.
         var socketTimeoutMs = 30000
+
+        /// A leader answers a fetch by `maxWaitMs`; one silent for this much longer is taken as
+        /// a dead link. Beyond 0.8.2 (which waits the whole socket timeout): after a partition
+        /// heals, the old connection sits in TCP retransmission backoff for seconds, while a new
+        /// connection gets through at once, so the follower is back in the ISR in about a second.
+        static let fetchSlackMs = 1000
+
+        /// The deadline of one fetch: `replica.fetch.wait.max.ms` plus the slack, capped by
+        /// `replica.socket.timeout.ms`.
+        var fetchTimeoutMs: Int { min(socketTimeoutMs, Int(maxWaitMs) + Self.fetchSlackMs) }
+        /// Connecting (and the offsets requests of out-of-range handling) gets the slack alone.
+        var connectTimeoutMs: Int { min(socketTimeoutMs, Self.fetchSlackMs) }
     }
 
     let brokerId: Int32
@@ -66,9 +78,9 @@ final class ReplicaFetcher: @unchecked Sendable {
             do {
                 if conn == nil || conn?.isActive == false {
                     await conn?.close()
-                    let timeout = TimeAmount.milliseconds(Int64(max(settings.socketTimeoutMs, 1)))
                     conn = try await BrokerConnection.connect(host: leader.host, port: Int(leader.port), clientId: clientId,
-                                                              connectTimeout: timeout, requestTimeout: timeout)
+                                                              connectTimeout: .milliseconds(Int64(max(settings.connectTimeoutMs, 1))),
+                                                              requestTimeout: .milliseconds(Int64(max(settings.fetchTimeoutMs, 1))))
                 }
                 var byTopic: [String: [FetchRequest.PartitionFetch]] = [:]
                 for (tp, off) in wanted { byTopic[tp.topic, default: []].append(.init(partition: tp.partition, fetchOffset: off, maxBytes: settings.maxBytes)) }
