@@ -103,7 +103,7 @@ venv_ok() {
 
 want=$(sha256sum "$REQS" | awk '{print $1}')
 if venv_ok && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy, lz4.frame, xxhash' >/dev/null 2>&1; then
     echo "   up to date ($("$VENV/bin/python" --version), $(grep -vc '^\s*\(#\|$\)' "$REQS") requirements)"
 else
     if ! venv_ok; then
@@ -128,9 +128,9 @@ else
         sleep 5
     done
     $ok || kafka_die "pip install -r $REQS failed"
-    "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy' || kafka_die "the venv's packages do not import"
+    "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy, lz4.frame, xxhash' || kafka_die "the venv's packages do not import"
     echo "$want" >"$STAMP"
-    echo "   installed: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(kafka-python|pykafka|kazoo|python-snappy|cramjam)==' | tr '\n' ' ')"
+    echo "   installed: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(kafka-python|pykafka|kazoo|python-snappy|cramjam|lz4|xxhash)==' | tr '\n' ' ')"
 fi
 
 # --------------------------------------------------------------------------------------------

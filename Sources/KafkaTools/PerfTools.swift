@@ -22,7 +22,7 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     @Option(name: .customLong("messages"), help: "REQUIRED: The number of messages to send.") var messages: Int?
     @Option(name: .customLong("message-size"), help: "The size of each message.") var messageSize = 100
     @Option(name: .customLong("batch-size"), help: "Number of messages to write in a single batch.") var batchSize = 200
-    @Option(name: .customLong("compression-codec"), help: "If set, messages are sent compressed: 0 none, 1 gzip, 2 snappy.") var compressionCodec: Int8 = 0
+    @Option(name: .customLong("compression-codec"), help: "If set, messages are sent compressed: 0 none, 1 gzip, 2 snappy, 3 lz4.") var compressionCodec: Int8 = 0
     @Option(name: .customLong("request-num-acks"), parsing: .unconditional, help: "Number of acks required for producer request to complete.") var acks: Int16 = -1
     @Option(name: .customLong("request-timeout-ms"), help: "The produce request timeout in ms.") var requestTimeoutMs: Int32 = 3000
     @Option(name: .customLong("in-flight"), help: "Produce requests in flight per connection (pipelining).") var inFlight = 8
@@ -34,7 +34,7 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
         guard let brokerList else { throw ValidationError("Missing required argument \"[broker-list]\"") }
         guard let topics else { throw ValidationError("Missing required argument \"[topics]\"") }
         guard let messages, messages > 0 else { throw ValidationError("Missing required argument \"[messages]\"") }
-        guard let codec = CompressionCodec(rawValue: compressionCodec), codec != .lz4 else { throw ValidationError("Invalid --compression-codec \(compressionCodec): expected 0, 1 or 2") }
+        guard let codec = CompressionCodec(rawValue: compressionCodec) else { throw ValidationError("Invalid --compression-codec \(compressionCodec): expected 0, 1, 2 or 3") }
         let topic = topics.split(separator: ",").map(String.init).first!
         let broker = try BrokerList.parse(brokerList)[0]
         // Find the leader of partition 0 (auto-creating the topic if needed).

@@ -5,7 +5,7 @@ import KafkaTestSupport
 import XCTest
 
 /// End-to-end compression (issue 4): the matrix
-///   {kcat, kafka-python, this project's console producer} × {gzip, snappy} producers
+///   {kcat, kafka-python, this project's console producer} × {gzip, snappy, lz4} producers
 ///   × {kcat, kafka-python, this project's console consumer} consumers,
 /// 10,000 keyed messages per producer and codec. Every consumer must see the same keys, values and
 /// order, and (kcat, kafka-python) the same offsets 0..9999. The stored bytes are checked on the
@@ -55,6 +55,35 @@ final class CompressionInteropTests: XCTestCase {
     func testKafkaPythonSnappy() async throws { try await matrixRow(.python, .snappy) }
     func testConsoleProducerGzip() async throws { try await matrixRow(.console, .gzip) }
     func testConsoleProducerSnappy() async throws { try await matrixRow(.console, .snappy) }
+    // LZ4 (Kafka 0.8.2's frame, whose header checksum covers the magic too): kafka-python (lz4 +
+    // xxhash in the venv) and librdkafka both write and read that frame for 0.8.x brokers.
+    func testKcatLZ4() async throws { try await matrixRow(.kcat, .lz4) }
+    func testKafkaPythonLZ4() async throws { try await matrixRow(.python, .lz4) }
+    func testConsoleProducerLZ4() async throws { try await matrixRow(.console, .lz4) }
+
+    /// kafka-producer-perf-test.sh --compression-codec 3 (0.8.2's `CompressionCodec.getCompressionCodec(3)`
+    /// is LZ4): the broker stores LZ4 wrappers, and kafka-python and kcat read every message.
+    func testProducerPerfLZ4() async throws {
+        let c = cluster
+        let topic = "perf-lz4"
+        try c.createTopic(topic)
+        try c.waitForLeaders(topic: topic)
+        let r = try Project.run("kafka-producer-perf-test.sh",
+                                ["--broker-list", "127.0.0.1:\(c.broker.port)", "--topics", topic, "--messages", "2000",
+                                 "--compression-codec", "3", "--text-payload", "--hide-header"], timeout: 120)
+        XCTAssertEqual(r.exitCode, 0, r.summary)
+        let stored = try storedWrappers(c, topic: topic)
+        XCTAssertEqual(stored.highWatermark, 2000, "high watermark of \(topic)")
+        XCTAssertFalse(stored.wrappers.isEmpty)
+        XCTAssertTrue(stored.wrappers.allSatisfy { $0.codec == .lz4 }, "codecs: \(Set(stored.wrappers.map(\.codec)))")
+        XCTAssertEqual(stored.wrappers.flatMap(\.inner).map(\.offset), (0..<2000).map(Int64.init))
+        let p = try python(["consume", "--bootstrap", "127.0.0.1:\(c.broker.port)", "--topic", topic, "--offset", "0", "--count", "2000"])
+        XCTAssertEqual(p.exitCode, 0, "kafka-python consume: exit \(p.exitCode)\n\(p.stderr)")
+        XCTAssertEqual(try jsonLines(p.stdout).compactMap(\.offset), (0..<2000).map(Int64.init))
+        let k = try kcat(c, ["-C", "-t", topic, "-p", "0", "-e", "-o", "beginning", "-f", "%o\\n"], timeout: 120)
+        XCTAssertEqual(k.exitCode, 0, "kcat consume: exit \(k.exitCode)\n\(k.stderr)")
+        XCTAssertEqual(k.stdout.split(separator: "\n").compactMap { Int64($0) }, (0..<2000).map(Int64.init))
+    }
 
     private func matrixRow(_ producer: Source, _ codec: CompressionCodec) async throws {
         let c = cluster
@@ -95,6 +124,8 @@ final class CompressionInteropTests: XCTestCase {
             if codec == .snappy {
                 // Whatever the producer wrote (librdkafka: raw snappy), the broker recompresses as xerial.
                 XCTAssertTrue(w.value.withUnsafeBytes { Compression.isXerialFramed($0) }, "wrapper \(i) is not xerial-framed")
+            } else if codec == .lz4 {
+                XCTAssertEqual(Array(w.value.prefix(4)), [0x04, 0x22, 0x4D, 0x18], "wrapper \(i) is not an LZ4 frame")
             } else {
                 XCTAssertEqual(Array(w.value.prefix(2)), [0x1f, 0x8b], "wrapper \(i) is not a gzip stream")
             }

@@ -2,13 +2,15 @@
 """kafka-python (api_version=(0,8,2)) as a compressing producer and a consumer, for
 Tests/IntegrationTests/CompressionInteropTests.swift and CompressedFuzzTests.swift.
 
-    compression_check.py produce --bootstrap H:P --topic T --compression none|gzip|snappy
+    compression_check.py produce --bootstrap H:P --topic T --compression none|gzip|snappy|lz4
                                  [--partition 0] [--separator :] [--linger-ms 20]   < "key:value" lines
         Sends every stdin line (split at the first separator into key and value; a line without
         it has no key) asynchronously, so that kafka-python packs many messages into each
         compressed wrapper, then flushes and waits for every acknowledgement. Prints one JSON
         object per message, in input order: {"key": ..., "value": ..., "offset": o}.
-        Exit 1 (with the error on stderr) if any message failed.
+        Exit 1 (with the error on stderr) if any message failed. lz4 needs the venv's lz4 and
+        xxhash packages: for 0.8.2 kafka-python writes Kafka 0.8's LZ4 frame (header checksum
+        over the magic too), as the broker expects.
 
     compression_check.py consume --bootstrap H:P --topic T --count N [--partition 0]
                                  [--offset 0] [--timeout 60]
@@ -121,7 +123,7 @@ def main():
     p.add_argument("--topic", required=True)
     p.add_argument("--partition", type=int, default=0)
     p.add_argument("--acks", type=int, default=1)
-    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy"])
+    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4"])
     p.add_argument("--separator", default=":")
     p.add_argument("--linger-ms", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64 * 1024)
