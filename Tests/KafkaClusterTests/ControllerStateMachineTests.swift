@@ -85,6 +85,24 @@ final class ControllerStateMachineTests: XCTestCase {
         }
     }
 
+    /// A broker that died and registered again between two reads of `/brokers/ids` (same id
+    /// set, new registration timestamp) is handled as a death and a return: its leaderships move
+    /// to live ISR members and it hears the new leadership as a follower.
+    func testRestartedBrokerBetweenTwoReadsIsADeathAndAReturn() {
+        var m = ControllerStateMachine(brokerId: 1)
+        m.brokerRegisteredAt = [0: 100, 1: 100, 2: 100]
+        _ = m.handle(.elected(epoch: 5, liveBrokers: [b0, b1, b2], assignments: ["t": [0: [0, 1, 2]]], states: [tp: state(0, 3, [0, 1, 2])]))
+        let same = m.handle(.brokersChanged([b0, b1, b2], registeredAt: [0: 100, 1: 100, 2: 100]))
+        XCTAssertEqual(same.filter { if case .updateState = $0 { return true } else { return false } }, [], "nothing changed")
+        let actions = m.handle(.brokersChanged([b0, b1, b2], registeredAt: [0: 200, 1: 100, 2: 100]))
+        XCTAssertTrue(actions.contains(.updateState(tp, LeaderIsrState(leader: 1, leaderEpoch: 4, isr: [1, 2], controllerEpoch: 5), expectedVersion: 0)), "\(actions)")
+        let toRestarted = actions.compactMap { a -> [PartitionStateInfo]? in
+            if case let .sendLeaderAndIsr(0, states, _) = a { return states } else { return nil }
+        }
+        XCTAssertEqual(toRestarted.last?.first?.leader, 1, "the restarted broker learns the new leader: \(actions)")
+        XCTAssertEqual(m.liveBrokers.keys.sorted(), [0, 1, 2])
+    }
+
     func testDeadBrokerComingBackLeadsOfflinePartitionAgain() {
         var m = ControllerStateMachine(brokerId: 0, uncleanLeaderElection: false)
         _ = m.handle(.elected(epoch: 2, liveBrokers: [b1], assignments: ["t": [0: [0]]], states: [tp: state(0, 1, [0])]))

@@ -17,7 +17,9 @@ public enum ControllerEvent: Sendable, Equatable {
     /// This broker won `/controller` with this epoch; the rest is the cluster as loaded from ZooKeeper.
     case elected(epoch: Int32, liveBrokers: [BrokerEndpoint], assignments: [String: [Int32: [Int32]]], states: [TopicPartition: VersionedLeaderIsr])
     /// Children of `/brokers/ids` changed.
-    case brokersChanged([BrokerEndpoint])
+    /// Children of `/brokers/ids` changed. `registeredAt` holds each broker's registration
+    /// timestamp: a broker whose timestamp changed died and came back between two reads.
+    case brokersChanged([BrokerEndpoint], registeredAt: [Int32: Int64] = [:])
     /// `/brokers/topics` (or one topic's assignment) changed; the full current assignments.
     case assignmentsChanged([String: [Int32: [Int32]]])
     /// A conditional state write lost a race; the freshly read state.
@@ -57,6 +59,9 @@ public struct ControllerStateMachine: Sendable {
     public private(set) var leadership: [TopicPartition: VersionedLeaderIsr] = [:]
     /// Brokers in controlled shutdown: still live (they receive metadata) but never elected.
     public private(set) var shuttingDown = Set<Int32>()
+    /// Registration timestamps of the live brokers as last read (restart detection); the actor
+    /// sets them when it is elected, `brokersChanged` keeps them current.
+    public var brokerRegisteredAt: [Int32: Int64] = [:]
     /// The broker's `unclean.leader.election.enable`.
     public var uncleanLeaderElection: Bool
     /// Topic-level `unclean.leader.election.enable` overrides, read by the actor from
@@ -110,14 +115,27 @@ public struct ControllerStateMachine: Sendable {
         case let .statesRead(states):
             for (tp, st) in states where assignments[tp.topic]?[tp.partition] != nil { leadership[tp] = st }
             return []
-        case let .brokersChanged(brokers):
-            guard isActive else { return [] }
+        case let .brokersChanged(brokers, registeredAt):
+            guard isActive else { brokerRegisteredAt = registeredAt; return [] }
             let now = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let restarted = Set(now.keys.filter { id in
+                guard liveBrokers[id] != nil, let before = brokerRegisteredAt[id], let after = registeredAt[id] else { return false }
+                return before != after
+            })
+            brokerRegisteredAt = registeredAt
+            var actions: [ControllerAction] = []
+            if !restarted.isEmpty {
+                // Died and came back between two reads: first its death (leaders move, ISRs
+                // shrink), then its return, as 0.8.2 would see with two watch events.
+                liveBrokers = liveBrokers.filter { !restarted.contains($0.key) }
+                shuttingDown.subtract(restarted)
+                actions += brokersChanged(new: [], dead: restarted)
+            }
             let newIds = Set(now.keys).subtracting(liveBrokers.keys)
             let deadIds = Set(liveBrokers.keys).subtracting(now.keys)
             liveBrokers = now
             shuttingDown.subtract(deadIds)
-            return brokersChanged(new: newIds, dead: deadIds)
+            return actions + brokersChanged(new: newIds, dead: deadIds)
         case let .assignmentsChanged(all):
             guard isActive else { assignments = all; return [] }
             var newPartitions: [TopicPartition] = []

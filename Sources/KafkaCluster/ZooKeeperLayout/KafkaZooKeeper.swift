@@ -22,7 +22,13 @@ public struct KafkaZooKeeper: Sendable {
     /// Registers `/brokers/ids/<id>` as Kafka does: an existing node with our own data is ours;
     /// one with the same id, host and port left by our previous session is waited out (it
     /// vanishes when that session expires); anything else is a fatal conflict.
-    public func registerBroker(_ reg: BrokerRegistration, sessionTimeoutMs: Int, logger: Logger) async throws {
+    /// Registers `/brokers/ids/<id>`. A node left by an earlier session of this broker (same
+    /// host and port) is waited out, or, with `replaceStaleOwnNode` (the caller holds the log dirs'
+    /// locks, so that process is gone), deleted at once: its partitions fail over now instead of
+    /// after the old session's timeout. The controller tells the restart apart by the new
+    /// registration timestamp.
+    public func registerBroker(_ reg: BrokerRegistration, sessionTimeoutMs: Int, logger: Logger,
+                               replaceStaleOwnNode: Bool = false) async throws {
         let path = ZkPaths.broker(reg.id)
         let data = Self.bytes(reg.json())
         while true {
@@ -35,6 +41,11 @@ public struct KafkaZooKeeper: Sendable {
                 do { existing = try await zk.get(path) } catch ZooKeeperError.noNode { continue }
                 if existing.stat.ephemeralOwner == zk.sessionId { return }
                 let other = try? BrokerRegistration.parse(id: reg.id, existing.data, path: path)
+                if let other, other.host == reg.host, other.port == reg.port, replaceStaleOwnNode {
+                    logger.info("Broker node \(path) is left from a previous process of this broker (session 0x\(String(existing.stat.ephemeralOwner, radix: 16))); replacing it")
+                    do { try await zk.delete(path, version: existing.stat.version) } catch ZooKeeperError.noNode {} catch ZooKeeperError.badVersion {}
+                    continue
+                }
                 if let other, other.host == reg.host, other.port == reg.port {
                     logger.info("Broker node \(path) is left from a previous session of this broker (session 0x\(String(existing.stat.ephemeralOwner, radix: 16))); waiting for it to expire")
                     try await Task.sleep(nanoseconds: UInt64(max(sessionTimeoutMs, 500)) * 1_000_000 / 2)

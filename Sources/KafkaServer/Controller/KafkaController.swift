@@ -144,7 +144,9 @@ public actor KafkaController {
         }
         let epoch = try await zkCall("Incrementing the controller epoch", { try await zk.incrementControllerEpoch() })
         logger.info("Broker \(brokerId) is now the controller (epoch \(epoch))")
-        let brokers = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true).map(\.endpoint) })
+        let registrations = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true) })
+        let brokers = registrations.map(\.endpoint)
+        machine.brokerRegisteredAt = Self.registrationTimes(registrations)
         channel.setBrokers(brokers)
         let assignments = try await loadAssignments()
         let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
@@ -152,6 +154,10 @@ public actor KafkaController {
         try await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
         if deleteTopicEnable { try await handleDeletions() }
         try await handlePreferredElection()
+    }
+
+    private static func registrationTimes(_ registrations: [BrokerRegistration]) -> [Int32: Int64] {
+        Dictionary(registrations.map { ($0.id, $0.timestamp) }, uniquingKeysWith: { _, b in b })
     }
 
     /// Reads the topic-level `unclean.leader.election.enable` of every topic that may need an
@@ -274,12 +280,13 @@ public actor KafkaController {
         case .nodeChildrenChanged(ZkPaths.brokerIds):
             guard machine.isActive else { return }
             // Read with the watch set again; a failed read is retried, never taken as "brokers gone".
-            let brokers = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true).map(\.endpoint) })
+            let registrations = try await zkCall("Reading live brokers", { try await zk.liveBrokers(watch: true) })
+            let brokers = registrations.map(\.endpoint)
             logger.info("Live brokers changed: \(brokers.map(\.id))")
             channel.setBrokers(brokers)
             try await refreshStates()
             try await readUncleanElectionOverrides(machine.leadership, live: brokers)
-            try await run(machine.handle(.brokersChanged(brokers)))
+            try await run(machine.handle(.brokersChanged(brokers, registeredAt: Self.registrationTimes(registrations))))
         case .nodeChildrenChanged(ZkPaths.brokerTopics):
             guard machine.isActive else { return }
             try await reloadAssignments()

@@ -171,7 +171,9 @@ public final class KafkaBroker: @unchecked Sendable {
         let electTask = Task { await self.controller.elect() }
 
         // 5. Last: announce this broker.
-        try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
+        // The log dirs are locked by now: a node with this id, host and port is a dead process's.
+        try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger,
+                                    replaceStaleOwnNode: true)
         registeredLock.withLock { registered = true }
         await electTask.value
         logger.info("[Kafka Server \(config.brokerId)], started")
