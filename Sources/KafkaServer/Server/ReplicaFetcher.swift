@@ -30,6 +30,10 @@ final class ReplicaFetcher: @unchecked Sendable {
         var connectTimeoutMs: Int { min(socketTimeoutMs, Self.fetchSlackMs) }
     }
 
+    /// How long a partition the leader answered with an error (e.g. UnknownTopicOrPartition
+    /// before it applied its LeaderAndIsr) waits before it is fetched again.
+    static let partitionErrorBackoffMs = 200
+
     let brokerId: Int32
     let leader: BrokerEndpoint
     let settings: Settings
@@ -69,10 +73,18 @@ final class ReplicaFetcher: @unchecked Sendable {
     private func run() async {
         var conn: BrokerConnection?
         let clientId = "ReplicaFetcherThread-0-\(leader.id)"
+        let clock = ContinuousClock()
+        // Partitions the leader answered with an error sit out a short while: a leader answers
+        // an error at once (no long poll), so fetching them again at once would spin.
+        var backoffUntil: [TopicPartition: ContinuousClock.Instant] = [:]
         while !Task.isCancelled {
-            let wanted = lock.withLock { partitions }
+            let all = lock.withLock { partitions }
+            let now = clock.now
+            backoffUntil = backoffUntil.filter { all[$0.key] != nil && $0.value > now }
+            let wanted = all.filter { backoffUntil[$0.key] == nil }
             if wanted.isEmpty {
-                try? await Task.sleep(nanoseconds: 100_000_000)
+                let wake = backoffUntil.values.min().map { min($0, now + .milliseconds(100)) } ?? now + .milliseconds(100)
+                try? await Task.sleep(until: wake, clock: clock)
                 continue
             }
             do {
@@ -87,16 +99,15 @@ final class ReplicaFetcher: @unchecked Sendable {
                 let req = FetchRequest(replicaId: brokerId, maxWaitMs: settings.maxWaitMs, minBytes: settings.minBytes,
                                        topics: byTopic.map { .init(topic: $0.key, partitions: $0.value) })
                 let resp = try await conn!.fetch(req)
-                var allFailed = true
                 for t in resp.topics {
                     for pd in t.partitions {
-                        if pd.error == .none || pd.error == .offsetOutOfRange { allFailed = false }
-                        await handle(TopicPartition(t.topic, pd.partition), pd, requested: wanted, conn: conn!)
+                        let tp = TopicPartition(t.topic, pd.partition)
+                        if pd.error != .none && pd.error != .offsetOutOfRange {
+                            backoffUntil[tp] = clock.now + .milliseconds(Self.partitionErrorBackoffMs)
+                        }
+                        await handle(tp, pd, requested: wanted, conn: conn!)
                     }
                 }
-                // Every partition answered with an error (e.g. the leader has not applied its
-                // LeaderAndIsr yet): such answers come at once, so pause instead of spinning.
-                if allFailed { try? await Task.sleep(nanoseconds: 100_000_000) }
             } catch {
                 if !Task.isCancelled {
                     logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error fetching from broker \(leader.id) at \(leader.host):\(leader.port): \(error)")
