@@ -15,6 +15,8 @@
 #
 # Other options go to `kafka-tools fault-campaign` (e.g. --faults kill,pause --duration-seconds 300
 # --min-faults 20 --zk-stop-seconds 10 --keep); run `kafka-tools fault-campaign --help` for all.
+# --broker-command 'CMD {}' runs another broker on each host ({} = its server.properties), e.g. a
+# hand-built Kafka 0.8.2.2 (`exec java ... kafka.Kafka "$1"`), to compare it on the same faults.
 # Needs root (ip netns, nftables, tmpfs mounts) and the release build. Exit status 0 when nothing
 # acknowledged with acks=-1 was lost and the replicas are identical (with --unsafe: when it ran).
 set -euo pipefail

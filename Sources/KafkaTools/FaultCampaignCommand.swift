@@ -28,6 +28,7 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
     @Option(name: .customLong("disk-mb"), help: "Size of each broker's log tmpfs.") var diskMB = 64
     @Option(name: .customLong("recovery-limit-seconds"), help: "After a heal, wait at most this long for writes and the full ISR to come back.") var recoveryLimit: Double = 60
     @Option(name: .customLong("broker-property"), help: "Extra broker property key=value (repeatable).") var brokerProperty: [String] = []
+    @Option(name: .customLong("broker-command"), help: ArgumentHelp("Run another broker on each host instead of this project's kafka-server: a /bin/sh command, {} = the server.properties path (appended when absent).", discussion: "E.g. Kafka 0.8.2.2: --broker-command '/tmp/k822/kafka-run.sh {}' (a script ending in `exec java ... kafka.Kafka \"$1\"`). The command is run with exec, so kill -9 / SIGSTOP reach the broker process.")) var brokerCommand: String?
     @Flag(name: .customLong("keep"), help: "Keep the campaign directory (broker logs, log dirs).") var keep = false
     public init() {}
 
@@ -56,6 +57,7 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
         o.diskMB = diskMB
         o.keepDirectory = keep
         o.recoveryLimit = recoveryLimit
+        o.brokerCommand = brokerCommand
         for kv in brokerProperty {
             guard let eq = kv.firstIndex(of: "=") else { throw ValidationError("--broker-property wants key=value, got \(kv)") }
             o.extraBrokerProperties[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])

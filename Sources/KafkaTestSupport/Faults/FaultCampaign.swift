@@ -87,6 +87,8 @@ public struct CampaignOptions: Sendable {
     public var recoveryLimit: Double = 60
     public var extraBrokerProperties: [String: String] = [:]
     public var keepDirectory = false
+    /// A different broker to run on each host (see `FaultCluster.Options.brokerCommand`); nil: this project's kafka-server.
+    public var brokerCommand: String?
     public init() {}
 
     /// The kafka-tools command line that runs this campaign again.
@@ -99,6 +101,7 @@ public struct CampaignOptions: Sendable {
                  "--recovery-limit-seconds \(Int(recoveryLimit))"]
         if let maxFaults { a.append("--max-faults \(maxFaults)") }
         if unsafe { a.append("--unsafe") }
+        if let brokerCommand { a.append("--broker-command '\(brokerCommand)'") }
         for (k, v) in extraBrokerProperties.sorted(by: { $0.key < $1.key }) { a.append("--broker-property \(k)=\(v)") }
         return a.joined(separator: " ")
     }
@@ -256,6 +259,7 @@ public final class FaultCampaign: @unchecked Sendable {
         var clusterOptions = FaultCluster.Options()
         clusterOptions.brokerProperties = options.brokerProperties
         clusterOptions.diskMB = options.diskMB
+        clusterOptions.brokerCommand = options.brokerCommand
         clusterOptions.useShim = options.kinds.contains(.fsyncFail) || options.kinds.contains(.writeFail)
         let log = self.log
         cluster = try await FaultCluster(options: clusterOptions, log: { [t0] s in log(String(format: "[%7.1f] ", faultClock() - t0) + s) })
@@ -263,6 +267,7 @@ public final class FaultCampaign: @unchecked Sendable {
         if (options.kinds.contains(.fsyncFail) || options.kinds.contains(.writeFail)) && !cluster.shimAvailable {
             throw TestSupportError("fsync-fail / write-fail need the LD_PRELOAD shim, which could not be built (gcc missing?)")
         }
+        if let c = options.brokerCommand { say("broker command: \(c)") }
         say("broker properties: " + options.brokerProperties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         try createTopics()
         workload = QueueWorkload(topics: [.init(name: topicAll, acks: -1), .init(name: topicOne, acks: 1)],
@@ -288,7 +293,8 @@ public final class FaultCampaign: @unchecked Sendable {
         }
         say("faults done; final heal")
         try await healEverything()
-        if try await waitHealthy(timeout: 120) == nil {
+        lastSupervisedRestart = faultClock()
+        if try await waitHealthy(timeout: 120, supervise: true) == nil {
             report.problems.append("the cluster did not regain a leader and a full ISR on every partition within 120 s after the final heal")
         }
         try await Task.sleep(nanoseconds: 2_000_000_000)
@@ -376,9 +382,12 @@ public final class FaultCampaign: @unchecked Sendable {
 
     /// Waits until every partition has a leader and the full ISR in ZooKeeper, every broker runs
     /// and is registered; the seconds waited, or nil after `timeout`.
-    func waitHealthy(timeout: Double) async throws -> Double? {
+    ///
+    /// With `supervise`, a broker that exited by itself meanwhile is started again (see `superviseTick`).
+    func waitHealthy(timeout: Double, supervise: Bool = false) async throws -> Double? {
         let begin = faultClock()
         while faultClock() - begin < timeout {
+            if supervise { try await superviseTick() }
             if cluster.brokers.allSatisfy(\.isRunning), cluster.zooKeeperRunning,
                let states = await partitionStates(), states.count == 2 * options.partitions,
                states.values.allSatisfy({ $0.leader >= 0 && $0.isr.count == cluster.brokers.count }),
@@ -449,6 +458,8 @@ public final class FaultCampaign: @unchecked Sendable {
             record.exits.append("broker \(br.id) exit \(br.process?.exitStatus.map { "\($0)" } ?? "?")")
         }
         let healTime = faultClock()
+        supervisedRestarts = []
+        lastSupervisedRestart = healTime
         try await heal(f.kind, b)
         let restarted = try await restartDead()
         if record.exits.isEmpty { record.exits = restarted } else if !restarted.isEmpty { record.exits = record.exits.map { $0 + " (restarted)" } }
@@ -461,10 +472,12 @@ public final class FaultCampaign: @unchecked Sendable {
                 record.availability = max(0, acks.values.max()! - healTime)
                 break
             }
+            try await superviseTick()
             try await sleep(0.05)
         }
         let remaining = max(1, options.recoveryLimit - (faultClock() - healTime))
-        if try await waitHealthy(timeout: remaining) != nil { record.fullIsr = faultClock() - healTime }
+        if try await waitHealthy(timeout: remaining, supervise: true) != nil { record.fullIsr = faultClock() - healTime }
+        record.exits += supervisedRestarts
         say(String(format: "  healed: writes accepted after %@, full ISR after %@",
                    record.availability.map { String(format: "%.2f s", $0) } ?? "NEVER (>\(Int(options.recoveryLimit)) s)",
                    record.fullIsr.map { String(format: "%.2f s", $0) } ?? "NEVER (>\(Int(options.recoveryLimit)) s)"))
@@ -485,6 +498,28 @@ public final class FaultCampaign: @unchecked Sendable {
             cluster.freeDisk(b)
         case .fsyncFail, .writeFail:
             try cluster.setShimFaults(b, fsync: false, write: false)
+        }
+    }
+
+    /// Restarts of brokers that exited by themselves after a heal, since the last fault began.
+    var supervisedRestarts: [String] = []
+    var lastSupervisedRestart = 0.0
+
+    /// While waiting for recovery after a heal, a broker that exited by itself is started again (at
+    /// most every 3 s), as a service manager would, and the exit is recorded in the fault's exits:
+    /// a restart can fail for reasons outside the fault (the binary being relinked by a concurrent
+    /// build: "Text file busy"), and a foreign broker (`--broker-command`) may refuse to start, e.g.
+    /// Kafka 0.8.2.2 when it finds another broker's node at its /brokers/ids path.
+    func superviseTick() async throws {
+        guard faultClock() - lastSupervisedRestart >= 3,
+              cluster.brokers.contains(where: { !$0.isRunning && $0.process != nil }) else { return }
+        lastSupervisedRestart = faultClock()
+        for b in cluster.brokers where !b.isRunning && b.process != nil {
+            let code = b.process?.exitStatus.map { "\($0)" } ?? "?"
+            supervisedRestarts.append("broker \(b.id) exited with \(code) after the heal; restarted")
+            say("  broker \(b.id) exited with \(code) after the heal; restarting it. Its last lines:\n"
+                + b.tail(6).split(separator: "\n").map { "    | " + $0 }.joined(separator: "\n"))
+            try cluster.startBroker(b)
         }
     }
 

@@ -10,7 +10,7 @@ import Glibc
 /// blocked from the other brokers, ZooKeeper stopped, a full log disk, failing fsync / writes.
 ///
 /// ZooKeeper is Debian's (java, /usr/share/java) on host `zk` (10.77.<n>.10:2181); broker `i` is
-/// `.build/release/kafka-server` on host `b<i>` (10.77.<n>.<10+i>:9092) with `host.name` and
+/// `.build/release/kafka-server` (or `Options.brokerCommand`) on host `b<i>` (10.77.<n>.<10+i>:9092) with `host.name` and
 /// `advertised.host.name` set to that address. A broker's log dir is on its own tmpfs when
 /// `diskMB > 0` (so that "disk full" is real), and the broker runs under the LD_PRELOAD shim
 /// `Tests/faults/fault_shim.c` (built with gcc into the cluster directory) when gcc is available.
@@ -23,6 +23,11 @@ public final class FaultCluster: @unchecked Sendable {
         /// Build and load the fsync/write fault shim.
         public var useShim = true
         public var kafkaServer = ProjectPaths.releaseBinDir + "/kafka-server"
+        /// Another broker to run instead of `kafkaServer` (e.g. Kafka 0.8.2.2's `java ... kafka.Kafka`):
+        /// a /bin/sh command in which `{}` stands for the server.properties path (appended when absent).
+        /// It runs as `exec <command>` inside the host's namespace, so the signals of kill / pause reach it;
+        /// the harness relies only on its Kafka port, its ZooKeeper registration and the on-disk log format.
+        public var brokerCommand: String?
         public var shimSource = ProjectPaths.root + "/Tests/faults/fault_shim.c"
         public init() {}
     }
@@ -86,7 +91,7 @@ public final class FaultCluster: @unchecked Sendable {
     /// Creates the hosts, starts ZooKeeper and the brokers, and waits until every broker is registered.
     public init(options: Options, log: @escaping @Sendable (String) -> Void) async throws {
         self.options = options
-        guard FileManager.default.isExecutableFile(atPath: options.kafkaServer) else {
+        guard options.brokerCommand != nil || FileManager.default.isExecutableFile(atPath: options.kafkaServer) else {
             throw TestSupportError("\(options.kafkaServer) is missing: run `swift build -c release` (bin/setup.sh does)")
         }
         Self.unmountLeftovers()
@@ -247,8 +252,16 @@ public final class FaultCluster: @unchecked Sendable {
         let out = "\(b.directory)/kafka-server.\(b.starts).out"
         b.starts += 1
         let prefix = network.execPrefix(b.host)
-        b.process = try BackgroundProcess.launch(prefix[0], Array(prefix.dropFirst()) + [options.kafkaServer, b.propertiesFile],
+        b.process = try BackgroundProcess.launch(prefix[0], Array(prefix.dropFirst()) + brokerArguments(b),
                                                  environment: env, currentDirectory: b.directory, outputFile: out)
+    }
+
+    /// The program and arguments that start broker `b` (inside its namespace).
+    func brokerArguments(_ b: Broker) -> [String] {
+        guard let template = options.brokerCommand else { return [options.kafkaServer, b.propertiesFile] }
+        let quoted = "'" + b.propertiesFile.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        let command = template.contains("{}") ? template.replacingOccurrences(of: "{}", with: quoted) : template + " " + quoted
+        return ["/bin/sh", "-c", "exec " + command]
     }
 
     /// Waits until the broker is registered in ZooKeeper as a live broker (asked through its own

@@ -31,8 +31,8 @@ enum FaultShell {
 /// Every host has an nftables table `inet fault` with an `input` and an `output` chain (policy
 /// accept): faults add drop rules there and healing flushes them.
 ///
-/// `<n>` is the first subnet not claimed by a live harness (claims are pid files under
-/// /run/kafka-fault-net/); namespaces, veths and the bridge of a dead harness are removed before
+/// `<n>` is the first subnet not claimed by a live harness (a claim is an flock held on a pid file
+/// under /run/kafka-fault-net/, so concurrent harnesses never share a subnet); namespaces, veths and the bridge of a dead harness are removed before
 /// their subnet is reused. Everything needs root (CAP_NET_ADMIN).
 public final class FaultNetwork: @unchecked Sendable {
     public struct Host: Sendable {
@@ -47,6 +47,7 @@ public final class FaultNetwork: @unchecked Sendable {
     let ip: String
     let nft: String?
     private let claimFile: String
+    private let claimFD: Int32
     private var removed = false
 
     public var gateway: String { "10.77.\(subnet).1" }
@@ -65,27 +66,39 @@ public final class FaultNetwork: @unchecked Sendable {
         self.nft = FaultShell.which("nft")
         try FileManager.default.createDirectory(atPath: Self.claimDir, withIntermediateDirectories: true)
         var chosen: Int?
+        var chosenFD: Int32 = -1
         for n in 0..<250 {
             let file = "\(Self.claimDir)/\(n).pid"
+            // The claim is an exclusive flock on the pid file, held until `remove()` (or the process's
+            // death: the kernel drops it), so two harnesses starting at once cannot both take `n`.
+            let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { continue }
+            var mine = false
+            defer { if !mine { close(fd) } }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }   // a live harness holds it
+            // The file may have been unlinked by its previous owner between our open and our lock.
+            var opened = stat(), named = stat()
+            guard fstat(fd, &opened) == 0, stat(file, &named) == 0, opened.st_ino == named.st_ino else { continue }
+            // A harness that only wrote its pid (no lock) still counts while it lives.
             if let text = try? String(contentsOfFile: file, encoding: .utf8),
-               let owner = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), owner > 0,
+               let owner = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), owner > 0, owner != getpid(),
                kill(owner, 0) == 0 {
-                continue   // a live harness owns it
+                continue
             }
             Self.removeLeftovers(subnet: n, ip: ip)
-            let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            if fd >= 0 {
-                let s = "\(getpid())\n"
-                _ = s.withCString { write(fd, $0, strlen($0)) }
-                close(fd)
-                chosen = n
-                break
-            }
+            let s = "\(getpid())\n"
+            _ = ftruncate(fd, 0)
+            _ = s.withCString { pwrite(fd, $0, strlen($0), 0) }
+            mine = true
+            chosen = n
+            chosenFD = fd
+            break
         }
         guard let n = chosen else { throw TestSupportError("no free 10.77.x.0/24 subnet for the fault network") }
         subnet = n
         bridge = "kfbr\(n)"
         claimFile = "\(Self.claimDir)/\(n).pid"
+        claimFD = chosenFD
         do {
             try FaultShell.run(ip, ["link", "add", bridge, "type", "bridge"])
             try FaultShell.run(ip, ["addr", "add", "\(gateway)/24", "dev", bridge])
@@ -205,5 +218,6 @@ public final class FaultNetwork: @unchecked Sendable {
         }
         _ = try? FaultShell.run(ip, ["link", "del", bridge], allowFailure: true)
         try? FileManager.default.removeItem(atPath: claimFile)
+        if claimFD >= 0 { close(claimFD) }
     }
 }
