@@ -8,16 +8,18 @@ public struct KafkaClientError: Error, CustomStringConvertible, Sendable {
     public init(_ d: String) { description = d }
 }
 
-/// Splits responses by their size prefix.
+/// Splits responses with the shared `SizePrefixedFrame` codec (a response holds at least its correlation id).
 final class ResponseFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
+    static let sizes = 4...Int(Int32.max)
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let size = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) else { return .needMoreData }
-        guard size >= 4 else { throw KafkaClientError("bad response size \(size)") }
-        guard buffer.readableBytes >= 4 + Int(size) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(size))!))
-        return .continue
+        switch SizePrefixedFrame.next(from: &buffer, sizes: Self.sizes) {
+        case (.outOfBounds(let size), _): throw KafkaClientError("bad response size \(size)")
+        case (_, let frame?):
+            context.fireChannelRead(wrapInboundOut(frame))
+            return .continue
+        default: return .needMoreData
+        }
     }
 }
 

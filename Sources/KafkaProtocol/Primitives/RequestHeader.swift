@@ -58,10 +58,10 @@ extension KafkaRequest {
     /// The full frame: size prefix, header, body.
     public func frame(correlationId: Int32, clientId: String, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var buf = allocator.buffer(capacity: 64)
-        buf.writeKafkaInt32(0)
-        RequestHeader(apiKey: Self.apiKey.rawValue, apiVersion: apiVersion, correlationId: correlationId, clientId: clientId).encode(into: &buf)
-        encode(into: &buf)
-        buf.setInteger(Int32(buf.readableBytes - 4), at: buf.readerIndex, endianness: .big)
+        SizePrefixedFrame.write(into: &buf) { buf in
+            RequestHeader(apiKey: Self.apiKey.rawValue, apiVersion: apiVersion, correlationId: correlationId, clientId: clientId).encode(into: &buf)
+            encode(into: &buf)
+        }
         return buf
     }
 }
@@ -70,10 +70,10 @@ extension KafkaRequest {
 public enum ResponseFramer {
     public static func frame(correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator(), body: (inout ByteBuffer) -> Void) -> ByteBuffer {
         var buf = allocator.buffer(capacity: 64)
-        buf.writeKafkaInt32(0)
-        buf.writeKafkaInt32(correlationId)
-        body(&buf)
-        buf.setInteger(Int32(buf.readableBytes - 4), at: buf.readerIndex, endianness: .big)
+        SizePrefixedFrame.write(into: &buf) { buf in
+            buf.writeKafkaInt32(correlationId)
+            body(&buf)
+        }
         return buf
     }
 }

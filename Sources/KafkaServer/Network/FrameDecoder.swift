@@ -1,3 +1,4 @@
+import KafkaProtocol
 import Logging
 import NIOCore
 
@@ -132,16 +133,14 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// The size of the first frame in `inbound` when its prefix has arrived; closes on a bad size.
-    private enum Head { case none, partial(Int), complete(Int), bad }
-
-    private func head(context: ChannelHandlerContext) -> Head {
-        guard let b = inbound, let size = b.getInteger(at: b.readerIndex, endianness: .big, as: Int32.self) else { return .none }
-        guard size > 0, Int(size) <= maxFrameSize else {
+    /// The first frame in `inbound` (cut by the shared `SizePrefixedFrame` codec); logs a bad size.
+    private func head(context: ChannelHandlerContext) -> SizePrefixedFrame.Head {
+        guard let b = inbound else { return .needSize }
+        let h = SizePrefixedFrame.head(of: b, sizes: 1...maxFrameSize)
+        if case .outOfBounds(let size) = h {
             logger.warning("Closing connection from \(info.remote): request size \(size) is not in 1...\(maxFrameSize) (socket.request.max.bytes)")
-            return .bad
         }
-        return b.readableBytes >= 4 + Int(size) ? .complete(Int(size)) : .partial(Int(size))
+        return h
     }
 
     private var stepping = false
@@ -165,12 +164,12 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func stepOnce(context: ChannelHandlerContext) {
         guard !closed else { return }
         let h = head(context: context)
-        if case .bad = h {
+        if case .outOfBounds = h {
             close(context: context)
             return
         }
-        if case .complete(let size) = h, !busy, context.channel.isWritable {
-            let frame = inbound!.readSlice(length: 4 + size)!.getSlice(at: 4, length: size) ?? ByteBuffer()
+        if case .complete = h, !busy, context.channel.isWritable,
+           let frame = SizePrefixedFrame.next(from: &inbound!, sizes: 1...maxFrameSize).frame {
             start(frame, context: context)
             // Then look again: the next frame may start or be a bad one.
             stepAgain = true
@@ -185,7 +184,7 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         // Read on while the bounds have room: at least the whole first frame may arrive.
         var bound = limits.maxQueuedBytesPerConnection
-        if case .partial(let size) = h { bound = max(bound, 4 + size) }
+        if case .partial(let size) = h { bound = max(bound, SizePrefixedFrame.prefixLength + size) }
         let ownRoom = (inbound?.readableBytes ?? 0) < bound && context.channel.isWritable
         let gateRoom = counted || !gate.isFull
         let want = ownRoom && gateRoom
