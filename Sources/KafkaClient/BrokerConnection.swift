@@ -2,6 +2,7 @@ import Foundation
 import KafkaProtocol
 import NIOCore
 import NIOPosix
+import Synchronization
 
 public struct KafkaClientError: Error, CustomStringConvertible, Sendable {
     public var description: String
@@ -60,8 +61,7 @@ public final class BrokerConnection: @unchecked Sendable {
     let channel: Channel
     let handler: ResponseHandler
     let clientId: String
-    private var nextCorrelation: Int32 = 1
-    private let lock = NSLock()
+    private let nextCorrelation = Mutex<Int32>(1)
 
     public static let sharedGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
@@ -102,9 +102,9 @@ public final class BrokerConnection: @unchecked Sendable {
     }
 
     private func nextId() -> Int32 {
-        lock.withLock {
-            let c = nextCorrelation
-            nextCorrelation = nextCorrelation == Int32.max ? 1 : nextCorrelation + 1
+        nextCorrelation.withLock { next in
+            let c = next
+            next = next == Int32.max ? 1 : next + 1
             return c
         }
     }

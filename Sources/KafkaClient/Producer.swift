@@ -1,6 +1,7 @@
 import Foundation
 import KafkaProtocol
 import Logging
+import Synchronization
 
 /// Kafka's murmur2 (the Java client's partitioner hash), for keyed partitioning.
 public enum Murmur2 {
@@ -45,10 +46,12 @@ final class ClusterMetadata: @unchecked Sendable {
     let bootstrap: [(host: String, port: Int)]
     let clientId: String
     let logger: Logger
-    private var brokers: [Int32: BrokerEndpoint] = [:]
-    private var topics: [String: MetadataResponse.TopicMetadata] = [:]
-    private var connections: [String: BrokerConnection] = [:]
-    private let lock = NSLock()
+    private struct State {
+        var brokers: [Int32: BrokerEndpoint] = [:]
+        var topics: [String: MetadataResponse.TopicMetadata] = [:]
+        var connections: [String: BrokerConnection] = [:]
+    }
+    private let state = Mutex(State())
 
     init(bootstrap: [(host: String, port: Int)], clientId: String, logger: Logger) {
         self.bootstrap = bootstrap
@@ -58,28 +61,28 @@ final class ClusterMetadata: @unchecked Sendable {
 
     func connection(host: String, port: Int) async throws -> BrokerConnection {
         let key = "\(host):\(port)"
-        if let c = lock.withLock({ connections[key] }) { return c }
+        if let c = state.withLock({ st in st.connections[key] }) { return c }
         let c = try await BrokerConnection.connect(host: host, port: port, clientId: clientId)
-        lock.withLock { connections[key] = c }
+        state.withLock { st in st.connections[key] = c }
         return c
     }
 
     func drop(_ c: BrokerConnection) async {
-        lock.withLock { _ = connections.removeValue(forKey: "\(c.host):\(c.port)") }
+        state.withLock { st in _ = st.connections.removeValue(forKey: "\(c.host):\(c.port)") }
         await c.close()
     }
 
     func leaderConnection(_ tp: TopicPartition) async throws -> BrokerConnection? {
-        let leader: BrokerEndpoint? = lock.withLock {
-            guard let t = topics[tp.topic], let p = t.partitions.first(where: { $0.partition == tp.partition }), p.leader >= 0 else { return nil }
-            return brokers[p.leader]
+        let leader: BrokerEndpoint? = state.withLock { st in
+            guard let t = st.topics[tp.topic], let p = t.partitions.first(where: { $0.partition == tp.partition }), p.leader >= 0 else { return nil }
+            return st.brokers[p.leader]
         }
         guard let leader else { return nil }
         return try await connection(host: leader.host, port: Int(leader.port))
     }
 
     func partitions(_ topic: String) -> [MetadataResponse.PartitionMetadata]? {
-        lock.withLock { topics[topic]?.partitions }
+        state.withLock { st in st.topics[topic]?.partitions }
     }
 
     /// Asks the bootstrap brokers (in order) for metadata of `names`.
@@ -89,25 +92,25 @@ final class ClusterMetadata: @unchecked Sendable {
             do {
                 let conn = try await connection(host: b.host, port: b.port)
                 let resp = try await conn.metadata(names)
-                lock.withLock {
-                    for br in resp.brokers { brokers[br.id] = br }
-                    for t in resp.topics { topics[t.topic] = t }
+                state.withLock { st in
+                    for br in resp.brokers { st.brokers[br.id] = br }
+                    for t in resp.topics { st.topics[t.topic] = t }
                 }
                 return
             } catch {
                 lastError = error
-                if let c = lock.withLock({ connections["\(b.host):\(b.port)"] }) { await drop(c) }
+                if let c = state.withLock({ st in st.connections["\(b.host):\(b.port)"] }) { await drop(c) }
             }
         }
         throw lastError
     }
 
-    func topicError(_ topic: String) -> ErrorCode? { lock.withLock { topics[topic]?.error } }
+    func topicError(_ topic: String) -> ErrorCode? { state.withLock { st in st.topics[topic]?.error } }
 
     func closeAll() async {
-        let all = lock.withLock { () -> [BrokerConnection] in
-            let a = Array(connections.values)
-            connections.removeAll()
+        let all = state.withLock { st -> [BrokerConnection] in
+            let a = Array(st.connections.values)
+            st.connections.removeAll()
             return a
         }
         for c in all { await c.close() }

@@ -2,6 +2,7 @@ import Foundation
 import KafkaCluster
 import KafkaProtocol
 import Logging
+import Synchronization
 
 public struct ZookeeperConsumerConfig: Sendable {
     public var zookeeperConnect: String
@@ -79,12 +80,14 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     private var buffer: [ConsumedMessage] = []
     private var bufferIndex = 0
     private var consumers: [String: SimpleConsumer] = [:]   // "host:port" → connection
-    private var needsRebalance = true
-    private var sessionRenewed = false
     private var lastCommit = Date()
     private var eventsTask: Task<Void, Never>?
     private var partitionCursor = 0
-    private let lock = NSLock()
+    private struct State {
+        var needsRebalance = true
+        var sessionRenewed = false
+    }
+    private let state = Mutex(State())
     /// The last successful decision (nil before the first one or after a failed rebalance).
     public private(set) var lastDecision: RebalanceDecision?
 
@@ -152,20 +155,20 @@ public final class ZookeeperConsumer: @unchecked Sendable {
                 guard let self else { return }
                 switch e {
                 case .nodeChildrenChanged(idsPath), .nodeChildrenChanged(ZkPaths.brokerTopics):
-                    self.lock.withLock { self.needsRebalance = true }
+                    self.state.withLock { st in st.needsRebalance = true }
                 case .nodeDataChanged(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
-                    self.lock.withLock { self.needsRebalance = true }
+                    self.state.withLock { st in st.needsRebalance = true }
                 case .nodeCreated(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
-                    self.lock.withLock { self.needsRebalance = true }
+                    self.state.withLock { st in st.needsRebalance = true }
                 case .session(.expired):
                     // The new session has lost our registration and owner nodes.
-                    self.lock.withLock {
-                        self.sessionRenewed = true
-                        self.needsRebalance = true
+                    self.state.withLock { st in
+                        st.sessionRenewed = true
+                        st.needsRebalance = true
                     }
                 case .session(.connected):
                     // Attempts made while the new session was being opened failed: go again.
-                    self.lock.withLock { if self.sessionRenewed { self.needsRebalance = true } }
+                    self.state.withLock { st in if st.sessionRenewed { st.needsRebalance = true } }
                 default: break
                 }
             }
@@ -201,9 +204,9 @@ public final class ZookeeperConsumer: @unchecked Sendable {
 
     /// One rebalance attempt (Kafka's ZKRebalancerListener.rebalance).
     private func rebalance() async throws {
-        let renewed = lock.withLock { () -> Bool in
-            needsRebalance = false
-            return sessionRenewed
+        let renewed = state.withLock { st -> Bool in
+            st.needsRebalance = false
+            return st.sessionRenewed
         }
         if renewed {
             // A new session: the owned registry is gone with the old one (uncommitted progress
@@ -213,7 +216,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             buffer.removeAll()
             bufferIndex = 0
             try await register()
-            lock.withLock { sessionRenewed = false }
+            state.withLock { st in st.sessionRenewed = false }
             logger.info("[\(consumerId)], re-registered in a new ZooKeeper session")
         }
         // Commit while ownership is still held, then release it.
@@ -300,7 +303,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
             if config.autoCommitEnable && Date().timeIntervalSince(lastCommit) * 1000 >= Double(config.autoCommitIntervalMs) {
                 await commitOffsets()
             }
-            if lock.withLock({ needsRebalance }) {
+            if state.withLock({ st in st.needsRebalance }) {
                 // As on Kafka's watcher thread: a failed rebalance is logged, and the consumer is
                 // left with no partitions until the next change in the group.
                 do { try await rebalanceWithRetries() } catch let e as CancellationError { throw e } catch {
@@ -373,7 +376,7 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     public func commitOffsets() async {
         lastCommit = Date()
         // After a session expiry the positions belong to the old session's ownership.
-        if lock.withLock({ sessionRenewed }) { return }
+        if state.withLock({ st in st.sessionRenewed }) { return }
         for (tp, off) in owned where off >= 0 && committed[tp] != off {
             do {
                 try await kzk.commitConsumerOffset(group: config.groupId, tp, offset: off)

@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import KafkaProtocol
 import Logging
+import Synchronization
 
 /// Result of an append.
 public struct LogAppendInfo: Sendable, Equatable {
@@ -42,18 +43,21 @@ public final class Log: @unchecked Sendable {
         var logEndOffset: Int64
     }
 
-    /// Serialises writers (append, roll, truncate, delete, flush bookkeeping).
-    let writeLock = Lock()
-    /// Guards the published state below; held only for copies.
-    private let stateLock = Lock()
-    var _snapshot: Snapshot
-    private var _config: LogConfig
-    private var _recoveryPoint: Int64
-    private var _lastFlushTime: Int64
-    private var isClosed = false
-    /// The first write or fsync error: from then on the log takes no appends and its recovery
-    /// point stays where it was, so the next start recovers what may not be on disk.
-    private var _ioFailure: LogError?
+    /// Serialises writers (append, roll, truncate, delete, flush bookkeeping); what it guards of
+    /// its own is whether the log is closed. Order: `writeLock`, then `published`.
+    struct Writer { var isClosed = false }
+    let writeLock = Mutex(Writer())
+    /// The published state; held only for copies and short updates.
+    private struct PublishedState {
+        var _snapshot: Snapshot
+        var _config: LogConfig
+        var _recoveryPoint: Int64
+        var _lastFlushTime: Int64
+        /// The first write or fsync error: from then on the log takes no appends and its recovery
+        /// point stays where it was, so the next start recovers what may not be on disk.
+        var _ioFailure: LogError?
+    }
+    private let published: Mutex<PublishedState>
     /// Told about that first error (the broker halts, as 0.8.2 does, so leadership moves away).
     private let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
     private let flushQueue: DispatchQueue
@@ -69,15 +73,14 @@ public final class Log: @unchecked Sendable {
         self.directory = directory
         self.logger = logger
         self.onIOFailure = onIOFailure
-        self._config = config
-        self._lastFlushTime = FS.nowMs()
         self.flushQueue = DispatchQueue(label: "kafka.log.flush.\(topicPartition.directoryName)")
         try FS.mkdirs(directory)
         let loaded = try Log.loadSegments(directory: directory, config: config, recoveryPoint: recoveryPoint,
                                           cleanShutdown: cleanShutdown, name: topicPartition.description, logger: logger)
         let leo = loaded.last!.nextOffset()
-        self._snapshot = Snapshot(segments: loaded, logEndOffset: leo)
-        self._recoveryPoint = cleanShutdown ? leo : min(recoveryPoint, leo)
+        self.published = Mutex(PublishedState(_snapshot: Snapshot(segments: loaded, logEndOffset: leo), _config: config,
+                                               _recoveryPoint: cleanShutdown ? leo : min(recoveryPoint, leo),
+                                               _lastFlushTime: FS.nowMs()))
         logger.info("Completed load of log \(topicPartition.directoryName) with log end offset \(leo)")
     }
 
@@ -175,21 +178,21 @@ public final class Log: @unchecked Sendable {
 
     // MARK: state
 
-    private var snapshot: Snapshot { stateLock.withLock { _snapshot } }
+    var snapshot: Snapshot { published.withLock { st in st._snapshot } }
 
-    func publish(_ s: Snapshot) { stateLock.withLock { _snapshot = s } }
+    func publish(_ s: Snapshot) { published.withLock { st in st._snapshot = s } }
 
-    public var config: LogConfig { stateLock.withLock { _config } }
+    public var config: LogConfig { published.withLock { st in st._config } }
 
-    public func updateConfig(_ c: LogConfig) { stateLock.withLock { _config = c } }
+    public func updateConfig(_ c: LogConfig) { published.withLock { st in st._config = c } }
 
     /// The write or fsync error that took this log offline, if any.
-    public var ioFailure: LogError? { stateLock.withLock { _ioFailure } }
+    public var ioFailure: LogError? { published.withLock { st in st._ioFailure } }
 
     private func failed(_ error: LogError) {
-        let first: Bool = stateLock.withLock {
-            guard _ioFailure == nil else { return false }
-            _ioFailure = error
+        let first: Bool = published.withLock { st in
+            guard st._ioFailure == nil else { return false }
+            st._ioFailure = error
             return true
         }
         guard first else { return }
@@ -201,10 +204,10 @@ public final class Log: @unchecked Sendable {
 
     public var logStartOffset: Int64 { snapshot.segments.first!.baseOffset }
 
-    public var recoveryPoint: Int64 { stateLock.withLock { _recoveryPoint } }
+    public var recoveryPoint: Int64 { published.withLock { st in st._recoveryPoint } }
 
     /// Time of the last flush (ms).
-    public var lastFlushTime: Int64 { stateLock.withLock { _lastFlushTime } }
+    public var lastFlushTime: Int64 { published.withLock { st in st._lastFlushTime } }
 
     public var size: Int64 { snapshot.segments.reduce(0) { $0 + Int64($1.size) } }
 
@@ -238,55 +241,55 @@ public final class Log: @unchecked Sendable {
         if info.shallowCount == 0 {
             return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: info.validBytes)
         }
-        writeLock.lock()
-        defer { writeLock.unlock() }
-        guard !isClosed else { throw .closed("log \(topicPartition.directoryName) is closed") }
-        if let e = ioFailure { throw .io("log \(topicPartition.directoryName) is offline after an I/O error: \(e)") }
-        let leo = _snapshot.logEndOffset
-        let validated: ValidatedMessageSet
-        do {
-            if assignOffsets {
-                validated = try MessageSetValidator.assignOffsets(inPlace: &set, info: info, firstOffset: leo,
-                                                                  maxMessageBytes: cfg.maxMessageBytes,
-                                                                  requireKeys: cfg.compact)
-            } else {
-                validated = try MessageSetValidator.validateKeepingOffsets(set, maxMessageBytes: cfg.maxMessageBytes,
-                                                                           nextOffset: leo)
+        return try writeLock.withLock { w throws(LogError) -> LogAppendInfo in
+            guard !w.isClosed else { throw .closed("log \(topicPartition.directoryName) is closed") }
+            if let e = ioFailure { throw .io("log \(topicPartition.directoryName) is offline after an I/O error: \(e)") }
+            let leo = snapshot.logEndOffset
+            let validated: ValidatedMessageSet
+            do throws(MessageSetError) {
+                if assignOffsets {
+                    validated = try MessageSetValidator.assignOffsets(inPlace: &set, info: info, firstOffset: leo,
+                                                                      maxMessageBytes: cfg.maxMessageBytes,
+                                                                      requireKeys: cfg.compact)
+                } else {
+                    validated = try MessageSetValidator.validateKeepingOffsets(set, maxMessageBytes: cfg.maxMessageBytes,
+                                                                               nextOffset: leo)
+                }
+            } catch {
+                throw .invalidMessageSet(error)
             }
-        } catch {
-            throw .invalidMessageSet(error)
-        }
-        if validated.bytes.count > cfg.segmentBytes {
-            throw .invalidMessageSet(.messageSetTooLarge(size: validated.bytes.count, segmentBytes: cfg.segmentBytes))
-        }
-        if validated.bytes.isEmpty {
-            return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: validated.validBytes,
-                                 codec: validated.codec)
-        }
-        do {
-            let seg = try maybeRoll(incoming: validated.bytes.count, config: cfg)
-            try withBytes(validated.bytes) { (p) throws(LogError) in
-                try seg.append(firstOffset: validated.firstOffset, bytes: p)
+            if validated.bytes.count > cfg.segmentBytes {
+                throw .invalidMessageSet(.messageSetTooLarge(size: validated.bytes.count, segmentBytes: cfg.segmentBytes))
             }
-        } catch {
-            failed(error)
-            throw error
+            if validated.bytes.isEmpty {
+                return LogAppendInfo(firstOffset: -1, lastOffset: -1, messageCount: 0, validBytes: validated.validBytes,
+                                     codec: validated.codec)
+            }
+            do throws(LogError) {
+                let seg = try maybeRoll(incoming: validated.bytes.count, config: cfg)
+                try withBytes(validated.bytes) { (p) throws(LogError) in
+                    try seg.append(firstOffset: validated.firstOffset, bytes: p)
+                }
+            } catch {
+                failed(error)
+                throw error
+            }
+            var snap = snapshot
+            snap.logEndOffset = validated.lastOffset + 1
+            publish(snap)
+            let result = LogAppendInfo(firstOffset: validated.firstOffset, lastOffset: validated.lastOffset,
+                                       messageCount: validated.messageCount, validBytes: validated.validBytes,
+                                       codec: validated.codec, bytesWritten: validated.bytes.count)
+            if snap.logEndOffset - recoveryPoint >= cfg.flushIntervalMessages {
+                flushLocked(upTo: snap.logEndOffset)
+            }
+            return result
         }
-        var snap = snapshot
-        snap.logEndOffset = validated.lastOffset + 1
-        publish(snap)
-        let result = LogAppendInfo(firstOffset: validated.firstOffset, lastOffset: validated.lastOffset,
-                                   messageCount: validated.messageCount, validBytes: validated.validBytes,
-                                   codec: validated.codec, bytesWritten: validated.bytes.count)
-        if snap.logEndOffset - recoveryPoint >= cfg.flushIntervalMessages {
-            flushLocked(upTo: snap.logEndOffset)
-        }
-        return result
     }
 
     /// Rolls when the active segment is too full for `incoming` bytes, too old, or its index is full.
     private func maybeRoll(incoming: Int, config cfg: LogConfig) throws(LogError) -> LogSegment {
-        let seg = _snapshot.segments.last!
+        let seg = snapshot.segments.last!
         let now = FS.nowMs()
         let tooBig = seg.size > cfg.segmentBytes - incoming
         let tooOld = seg.size > 0 && now - seg.created > cfg.segmentMs - seg.rollJitterMs
@@ -299,13 +302,13 @@ public final class Log: @unchecked Sendable {
     /// Starts a new active segment at the log end offset.
     @discardableResult
     public func roll() throws(LogError) -> Int64 {
-        try writeLock.withLock { () throws(LogError) -> Int64 in
+        try writeLock.withLock { _ throws(LogError) -> Int64 in
             try rollLocked(config: config).baseOffset
         }
     }
 
     private func rollLocked(config cfg: LogConfig) throws(LogError) -> LogSegment {
-        var snap = _snapshot
+        var snap = snapshot
         let newOffset = snap.logEndOffset
         let old = snap.segments.last!
         if old.baseOffset == newOffset && old.size == 0 { return old }
@@ -428,9 +431,9 @@ public final class Log: @unchecked Sendable {
             }
             i += 1
         }
-        stateLock.withLock {
-            if offset > _recoveryPoint { _recoveryPoint = offset }
-            _lastFlushTime = FS.nowMs()
+        published.withLock { st in
+            if offset > st._recoveryPoint { st._recoveryPoint = offset }
+            st._lastFlushTime = FS.nowMs()
         }
     }
 
@@ -441,8 +444,8 @@ public final class Log: @unchecked Sendable {
     /// Removes every message with offset ≥ `offset` (follower truncation). Offsets at or past the end are a no-op.
     public func truncate(to offset: Int64) throws {
         guard offset >= 0 else { throw LogError.invalidArgument("Cannot truncate to a negative offset (\(offset)).") }
-        try writeLock.withLock { () throws(LogError) in
-            var snap = _snapshot
+        try writeLock.withLock { _ throws(LogError) in
+            var snap = snapshot
             if offset >= snap.logEndOffset { return }
             logger.info("Truncating log \(topicPartition.directoryName) to offset \(offset).")
             if snap.segments.first!.baseOffset > offset {
@@ -458,24 +461,24 @@ public final class Log: @unchecked Sendable {
             snap.logEndOffset = offset
             publish(snap)
             for s in drop { scheduleDelete(s) }
-            stateLock.withLock { _recoveryPoint = min(_recoveryPoint, offset) }
+            published.withLock { st in st._recoveryPoint = min(st._recoveryPoint, offset) }
         }
     }
 
     /// Deletes every segment and restarts the log empty at `newOffset`.
     public func truncateFullyAndStartAt(_ newOffset: Int64) throws {
-        try writeLock.withLock { () throws(LogError) in try truncateFullyLocked(startAt: newOffset) }
+        try writeLock.withLock { _ throws(LogError) in try truncateFullyLocked(startAt: newOffset) }
     }
 
     private func truncateFullyLocked(startAt newOffset: Int64) throws(LogError) {
         logger.info("Truncate and start log '\(topicPartition.directoryName)' at offset \(newOffset)")
-        var snap = _snapshot
+        var snap = snapshot
         for s in snap.segments { scheduleDelete(s) }
         let seg = try Log.newSegment(directory, newOffset, config)
         snap.segments = [seg]
         snap.logEndOffset = newOffset
         publish(snap)
-        stateLock.withLock { _recoveryPoint = min(_recoveryPoint, newOffset) }
+        published.withLock { st in st._recoveryPoint = min(st._recoveryPoint, newOffset) }
     }
 
     /// Renames a segment's files to `.deleted` and removes them after `file.delete.delay.ms`.
@@ -502,8 +505,8 @@ public final class Log: @unchecked Sendable {
     /// Deletes the oldest segments for which `predicate(segment, nextSegment)` holds, never leaving the log
     /// without a segment (rolls first when every segment is deletable). Returns the number deleted.
     func deleteOldSegments(_ predicate: (LogSegment) -> Bool) throws(LogError) -> Int {
-        try writeLock.withLock { () throws(LogError) -> Int in
-            var snap = _snapshot
+        try writeLock.withLock { _ throws(LogError) -> Int in
+            var snap = snapshot
             var deletable: [LogSegment] = []
             for (i, s) in snap.segments.enumerated() {
                 let isActive = i == snap.segments.count - 1
@@ -513,12 +516,12 @@ public final class Log: @unchecked Sendable {
             if deletable.isEmpty { return 0 }
             if deletable.count == snap.segments.count {
                 _ = try rollLocked(config: config)
-                snap = _snapshot
+                snap = snapshot
             }
             snap.segments.removeFirst(deletable.count)
             publish(snap)
             for s in deletable { scheduleDelete(s) }
-            stateLock.withLock { _recoveryPoint = max(_recoveryPoint, snap.segments.first!.baseOffset) }
+            published.withLock { st in st._recoveryPoint = max(st._recoveryPoint, snap.segments.first!.baseOffset) }
             return deletable.count
         }
     }
@@ -527,19 +530,19 @@ public final class Log: @unchecked Sendable {
 
     /// Flushes, trims the active index, and stops accepting appends.
     public func close() {
-        writeLock.withLock {
-            if isClosed { return }
+        writeLock.withLock { w in
+            if w.isClosed { return }
             flush()
-            do { try _snapshot.segments.last!.index.trimToValidSize() } catch { logger.error("\(error)") }
-            isClosed = true
+            do { try snapshot.segments.last!.index.trimToValidSize() } catch { logger.error("\(error)") }
+            w.isClosed = true
         }
     }
 
     /// Closes the log and removes its directory.
     public func delete() {
-        writeLock.withLock {
-            isClosed = true
-            for s in _snapshot.segments { s.deleteFiles() }
+        writeLock.withLock { w in
+            w.isClosed = true
+            for s in snapshot.segments { s.deleteFiles() }
             if let names = try? FS.listDirectory(directory) { for n in names { FS.remove(directory + "/" + n) } }
             rmdir(directory)
         }

@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import KafkaProtocol
 import Logging
+import Synchronization
 
 /// Statistics of one cleaning pass over a log.
 public struct CleanerStats: Sendable, Equatable {
@@ -26,9 +27,11 @@ final class LogCleaner: @unchecked Sendable {
 
     weak var manager: LogManager?
     let logger: Logger
-    private let lock = Lock()
-    private var stopped = false
-    private var running = false
+    private struct State {
+        var stopped = false
+        var running = false
+    }
+    private let state = Mutex(State())
     private let queue = DispatchQueue(label: "kafka.log.cleaner")
 
     init(manager: LogManager, logger: Logger) {
@@ -37,16 +40,16 @@ final class LogCleaner: @unchecked Sendable {
     }
 
     func start() {
-        lock.withLock { running = true; stopped = false }
+        state.withLock { st in st.running = true; st.stopped = false }
         queue.async { [weak self] in self?.loop() }
     }
 
     func stop() {
-        lock.withLock { stopped = true }
+        state.withLock { st in st.stopped = true }
         queue.sync {}
     }
 
-    private var isStopped: Bool { lock.withLock { stopped } }
+    private var isStopped: Bool { state.withLock { st in st.stopped } }
 
     private func loop() {
         while !isStopped {
@@ -218,8 +221,8 @@ extension Log {
     /// Atomically replaces `old` (consecutive, non-active segments) with `new` (a `.cleaned` segment whose base is
     /// the first old base): `.cleaned` → `.swap`, publish, old files → `.deleted`, `.swap` → final name.
     func replaceSegments(_ old: [LogSegment], with new: LogSegment) throws {
-        try writeLock.withLock { () throws -> Void in
-            var snap = _snapshot
+        try writeLock.withLock { _ throws -> Void in
+            var snap = snapshot
             guard let i = snap.segments.firstIndex(where: { $0 === old[0] }),
                   i + old.count < snap.segments.count,
                   zip(snap.segments[i..<(i + old.count)], old).allSatisfy({ $0 === $1 }) else {

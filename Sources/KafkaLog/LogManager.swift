@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import KafkaProtocol
 import Logging
+import Synchronization
 
 /// Broker-level intervals of the log manager (0.8.2 `log.*` settings), all in ms.
 public struct LogManagerSettings: Sendable, Equatable {
@@ -36,13 +37,15 @@ public final class LogManager: @unchecked Sendable {
     /// Called once per log on its first write or fsync error (the broker halts there).
     let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
 
-    private let lock = Lock()
-    private var logs: [TopicPartition: Log] = [:]
-    private var logDirOf: [TopicPartition: String] = [:]
-    private var lockFds: [String: Int32] = [:]
-    private var timers: [DispatchSourceTimer] = []
+    private struct State {
+        var logs: [TopicPartition: Log] = [:]
+        var logDirOf: [TopicPartition: String] = [:]
+        var lockFds: [String: Int32] = [:]
+        var timers: [DispatchSourceTimer] = []
+        var isShutdown = false
+    }
+    private let state = Mutex(State())
     private let scheduler = DispatchQueue(label: "kafka.log.scheduler")
-    private var isShutdown = false
     var cleaner: LogCleaner? = nil
 
     /// Locks each dir, creates missing dirs, loads and (after an unclean stop) recovers every `<topic>-<partition>`.
@@ -76,20 +79,20 @@ public final class LogManager: @unchecked Sendable {
                     close(fd)
                     throw LogError.io("Failed to acquire lock on file .lock in \(dir). A Kafka instance in another process or thread is using this directory.")
                 }
-                lockFds[dir] = fd
+                state.withLock { st in st.lockFds[dir] = fd }
             }
             try loadLogs()
         } catch {
-            unlockDirs()
+            state.withLock { st in Self.unlockDirs(&st) }
             throw error
         }
     }
 
-    deinit { unlockDirs() }
+    deinit { state.withLock { st in Self.unlockDirs(&st) } }
 
-    private func unlockDirs() {
-        for (_, fd) in lockFds { flock(fd, LOCK_UN); close(fd) }
-        lockFds = [:]
+    private static func unlockDirs(_ st: inout State) {
+        for (_, fd) in st.lockFds { flock(fd, LOCK_UN); close(fd) }
+        st.lockFds = [:]
     }
 
     func config(for topic: String) -> LogConfig {
@@ -115,53 +118,55 @@ public final class LogManager: @unchecked Sendable {
             for name in try FS.listDirectory(dir).sorted() {
                 let path = dir + "/" + name
                 guard FS.isDirectory(path), let tp = TopicPartition(directoryName: name) else { continue }
-                if let other = logDirOf[tp] {
+                if let other = state.withLock({ st in st.logDirOf[tp] }) {
                     throw LogError.io("Duplicate log directories found: \(path), \(other)/\(name)!")
                 }
                 logger.info("Loading log '\(name)'")
                 let log = try Log(directory: path, topicPartition: tp, config: config(for: tp.topic),
                                   recoveryPoint: recoveryPoints[tp] ?? 0, cleanShutdown: clean, logger: logger,
                                   onIOFailure: onIOFailure)
-                logs[tp] = log
-                logDirOf[tp] = dir
+                state.withLock { st in
+                    st.logs[tp] = log
+                    st.logDirOf[tp] = dir
+                }
             }
             if clean { FS.remove(marker) }
         }
     }
 
-    public func log(for tp: TopicPartition) -> Log? { lock.withLock { logs[tp] } }
+    public func log(for tp: TopicPartition) -> Log? { state.withLock { st in st.logs[tp] } }
 
-    public var allLogs: [Log] { lock.withLock { logs.keys.sorted().map { logs[$0]! } } }
+    public var allLogs: [Log] { state.withLock { st in st.logs.keys.sorted().map { st.logs[$0]! } } }
 
     /// The log dir holding `tp`.
-    public func logDir(for tp: TopicPartition) -> String? { lock.withLock { logDirOf[tp] } }
+    public func logDir(for tp: TopicPartition) -> String? { state.withLock { st in st.logDirOf[tp] } }
 
     /// Returns the log, creating it in the dir with the fewest partitions.
     public func getOrCreateLog(_ tp: TopicPartition) throws -> Log {
-        try lock.withLock { () throws -> Log in
-            if let l = logs[tp] { return l }
+        try state.withLock { st throws -> Log in
+            if let l = st.logs[tp] { return l }
             var counts: [String: Int] = [:]
             for d in logDirs { counts[d] = 0 }
-            for (_, d) in logDirOf { counts[d, default: 0] += 1 }
+            for (_, d) in st.logDirOf { counts[d, default: 0] += 1 }
             let dir = logDirs.min { counts[$0]! < counts[$1]! }!
             let log = try Log(directory: dir + "/" + tp.directoryName, topicPartition: tp, config: config(for: tp.topic),
                               recoveryPoint: 0, cleanShutdown: true, logger: logger, onIOFailure: onIOFailure)
             logger.info("Created log for partition \(tp) in \(dir) with properties \(log.config.asProperties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")).")
-            logs[tp] = log
-            logDirOf[tp] = dir
+            st.logs[tp] = log
+            st.logDirOf[tp] = dir
             return log
         }
     }
 
     /// Removes the partition's log and its files (StopReplica with delete).
     public func deleteLog(_ tp: TopicPartition) {
-        let removed: Log? = lock.withLock {
-            let l = logs.removeValue(forKey: tp)
-            logDirOf.removeValue(forKey: tp)
+        let removed: Log? = state.withLock { st in
+            let l = st.logs.removeValue(forKey: tp)
+            st.logDirOf.removeValue(forKey: tp)
             return l
         }
         removed?.delete()
-        cleanerLock.withLock { _ = cleanerCheckpoints?.removeValue(forKey: tp) }
+        cleanerCheckpoints.withLock { cps in _ = cps?.removeValue(forKey: tp) }
         if removed != nil { logger.info("Deleted log for partition \(tp)") }
     }
 
@@ -175,15 +180,15 @@ public final class LogManager: @unchecked Sendable {
 
     /// Flush by interval, recovery-point checkpoint, retention, compaction (when enabled).
     public func startBackgroundTasks() {
-        lock.withLock {
-            guard timers.isEmpty, !isShutdown else { return }
+        state.withLock { st in
+            guard st.timers.isEmpty, !st.isShutdown else { return }
             func every(_ ms: Int64, _ task: @escaping @Sendable () -> Void) {
                 guard ms > 0, ms < Int64(Int32.max) * 1000 else { return }
                 let t = DispatchSource.makeTimerSource(queue: scheduler)
                 t.schedule(deadline: .now() + .milliseconds(Int(ms)), repeating: .milliseconds(Int(ms)))
                 t.setEventHandler(handler: task)
                 t.resume()
-                timers.append(t)
+                st.timers.append(t)
             }
             every(settings.flushCheckIntervalMs) { [weak self] in self?.flushDirtyLogs() }
             every(settings.recoveryPointCheckpointIntervalMs) { [weak self] in self?.checkpointRecoveryPoints() }
@@ -208,7 +213,7 @@ public final class LogManager: @unchecked Sendable {
 
     /// Writes `recovery-point-offset-checkpoint` in every dir.
     public func checkpointRecoveryPoints() {
-        let entries: [(String, TopicPartition, Log)] = lock.withLock { logs.map { (logDirOf[$0.key]!, $0.key, $0.value) } }
+        let entries: [(String, TopicPartition, Log)] = state.withLock { st in st.logs.map { (st.logDirOf[$0.key]!, $0.key, $0.value) } }
         for dir in logDirs {
             var points: [TopicPartition: Int64] = [:]
             for (d, tp, l) in entries where d == dir { points[tp] = l.recoveryPoint }
@@ -230,19 +235,19 @@ public final class LogManager: @unchecked Sendable {
 
     // MARK: compaction
 
-    private let cleanerLock = Lock()
-    private var cleanerCheckpoints: [TopicPartition: Int64]? = nil
+    /// Held for a whole compaction pass (`deleteLog` waits for it).
+    private let cleanerCheckpoints = Mutex<[TopicPartition: Int64]?>(nil)
 
     /// Cleaner progress per partition (`cleaner-offset-checkpoint`).
     public var cleanerCheckpointOffsets: [TopicPartition: Int64] {
-        cleanerLock.withLock { cleanerCheckpoints ?? LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
+        cleanerCheckpoints.withLock { cps in cps ?? LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
     }
 
     /// One compaction pass: cleans the compacted log with the highest dirty ratio (at least its
     /// `min.cleanable.dirty.ratio`), writes `cleaner-offset-checkpoint`. Returns nil when nothing was cleanable.
     @discardableResult
     public func runLogCleanerOnce() -> CleanerStats? {
-        cleanerLock.withLock { () -> CleanerStats? in
+        cleanerCheckpoints.withLock { cleanerCheckpoints -> CleanerStats? in
             if cleanerCheckpoints == nil { cleanerCheckpoints = LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
             var best: (log: Log, firstDirty: Int64, ratio: Double)? = nil
             for log in allLogs where log.config.compact {
@@ -257,7 +262,7 @@ public final class LogManager: @unchecked Sendable {
                 guard let stats = try LogCleaner.clean(log: best.log, firstDirty: best.firstDirty,
                                                        maxKeys: settings.cleanerMaxKeysPerPass, logger: logger) else { return nil }
                 cleanerCheckpoints![best.log.topicPartition] = stats.endOffset
-                writeCleanerCheckpoints()
+                writeCleanerCheckpoints(cleanerCheckpoints)
                 return stats
             } catch {
                 logger.error("Error cleaning log \(best.log.topicPartition.directoryName): \(error)")
@@ -266,9 +271,9 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
-    private func writeCleanerCheckpoints() {
-        guard let cps = cleanerCheckpoints else { return }
-        let placement: [TopicPartition: String] = lock.withLock { logDirOf }
+    private func writeCleanerCheckpoints(_ checkpoints: [TopicPartition: Int64]?) {
+        guard let cps = checkpoints else { return }
+        let placement: [TopicPartition: String] = state.withLock { st in st.logDirOf }
         for dir in logDirs {
             var points: [TopicPartition: Int64] = [:]
             for (tp, o) in cps where placement[tp] == dir { points[tp] = o }
@@ -280,20 +285,20 @@ public final class LogManager: @unchecked Sendable {
 
     /// Flushes and closes every log, writes checkpoints and the clean-shutdown marker, unlocks the dirs.
     public func shutdown() {
-        let all: [Log] = lock.withLock {
-            if isShutdown { return [] }
-            isShutdown = true
-            for t in timers { t.cancel() }
-            timers = []
-            return Array(logs.values)
+        let all: [Log] = state.withLock { st in
+            if st.isShutdown { return [] }
+            st.isShutdown = true
+            for t in st.timers { t.cancel() }
+            st.timers = []
+            return Array(st.logs.values)
         }
-        if all.isEmpty && lockFds.isEmpty { return }
+        if all.isEmpty && state.withLock({ st in st.lockFds.isEmpty }) { return }
         cleaner?.stop()
         for l in all { l.close() }
         checkpointRecoveryPoints()
         // A dir with a log that failed a write or fsync is not clean: its next start recovers.
-        let failedDirs: Set<String> = lock.withLock {
-            Set(logs.filter { $0.value.ioFailure != nil }.compactMap { logDirOf[$0.key] })
+        let failedDirs: Set<String> = state.withLock { st in
+            Set(st.logs.filter { $0.value.ioFailure != nil }.compactMap { st.logDirOf[$0.key] })
         }
         for dir in logDirs {
             if failedDirs.contains(dir) {
@@ -304,7 +309,7 @@ public final class LogManager: @unchecked Sendable {
                 logger.error("Failed to write clean shutdown marker in \(dir): \(error)")
             }
         }
-        lock.withLock { unlockDirs() }
+        state.withLock { st in Self.unlockDirs(&st) }
         logger.info("Log manager shut down")
     }
 }

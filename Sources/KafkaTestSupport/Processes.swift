@@ -1,5 +1,6 @@
 import ZooKeeper
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -181,7 +182,7 @@ public enum ProcessRunner {
 public final class BackgroundProcess: Sendable {
     public let pid: Int32
     public let outputFile: String
-    private let exitCode = LockedState<Int32?>(nil)
+    private let exitCode = Mutex<Int32?>(nil)
 
     private init(pid: Int32, outputFile: String) {
         self.pid = pid
@@ -273,8 +274,8 @@ public final class BackgroundProcess: Sendable {
 /// Background children still running when the test process exits normally are killed (SIGKILL to
 /// their process group), so that no ZooKeeper or broker outlives the test run.
 enum ChildRegistry {
-    private static let pids = LockedState<Set<pid_t>>([])
-    private static let installed = LockedState(false)
+    private static let pids = Mutex<Set<pid_t>>([])
+    private static let installed = Mutex(false)
 
     static func add(_ pid: pid_t) { _ = pids.withLock { $0.insert(pid) } }
     static func remove(_ pid: pid_t) { _ = pids.withLock { $0.remove(pid) } }

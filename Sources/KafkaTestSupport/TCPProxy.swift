@@ -1,5 +1,6 @@
 import ZooKeeper
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,7 @@ public final class TCPProxy: Sendable {
         let listenFD: Int32
         let targetHost: String
         let targetPort: Int
-        let state = LockedState<(cut: Bool, stopped: Bool, fds: Set<Int32>)>((false, false, []))
+        let state = Mutex<(cut: Bool, stopped: Bool, fds: Set<Int32>)>((false, false, []))
 
         init(listenFD: Int32, targetHost: String, targetPort: Int) {
             self.listenFD = listenFD
@@ -61,9 +62,11 @@ public final class TCPProxy: Sendable {
                 s.fds.insert(client)
                 s.fds.insert(upstream)
             }
-            let remaining = LockedState(2)
+            // Both directions end here; the second closes the sockets.
+            final class Remaining: Sendable { let count = Mutex(2) }
+            let remaining = Remaining()
             let finish: @Sendable () -> Void = { [self] in
-                let last = remaining.withLock { n -> Bool in
+                let last = remaining.count.withLock { n -> Bool in
                     n -= 1
                     return n == 0
                 }

@@ -1,5 +1,6 @@
 import ZooKeeper
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,7 @@ public final class ZooKeeperServer: Sendable {
     public let directory: String
     private let java: String
     /// The running JVM (nil while stopped); `removed` once `stop()` has deleted the directory.
-    private let state: LockedState<(process: BackgroundProcess?, removed: Bool)>
+    private let state: Mutex<(process: BackgroundProcess?, removed: Bool)>
 
     public var connectString: String { "127.0.0.1:\(port)" }
     /// ZooKeeper's own log (log4j).
@@ -36,7 +37,7 @@ public final class ZooKeeperServer: Sendable {
         self.port = port
         self.directory = directory
         self.java = java
-        self.state = LockedState((nil, false))
+        self.state = Mutex((nil, false))
     }
 
     deinit {

@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import KafkaCluster
 import KafkaProtocol
+import Synchronization
 
 /// kafka-console-consumer.sh: a ZooKeeper group consumer printing each message's value.
 public struct ConsoleConsumerCommand: AsyncParsableCommand {
@@ -101,16 +102,15 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
 
 /// SIGINT/SIGTERM ask the consumer loop to stop (it then commits and cleans up).
 final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
+    private let flag = Mutex(false)
     private var sources: [DispatchSourceSignal] = []
-    var requested: Bool { lock.withLock { flag } }
+    var requested: Bool { flag.withLock { $0 } }
 
     init() {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [weak self] in self?.lock.withLock { self?.flag = true } }
+            s.setEventHandler { [weak self] in self?.flag.withLock { $0 = true } }
             s.resume()
             sources.append(s)
         }

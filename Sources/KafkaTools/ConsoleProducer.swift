@@ -2,12 +2,15 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import KafkaProtocol
+import Synchronization
 
 /// Lines read on a thread (stdin blocks) and handed to the async sender in batches.
 final class LineQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    private var eof = false
+    private struct State {
+        var lines: [String] = []
+        var eof = false
+    }
+    private let state = Mutex(State())
     private let signal: AsyncStream<Void>.Continuation
     let signals: AsyncStream<Void>
 
@@ -18,10 +21,10 @@ final class LineQueue: @unchecked Sendable {
     func startReading(_ handle: FileHandle = .standardInput) {
         let t = Thread {
             while let line = readLine(strippingNewline: true) {
-                self.lock.withLock { self.lines.append(line) }
+                self.state.withLock { st in st.lines.append(line) }
                 self.signal.yield()
             }
-            self.lock.withLock { self.eof = true }
+            self.state.withLock { st in st.eof = true }
             self.signal.yield()
             self.signal.finish()
         }
@@ -30,11 +33,11 @@ final class LineQueue: @unchecked Sendable {
 
     /// Up to `max` lines, or empty with `finished` once stdin ended and everything was taken.
     func take(max: Int) -> (lines: [String], finished: Bool) {
-        lock.withLock {
-            let n = min(max, lines.count)
-            let out = Array(lines.prefix(n))
-            lines.removeFirst(n)
-            return (out, eof && lines.isEmpty)
+        state.withLock { st in
+            let n = min(max, st.lines.count)
+            let out = Array(st.lines.prefix(n))
+            st.lines.removeFirst(n)
+            return (out, st.eof && st.lines.isEmpty)
         }
     }
 }

@@ -1,5 +1,6 @@
 import CZooKeeperShim
 import Logging
+import Synchronization
 
 // Bridging between the C client's threads and Swift concurrency.
 //
@@ -31,7 +32,7 @@ struct RawResult: Sendable {
 final class HandleContext: Sendable {
     weak let client: ZooKeeperClient?
     let generation: UInt64
-    private let pending = LockedState<(next: UInt64, ops: [UInt64: PendingOperation])>((0, [:]))
+    private let pending = Mutex<(next: UInt64, ops: [UInt64: PendingOperation])>((0, [:]))
 
     init(client: ZooKeeperClient, generation: UInt64) {
         self.client = client

@@ -1,5 +1,6 @@
 import CZooKeeperShim
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -34,8 +35,8 @@ public final class ZooKeeperClient: Sendable {
         var negotiatedTimeoutMs: Int = 0
     }
 
-    private let state = LockedState(State())
-    private let subscribers = LockedState<(next: Int, all: [Int: AsyncStream<ZooKeeperEvent>.Continuation])>((0, [:]))
+    private let state = Mutex(State())
+    private let subscribers = Mutex<(next: Int, all: [Int: AsyncStream<ZooKeeperEvent>.Continuation])>((0, [:]))
 
     private init(connectString: String, sessionTimeoutMs: Int, logger: Logger) {
         self.connectString = connectString

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaTestSupport
 import XCTest
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -290,13 +291,15 @@ final class BlackholeProxy: @unchecked Sendable {
     let port: Int
     let targetPort: Int
     private let listenFD: Int32
-    private let lock = NSLock()
-    private var dropping = false
-    private var stopped = false
-    private var fds: [Int32] = []
-    private var accepted = 0
+    private struct State {
+        var dropping = false
+        var stopped = false
+        var fds: [Int32] = []
+        var accepted = 0
+    }
+    private let state = Mutex(State())
 
-    var connectionCount: Int { lock.withLock { accepted } }
+    var connectionCount: Int { state.withLock { st in st.accepted } }
 
     init(targetPort: Int) throws {
         self.targetPort = targetPort
@@ -321,13 +324,13 @@ final class BlackholeProxy: @unchecked Sendable {
         t.start()
     }
 
-    func drop(_ on: Bool) { lock.withLock { dropping = on } }
+    func drop(_ on: Bool) { state.withLock { st in st.dropping = on } }
 
     func stop() {
-        let all: [Int32] = lock.withLock {
-            stopped = true
-            defer { fds.removeAll() }
-            return fds
+        let all: [Int32] = state.withLock { st in
+            st.stopped = true
+            defer { st.fds.removeAll() }
+            return st.fds
         }
         shutdown(listenFD, Int32(SHUT_RDWR))
         close(listenFD)
@@ -354,10 +357,10 @@ final class BlackholeProxy: @unchecked Sendable {
                 close(upstream)
                 continue
             }
-            let keep: Bool = lock.withLock {
-                if stopped { return false }
-                fds += [client, upstream]
-                accepted += 1
+            let keep: Bool = state.withLock { st in
+                if st.stopped { return false }
+                st.fds += [client, upstream]
+                st.accepted += 1
                 return true
             }
             guard keep else { close(client); close(upstream); return }
@@ -373,12 +376,12 @@ final class BlackholeProxy: @unchecked Sendable {
         loop: while true {
             let n = poll(&pfd, 2, 200)
             if n < 0 && errno != EINTR { break }
-            if lock.withLock({ stopped }) { break }
+            if state.withLock({ st in st.stopped }) { break }
             for i in 0..<2 where pfd[i].revents != 0 {
                 let from = pfd[i].fd, to = pfd[1 - i].fd
                 let got = buf.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
                 if got <= 0 { break loop }
-                if lock.withLock({ dropping }) { continue }
+                if state.withLock({ st in st.dropping }) { continue }
                 var off = 0
                 while off < got {
                     let w = buf.withUnsafeBytes { send(to, $0.baseAddress! + off, got - off, Int32(MSG_NOSIGNAL)) }
@@ -391,7 +394,7 @@ final class BlackholeProxy: @unchecked Sendable {
         shutdown(b, Int32(SHUT_RDWR))
         close(a)
         close(b)
-        lock.withLock { fds.removeAll { $0 == a || $0 == b } }
+        state.withLock { st in st.fds.removeAll { $0 == a || $0 == b } }
     }
 }
 
@@ -555,15 +558,19 @@ final class NetworkAbuseTests: IntegrationTestCase {
 }
 
 final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = false
-    var value: Bool { lock.withLock { v } }
-    func set() { lock.withLock { v = true } }
+    private struct State {
+        var v = false
+    }
+    private let state = Mutex(State())
+    var value: Bool { state.withLock { st in st.v } }
+    func set() { state.withLock { st in st.v = true } }
 }
 
 final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = 0
-    var value: Int { lock.withLock { v } }
-    func add() { lock.withLock { v += 1 } }
+    private struct State {
+        var v = 0
+    }
+    private let state = Mutex(State())
+    var value: Int { state.withLock { st in st.v } }
+    func add() { state.withLock { st in st.v += 1 } }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaTestSupport
 import XCTest
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -165,11 +166,13 @@ final class AckRecordingProducer: @unchecked Sendable {
     let topic: String
     let prefix: String
     let batchSize: Int
-    private let lock = NSLock()
-    private var _acked: [Int64: String] = [:]
-    private var _stop = false
-    private var _errors: [Int16] = []
-    private var _ending = ""
+    private struct State {
+        var _acked: [Int64: String] = [:]
+        var _stop = false
+        var _errors: [Int16] = []
+        var _ending = ""
+    }
+    private let state = Mutex(State())
     private let finished = DispatchSemaphore(value: 0)
 
     /// Pause between requests (µs), so a cycle writes thousands of messages, not hundreds of thousands.
@@ -183,10 +186,10 @@ final class AckRecordingProducer: @unchecked Sendable {
         self.pauseMicros = pauseMicros
     }
 
-    var acked: [Int64: String] { lock.withLock { _acked } }
-    var errorCodes: [Int16] { lock.withLock { _errors } }
+    var acked: [Int64: String] { state.withLock { st in st._acked } }
+    var errorCodes: [Int16] { state.withLock { st in st._errors } }
     /// Why the loop ended (the error that broke the connection, or "stopped").
-    var ending: String { lock.withLock { _ending } }
+    var ending: String { state.withLock { st in st._ending } }
 
     func start() {
         let t = Thread { [self] in
@@ -196,7 +199,7 @@ final class AckRecordingProducer: @unchecked Sendable {
         t.start()
     }
 
-    func stop() { lock.withLock { _stop = true } }
+    func stop() { state.withLock { st in st._stop = true } }
 
     /// Waits for the thread to end; false on timeout.
     func wait(timeout: Double) -> Bool { finished.wait(timeout: .now() + timeout) == .success }
@@ -204,29 +207,29 @@ final class AckRecordingProducer: @unchecked Sendable {
     private func run() {
         let conn: WireConnection
         do { conn = try WireConnection(port: port, timeout: 10) } catch {
-            lock.withLock { _ending = "connect: \(error)" }
+            state.withLock { st in st._ending = "connect: \(error)" }
             return
         }
         var i = 0
-        while !lock.withLock({ _stop }) {
+        while !state.withLock({ st in st._stop }) {
             let batch = (i..<i + batchSize).map { (key: "key-\($0 % 100)" as String?, value: "\(prefix)-value-\($0)" as String?) }
             i += batchSize
             do {
                 let (error, base) = try conn.produce(topic: topic, messages: batch, acks: 1)
-                lock.withLock {
+                state.withLock { st in
                     if error == 0 {
-                        for (j, m) in batch.enumerated() { _acked[base + Int64(j)] = m.value! }
+                        for (j, m) in batch.enumerated() { st._acked[base + Int64(j)] = m.value! }
                     } else {
-                        _errors.append(error)
+                        st._errors.append(error)
                     }
                 }
             } catch {
-                lock.withLock { _ending = "\(error)" }
+                state.withLock { st in st._ending = "\(error)" }
                 return
             }
             if pauseMicros > 0 { usleep(pauseMicros) }
         }
-        lock.withLock { _ending = "stopped" }
+        state.withLock { st in st._ending = "stopped" }
     }
 }
 

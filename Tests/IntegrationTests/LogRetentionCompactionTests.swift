@@ -1,6 +1,7 @@
 import Foundation
 import KafkaTestSupport
 import XCTest
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,22 +14,24 @@ import Darwin
 final class FollowingConsumer: @unchecked Sendable {
     let port: Int
     let topic: String
-    private let lock = NSLock()
-    private var _next: Int64
-    private var _messages: [WireMessage] = []
-    private var _errors: [String] = []
-    private var _stop = false
+    private struct State {
+        var _next: Int64
+        var _messages: [WireMessage] = []
+        var _errors: [String] = []
+        var _stop = false
+    }
+    private let state: Mutex<State>
     private let finished = DispatchSemaphore(value: 0)
 
     init(port: Int, topic: String, from: Int64 = 0) {
         self.port = port
         self.topic = topic
-        _next = from
+        state = Mutex(State(_next: from))
     }
 
-    var next: Int64 { lock.withLock { _next } }
-    var messages: [WireMessage] { lock.withLock { _messages } }
-    var errors: [String] { lock.withLock { _errors } }
+    var next: Int64 { state.withLock { st in st._next } }
+    var messages: [WireMessage] { state.withLock { st in st._messages } }
+    var errors: [String] { state.withLock { st in st._errors } }
 
     func start() {
         Thread { [self] in
@@ -39,28 +42,28 @@ final class FollowingConsumer: @unchecked Sendable {
 
     /// Stops after the next fetch; waits for the thread.
     func stop(timeout: Double = 10) -> Bool {
-        lock.withLock { _stop = true }
+        state.withLock { st in st._stop = true }
         return finished.wait(timeout: .now() + timeout) == .success
     }
 
     private func run() {
         do {
             let conn = try WireConnection(port: port, timeout: 10)
-            while !lock.withLock({ _stop }) {
+            while !state.withLock({ st in st._stop }) {
                 let from = next
                 let f = try conn.fetch(topic: topic, offset: from, maxBytes: 64 * 1024, maxWaitMs: 100, minBytes: 1)
                 guard f.error == 0 else {
-                    lock.withLock { _errors.append("fetch at \(from): error \(f.error)") }
+                    state.withLock { st in st._errors.append("fetch at \(from): error \(f.error)") }
                     return
                 }
                 let fresh = f.messages.filter { $0.offset >= from }
-                lock.withLock {
-                    _messages += fresh
-                    if let last = fresh.last { _next = last.offset + 1 }
+                state.withLock { st in
+                    st._messages += fresh
+                    if let last = fresh.last { st._next = last.offset + 1 }
                 }
             }
         } catch {
-            lock.withLock { _errors.append("\(error)") }
+            state.withLock { st in st._errors.append("\(error)") }
         }
     }
 }

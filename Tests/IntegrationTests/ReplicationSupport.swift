@@ -2,6 +2,7 @@ import Foundation
 import KafkaTestSupport
 import XCTest
 import ZooKeeper
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -171,9 +172,11 @@ final class FailoverProducer: @unchecked Sendable {
     let partition: Int32
     let acks: Int16
     private let candidatePorts: () -> [Int]
-    private let lock = NSLock()
-    private var _acked: [(offset: Int64, value: String)] = []
-    private var _failures: [Attempt] = []
+    private struct State {
+        var _acked: [(offset: Int64, value: String)] = []
+        var _failures: [Attempt] = []
+    }
+    private let state = Mutex(State())
     private var conn: WireConnection?
     private var leaderPort: Int?
 
@@ -185,8 +188,8 @@ final class FailoverProducer: @unchecked Sendable {
         self.candidatePorts = candidatePorts
     }
 
-    var acked: [(offset: Int64, value: String)] { lock.withLock { _acked } }
-    var failures: [Attempt] { lock.withLock { _failures } }
+    var acked: [(offset: Int64, value: String)] { state.withLock { st in st._acked } }
+    var failures: [Attempt] { state.withLock { st in st._failures } }
 
     /// Finds the leader through Metadata from the first candidate that answers with one.
     private func refreshLeader() -> Int? {
@@ -216,12 +219,12 @@ final class FailoverProducer: @unchecked Sendable {
                 let (error, offset) = try conn!.produce(topic: topic, partition: partition, messages: [(key: nil, value: value)],
                                                         acks: acks, timeoutMs: 10_000)
                 if error == 0 {
-                    lock.withLock { _acked.append((offset, value)) }
+                    state.withLock { st in st._acked.append((offset, value)) }
                     return offset
                 }
-                lock.withLock { _failures.append(Attempt(value: value, error: "error code \(error) from port \(leaderPort ?? -1)")) }
+                state.withLock { st in st._failures.append(Attempt(value: value, error: "error code \(error) from port \(leaderPort ?? -1)")) }
             } catch {
-                lock.withLock { _failures.append(Attempt(value: value, error: "\(error) (port \(leaderPort ?? -1))")) }
+                state.withLock { st in st._failures.append(Attempt(value: value, error: "\(error) (port \(leaderPort ?? -1))")) }
             }
             conn = nil
             usleep(100_000)
@@ -233,11 +236,13 @@ final class FailoverProducer: @unchecked Sendable {
 /// Runs `body` on a plain thread (blocking socket work off the Swift concurrency pool).
 final class BackgroundWork: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var _stop = false
-    private var _finished = false
+    private struct State {
+        var _stop = false
+        var _finished = false
+    }
+    private let state = Mutex(State())
 
-    var shouldStop: Bool { lock.withLock { _stop } }
+    var shouldStop: Bool { state.withLock { st in st._stop } }
 
     init(_ body: @escaping @Sendable (BackgroundWork) -> Void) {
         let t = Thread { [self] in
@@ -249,16 +254,16 @@ final class BackgroundWork: @unchecked Sendable {
 
     /// Waits up to `timeout` seconds for the body to end (true when it has; may be called again).
     func wait(timeout: Double) -> Bool {
-        if lock.withLock({ _finished }) { return true }
+        if state.withLock({ st in st._finished }) { return true }
         guard done.wait(timeout: .now() + timeout) == .success else { return false }
-        lock.withLock { _finished = true }
+        state.withLock { st in st._finished = true }
         return true
     }
 
     /// Asks the body to stop and waits up to `timeout` seconds for it to end.
     @discardableResult
     func stopAndWait(timeout: Double) -> Bool {
-        lock.withLock { _stop = true }
+        state.withLock { st in st._stop = true }
         return wait(timeout: timeout)
     }
 }

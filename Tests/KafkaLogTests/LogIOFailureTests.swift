@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import KafkaLog
 import KafkaProtocol
+import Synchronization
 
 /// A log on a disk that fills up (a real tmpfs of a few pages): issue 7 item 8.
 final class LogIOFailureTests: LogTestCase {
@@ -65,8 +66,10 @@ final class LogIOFailureTests: LogTestCase {
 }
 
 final class FailureRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _reasons: [String] = []
-    var reasons: [String] { lock.withLock { _reasons } }
-    func record(_ r: String) { lock.withLock { _reasons.append(r) } }
+    private struct State {
+        var _reasons: [String] = []
+    }
+    private let state = Mutex(State())
+    var reasons: [String] { state.withLock { st in st._reasons } }
+    func record(_ r: String) { state.withLock { st in st._reasons.append(r) } }
 }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import KafkaLog
 import KafkaProtocol
+import Synchronization
 
 final class LogTests: LogTestCase {
     func testAppendAndReadAcrossSegmentRolls() throws {
@@ -201,8 +202,7 @@ final class LogTests: LogTestCase {
 }
 
 final class ManagedFlag: @unchecked Sendable {
-    private let l = NSLock()
-    private var v = false
-    var value: Bool { l.lock(); defer { l.unlock() }; return v }
-    func set() { l.lock(); v = true; l.unlock() }
+    private let v = Mutex(false)
+    var value: Bool { v.withLock { $0 } }
+    func set() { v.withLock { $0 = true } }
 }

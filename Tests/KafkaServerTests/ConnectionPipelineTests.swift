@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import XCTest
+import Synchronization
 
 /// The broker's per-connection pipeline on an EmbeddedChannel: frames split by their size
 /// prefix, answered strictly in request order whatever order processing finishes in, bad
@@ -11,21 +12,24 @@ import XCTest
 final class ConnectionPipelineTests: XCTestCase {
     /// A processor whose answers the test completes by hand, in any order.
     final class ManualProcessor: RequestProcessor, @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var frames: [[UInt8]] = []
-        private var promises: [EventLoopPromise<ResponseAction>] = []
+        private struct State {
+            var frames: [[UInt8]] = []
+            var promises: [EventLoopPromise<ResponseAction>] = []
+        }
+        private let state = Mutex(State())
 
         func process(frame: ByteBuffer, connection: ConnectionInfo, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
             let p = eventLoop.makePromise(of: ResponseAction.self)
-            lock.withLock {
-                frames.append(Array(frame.readableBytesView))
-                promises.append(p)
+            state.withLock { st in
+                st.frames.append(Array(frame.readableBytesView))
+                st.promises.append(p)
             }
             return p.futureResult
         }
 
-        var count: Int { lock.withLock { promises.count } }
-        func complete(_ i: Int, with action: ResponseAction) { lock.withLock { promises[i] }.succeed(action) }
+        var frames: [[UInt8]] { state.withLock { st in st.frames } }
+        var count: Int { state.withLock { st in st.promises.count } }
+        func complete(_ i: Int, with action: ResponseAction) { state.withLock { st in st.promises[i] }.succeed(action) }
     }
 
     func makeChannel(_ processor: ManualProcessor, maxRequestSize: Int = 1000) throws -> EmbeddedChannel {

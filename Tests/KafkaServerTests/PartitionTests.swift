@@ -4,6 +4,7 @@ import KafkaProtocol
 import KafkaServer
 import Logging
 import XCTest
+import Synchronization
 
 /// Leadership, appends and ISR decisions of one partition, without sockets or ZooKeeper
 /// (issue 7 items 4 and 9).
@@ -139,8 +140,10 @@ final class PartitionTests: XCTestCase {
 
 /// A flag shared between the test thread and an appender thread.
 final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+    private struct State {
+        var value = false
+    }
+    private let state = Mutex(State())
+    var isSet: Bool { state.withLock { st in st.value } }
+    func set() { state.withLock { st in st.value = true } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KafkaTestSupport
 import XCTest
 import ZooKeeper
@@ -6,8 +7,8 @@ import ZooKeeper
 /// One real ZooKeeper server shared by the tests of this target (started on first use, stopped by
 /// `ZooKeeperTestCase.tearDown()` of the class); every test works under its own unique root path.
 enum SharedZooKeeper {
-    private static let server = Guarded<ZooKeeperServer?>(nil)
-    private static let starting = Guarded<Task<ZooKeeperServer, Error>?>(nil)
+    private static let server = Mutex<ZooKeeperServer?>(nil)
+    private static let starting = Mutex<Task<ZooKeeperServer, Error>?>(nil)
 
     static func get() async throws -> ZooKeeperServer {
         if let s = server.withLock({ $0 }) { return s }
@@ -48,7 +49,7 @@ class ZooKeeperTestCase: XCTestCase {
 /// Records every event of one stream, for polling from tests.
 final class EventRecorder: Sendable {
     private final class Box: Sendable {
-        let events = Guarded<[ZooKeeperEvent]>([])
+        let events = Mutex<[ZooKeeperEvent]>([])
     }
     private let box = Box()
     private let task: Task<Void, Never>
@@ -91,19 +92,5 @@ func assertThrows<T>(_ expected: ZooKeeperError, file: StaticString = #filePath,
         XCTAssertEqual(error, expected, file: file, line: line)
     } catch {
         XCTFail("expected \(expected), got \(error)", file: file, line: line)
-    }
-}
-
-/// A value behind an NSLock (pthread-based, so ThreadSanitizer understands it).
-final class Guarded<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

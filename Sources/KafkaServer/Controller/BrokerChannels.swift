@@ -3,6 +3,7 @@ import KafkaClient
 import KafkaProtocol
 import Logging
 import NIOCore
+import Synchronization
 
 /// The controller's channels to brokers (Kafka's `ControllerChannelManager`): requests for
 /// this broker are applied in-process; each other broker gets its own ordered queue, drained
@@ -30,8 +31,10 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
     let controllerDescription: String
     let local: @Sendable (Request) async -> Void
     let logger: Logger
-    private let lock = NSLock()
-    private var queues: [Int32: Queue] = [:]
+    private struct State {
+        var queues: [Int32: Queue] = [:]
+    }
+    private let state = Mutex(State())
     /// `controller.socket.timeout.ms`: a request with no answer in this time closes the
     /// connection; it is retried on a new one.
     var socketTimeoutMs = 30000
@@ -46,19 +49,19 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
     /// Opens queues to new brokers and closes those of brokers that left.
     func setBrokers(_ brokers: [BrokerEndpoint]) {
         let remote = brokers.filter { $0.id != localId }
-        lock.withLock {
+        state.withLock { st in
             let wanted = Dictionary(remote.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for (id, q) in queues where wanted[id] == nil || wanted[id] != q.endpoint {
+            for (id, q) in st.queues where wanted[id] == nil || wanted[id] != q.endpoint {
                 q.continuation.finish()
                 q.task?.cancel()
-                queues[id] = nil
+                st.queues[id] = nil
             }
-            for (id, ep) in wanted where queues[id] == nil {
+            for (id, ep) in wanted where st.queues[id] == nil {
                 let q = Queue(endpoint: ep)
                 q.task = Task { [logger, controllerDescription, socketTimeoutMs] in
                     await Self.drain(q, clientId: controllerDescription, logger: logger, socketTimeoutMs: socketTimeoutMs)
                 }
-                queues[id] = q
+                st.queues[id] = q
             }
         }
     }
@@ -99,7 +102,7 @@ final class BrokerChannels: ControllerChannel, @unchecked Sendable {
             await local(r)
             return
         }
-        let q = lock.withLock { queues[broker] }
+        let q = state.withLock { st in st.queues[broker] }
         guard let q else {
             logger.warning("No channel to broker \(broker); request dropped")
             return

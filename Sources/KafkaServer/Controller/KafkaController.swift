@@ -4,6 +4,7 @@ import KafkaLog
 import KafkaProtocol
 import Logging
 import ZooKeeper
+import Synchronization
 
 /// Delivers controller requests to a broker (itself locally, others over the network).
 public protocol ControllerChannel: Sendable {
@@ -58,7 +59,7 @@ public actor KafkaController {
     public var isActive: Bool { machine.isActive }
 
     /// Set by `shutdown()`: elections and retries stop.
-    private let stopped = LockedState(false)
+    private let stopped = Mutex(false)
 
     /// The ZooKeeper session the current election (and the controller it made) belongs to.
     private var session: Int64 = 0

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -35,25 +36,27 @@ public struct SocketServerLimits: Sendable {
 /// bound, connections stop reading until one drains (they register to be woken).
 final class RequestGate: @unchecked Sendable {
     let limit: Int
-    private let lock = NSLock()
-    private var queued = 0
-    private var waiters: [ObjectIdentifier: @Sendable () -> Void] = [:]
+    private struct State {
+        var queued = 0
+        var waiters: [ObjectIdentifier: @Sendable () -> Void] = [:]
+    }
+    private let state = Mutex(State())
 
     init(limit: Int) { self.limit = max(limit, 1) }
 
-    var isFull: Bool { lock.withLock { queued >= limit } }
-    var count: Int { lock.withLock { queued } }
+    var isFull: Bool { state.withLock { st in st.queued >= limit } }
+    var count: Int { state.withLock { st in st.queued } }
 
-    func added(_ n: Int = 1) { lock.withLock { queued += n } }
+    func added(_ n: Int = 1) { state.withLock { st in st.queued += n } }
 
     /// Requests left the queue (started or dropped with their connection); wakes waiters below the limit.
     func removed(_ n: Int = 1) {
         guard n > 0 else { return }
-        let wake: [@Sendable () -> Void] = lock.withLock {
-            queued -= n
-            guard queued < limit, !waiters.isEmpty else { return [] }
-            let w = Array(waiters.values)
-            waiters.removeAll()
+        let wake: [@Sendable () -> Void] = state.withLock { st in
+            st.queued -= n
+            guard st.queued < limit, !st.waiters.isEmpty else { return [] }
+            let w = Array(st.waiters.values)
+            st.waiters.removeAll()
             return w
         }
         for w in wake { w() }
@@ -61,23 +64,22 @@ final class RequestGate: @unchecked Sendable {
 
     /// Registers `wake` to run once the gate has room; runs it at once if it has room already.
     func waitForRoom(_ id: ObjectIdentifier, _ wake: @escaping @Sendable () -> Void) {
-        let now: Bool = lock.withLock {
-            if queued < limit { return true }
-            waiters[id] = wake
+        let now: Bool = state.withLock { st in
+            if st.queued < limit { return true }
+            st.waiters[id] = wake
             return false
         }
         if now { wake() }
     }
 
-    func cancelWait(_ id: ObjectIdentifier) { lock.withLock { _ = waiters.removeValue(forKey: id) } }
+    func cancelWait(_ id: ObjectIdentifier) { state.withLock { st in _ = st.waiters.removeValue(forKey: id) } }
 }
 
 /// `max.connections.per.ip` (Kafka's `ConnectionQuotas`).
 final class ConnectionQuotas: @unchecked Sendable {
     let defaultMax: Int
     let overrides: [String: Int]
-    private let lock = NSLock()
-    private var counts: [String: Int] = [:]
+    private let counts = Mutex<[String: Int]>([:])
 
     init(defaultMax: Int, overrides: [String: Int]) {
         self.defaultMax = defaultMax
@@ -90,7 +92,7 @@ final class ConnectionQuotas: @unchecked Sendable {
 
     /// Counts a new connection from `ip`; false (and not counted) when `ip` is at its maximum.
     func inc(_ ip: String) -> Bool {
-        lock.withLock {
+        counts.withLock { counts in
             let n = counts[ip, default: 0]
             if n >= (overrides[ip] ?? defaultMax) { return false }
             counts[ip] = n + 1
@@ -99,13 +101,13 @@ final class ConnectionQuotas: @unchecked Sendable {
     }
 
     func dec(_ ip: String) {
-        lock.withLock {
+        counts.withLock { counts in
             guard let n = counts[ip] else { return }
             counts[ip] = n > 1 ? n - 1 : nil
         }
     }
 
-    func count(_ ip: String) -> Int { lock.withLock { counts[ip] ?? 0 } }
+    func count(_ ip: String) -> Int { counts.withLock { counts in counts[ip] ?? 0 } }
 
     func maximum(_ ip: String) -> Int { overrides[ip] ?? defaultMax }
 

@@ -2,6 +2,7 @@ import Foundation
 import KafkaLog
 import KafkaProtocol
 import NIOCore
+import Synchronization
 
 /// An operation that waits for a condition on some partitions or for its timeout
 /// (long-poll fetches now; acks=-1 produces later use the same mechanism).
@@ -16,9 +17,11 @@ public protocol DelayedOperation: AnyObject, Sendable {
 /// Kafka's purgatory: parks operations by partition and completes each once, when its
 /// condition is met (checked on every append/HW change of a watched partition) or it expires.
 public final class Purgatory: @unchecked Sendable {
-    private let lock = NSLock()
-    private var watchers: [TopicPartition: [ObjectIdentifier: DelayedOperation]] = [:]
-    private var done = Set<ObjectIdentifier>()
+    private struct State {
+        var watchers: [TopicPartition: [ObjectIdentifier: DelayedOperation]] = [:]
+        var done = Set<ObjectIdentifier>()
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
@@ -29,8 +32,8 @@ public final class Purgatory: @unchecked Sendable {
             return
         }
         let id = ObjectIdentifier(op)
-        lock.withLock {
-            for k in op.keys { watchers[k, default: [:]][id] = op }
+        state.withLock { st in
+            for k in op.keys { st.watchers[k, default: [:]][id] = op }
         }
         // The condition may have become true between the check and the registration.
         if op.isSatisfied() {
@@ -44,25 +47,25 @@ public final class Purgatory: @unchecked Sendable {
 
     /// Re-checks the operations watching `key` (after an append or a high-watermark move).
     public func checkAndComplete(_ key: TopicPartition) {
-        let ops: [DelayedOperation] = lock.withLock { watchers[key].map { Array($0.values) } ?? [] }
+        let ops: [DelayedOperation] = state.withLock { st in st.watchers[key].map { Array($0.values) } ?? [] }
         for op in ops where op.isSatisfied() { finish(op, timedOut: false) }
     }
 
     /// Completes everything that waits on `key` (leadership moved, partition removed).
     public func completeAll(_ key: TopicPartition) {
-        let ops: [DelayedOperation] = lock.withLock { watchers[key].map { Array($0.values) } ?? [] }
+        let ops: [DelayedOperation] = state.withLock { st in st.watchers[key].map { Array($0.values) } ?? [] }
         for op in ops { finish(op, timedOut: false) }
     }
 
-    public var watchedCount: Int { lock.withLock { watchers.values.reduce(0) { $0 + $1.count } } }
+    public var watchedCount: Int { state.withLock { st in st.watchers.values.reduce(0) { $0 + $1.count } } }
 
     private func finish(_ op: DelayedOperation, timedOut: Bool) {
         let id = ObjectIdentifier(op)
-        let first: Bool = lock.withLock {
+        let first: Bool = state.withLock { st in
             var wasWatched = false
             for k in op.keys {
-                if watchers[k]?.removeValue(forKey: id) != nil { wasWatched = true }
-                if watchers[k]?.isEmpty == true { watchers[k] = nil }
+                if st.watchers[k]?.removeValue(forKey: id) != nil { wasWatched = true }
+                if st.watchers[k]?.isEmpty == true { st.watchers[k] = nil }
             }
             return wasWatched
         }

@@ -5,6 +5,7 @@ import KafkaLog
 import KafkaProtocol
 import Logging
 import NIOCore
+import Synchronization
 
 /// One broker process (Kafka 0.8.2 `KafkaServer`): start-up in Kafka's order, clean shutdown.
 public final class KafkaBroker: @unchecked Sendable {
@@ -19,11 +20,9 @@ public final class KafkaBroker: @unchecked Sendable {
     private var controller: KafkaController!
     private var topicConfigs: TopicConfigManager!
     private var tasks: [Task<Void, Never>] = []
-    private let shutdownLock = NSLock()
-    private var isShutDown = false
-    private var isRegistered: Bool { registeredLock.withLock { registered } }
-    private let registeredLock = NSLock()
-    private var registered = false
+    private let isShutDown = Mutex(false)
+    private var isRegistered: Bool { registered.withLock { $0 } }
+    private let registered = Mutex(false)
 
     public init(config: BrokerConfig, logger: Logger = Logger(label: "kafka.server.KafkaServer")) {
         self.config = config
@@ -174,7 +173,7 @@ public final class KafkaBroker: @unchecked Sendable {
         // The log dirs are locked by now: a node with this id, host and port is a dead process's.
         try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger,
                                     replaceStaleOwnNode: true)
-        registeredLock.withLock { registered = true }
+        registered.withLock { $0 = true }
         await electTask.value
         logger.info("[Kafka Server \(config.brokerId)], started")
     }
@@ -184,16 +183,15 @@ public final class KafkaBroker: @unchecked Sendable {
     }
 
     /// The task that recovers from the last session expiry (a newer expiry replaces it).
-    private var sessionRecoveryTask: Task<Void, Never>?
-    private let sessionRecoveryLock = NSLock()
+    private let sessionRecoveryTask = Mutex<Task<Void, Never>?>(nil)
 
     private func startSessionRecovery() {
-        let stopping = shutdownLock.withLock { isShutDown }
+        let stopping = isShutDown.withLock { $0 }
         guard !stopping else { return }
         let task = Task { [weak self] () -> Void in await self?.onNewSession() }
-        let previous = sessionRecoveryLock.withLock { () -> Task<Void, Never>? in
-            defer { sessionRecoveryTask = task }
-            return sessionRecoveryTask
+        let previous = sessionRecoveryTask.withLock { current -> Task<Void, Never>? in
+            defer { current = task }
+            return current
         }
         previous?.cancel()
     }
@@ -208,7 +206,7 @@ public final class KafkaBroker: @unchecked Sendable {
         let ctl = controller!
         async let elected: Void = ctl.elect()
         var attempt = 0
-        while !Task.isCancelled && !shutdownLock.withLock({ isShutDown }) {
+        while !Task.isCancelled && !isShutDown.withLock({ $0 }) {
             do {
                 try await zk.ensurePersistentPaths()
                 try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
@@ -216,7 +214,7 @@ public final class KafkaBroker: @unchecked Sendable {
                 logger.info("Broker \(config.brokerId) is registered again on the new session")
                 break
             } catch {
-                if error is CancellationError || Task.isCancelled || shutdownLock.withLock({ isShutDown }) { break }
+                if error is CancellationError || Task.isCancelled || isShutDown.withLock({ $0 }) { break }
                 let backoff = 2 * ZkRetryPolicy.backoffMs(attempt: attempt)
                 attempt += 1
                 logger.error("Re-registration on the new session failed (attempt \(attempt)): \(error); retrying in \(backoff) ms")
@@ -271,9 +269,9 @@ public final class KafkaBroker: @unchecked Sendable {
     /// Clean shutdown: stop serving, flush and checkpoint logs (marking a clean shutdown),
     /// then close ZooKeeper, which removes this broker's ephemeral node.
     public func shutdown() async {
-        let first = shutdownLock.withLock { () -> Bool in
-            if isShutDown { return false }
-            isShutDown = true
+        let first = isShutDown.withLock { down -> Bool in
+            if down { return false }
+            down = true
             return true
         }
         guard first else { return }
@@ -287,7 +285,7 @@ public final class KafkaBroker: @unchecked Sendable {
         // Stop reacting to ZooKeeper and give up the controller role first, so this broker's
         // own deregistration is not taken for a failure (leaders stay as they are, as in 0.8.2).
         for t in tasks { t.cancel() }
-        sessionRecoveryLock.withLock { sessionRecoveryTask }?.cancel()
+        sessionRecoveryTask.withLock { $0 }?.cancel()
         await controller?.shutdown()
         // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaLog
 import KafkaProtocol
+import Synchronization
 
 /// One partition hosted by this broker: its log plus the leadership the controller decided.
 /// The high watermark is kept apart from the log end offset: consumers read below it. On the
@@ -10,75 +11,79 @@ public final class Partition: @unchecked Sendable {
     public let topicPartition: TopicPartition
     public let log: Log
     let localBrokerId: Int32
-    /// Guards the fields below; held only for reads and short updates (never through I/O), so
-    /// fetches reading the high watermark never wait for an append.
-    private let lock = NSLock()
+    /// Leadership, ISR, high watermark and the leader's view of its followers; held only for
+    /// reads and short updates (never through I/O), so fetches reading the high watermark never
+    /// wait for an append.
+    private struct State {
+        var _leader: Int32 = -1
+        var _leaderEpoch: Int32 = -1
+        var _controllerEpoch: Int32 = -1
+        var _zkVersion: Int32 = -1
+        var _isr: [Int32] = []
+        var _replicas: [Int32] = []
+        var _highWatermark: Int64 = 0
+        /// Leader side: each follower's log end offset (the offset it last fetched from) and
+        /// when that last moved (for the ISR lag check). A follower without an entry has not
+        /// fetched from this leader yet: its position is unknown, not 0.
+        var followerEnd: [Int32: Int64] = [:]
+        var followerLastCaughtUp: [Int32: Int64] = [:]
+        /// One ISR change (a ZooKeeper write) at a time.
+        var isrChangeInFlight = false
+    }
+    private let state: Mutex<State>
     /// 0.8.2's `leaderIsrUpdateLock`: held through every append and truncation and through
     /// leadership changes, so an append is checked against, and lands under, one leadership:
     /// no message is written as leader after this broker became follower, or as follower after
-    /// it became leader. Order: `leadershipLock`, then `lock`.
-    private let leadershipLock = NSLock()
-    private var _leader: Int32 = -1
-    private var _leaderEpoch: Int32 = -1
-    private var _controllerEpoch: Int32 = -1
-    private var _zkVersion: Int32 = -1
-    private var _isr: [Int32] = []
-    private var _replicas: [Int32] = []
-    private var _highWatermark: Int64 = 0
-    /// Leader side: each follower's log end offset (the offset it last fetched from) and
-    /// when that last moved (for the ISR lag check). A follower without an entry has not
-    /// fetched from this leader yet: its position is unknown, not 0.
-    private var followerEnd: [Int32: Int64] = [:]
-    private var followerLastCaughtUp: [Int32: Int64] = [:]
-    /// One ISR change (a ZooKeeper write) at a time.
-    private var isrChangeInFlight = false
+    /// it became leader. Order: `leadershipLock`, then `state`. It guards a sequence of steps,
+    /// not fields (the log locks its own), hence `Mutex<Void>`.
+    private let leadershipLock = Mutex(())
 
     public init(topicPartition: TopicPartition, log: Log, localBrokerId: Int32, highWatermark: Int64) {
         self.topicPartition = topicPartition
         self.log = log
         self.localBrokerId = localBrokerId
-        self._highWatermark = min(highWatermark, log.logEndOffset)
+        self.state = Mutex(State(_highWatermark: min(highWatermark, log.logEndOffset)))
     }
 
-    public var leader: Int32 { lock.withLock { _leader } }
-    public var isLeader: Bool { lock.withLock { _leader == localBrokerId } }
-    public var leaderEpoch: Int32 { lock.withLock { _leaderEpoch } }
-    public var controllerEpoch: Int32 { lock.withLock { _controllerEpoch } }
-    public var zkVersion: Int32 { lock.withLock { _zkVersion } }
-    public var isr: [Int32] { lock.withLock { _isr } }
-    public var replicas: [Int32] { lock.withLock { _replicas } }
-    public var highWatermark: Int64 { lock.withLock { _highWatermark } }
+    public var leader: Int32 { state.withLock { st in st._leader } }
+    public var isLeader: Bool { state.withLock { st in st._leader == localBrokerId } }
+    public var leaderEpoch: Int32 { state.withLock { st in st._leaderEpoch } }
+    public var controllerEpoch: Int32 { state.withLock { st in st._controllerEpoch } }
+    public var zkVersion: Int32 { state.withLock { st in st._zkVersion } }
+    public var isr: [Int32] { state.withLock { st in st._isr } }
+    public var replicas: [Int32] { state.withLock { st in st._replicas } }
+    public var highWatermark: Int64 { state.withLock { st in st._highWatermark } }
 
     /// Whether this broker leads the partition in `leaderEpoch` (acks=-1 completion: a produce
     /// appended under one leadership is not acknowledged under another).
     public func isLeader(inEpoch leaderEpoch: Int32) -> Bool {
-        lock.withLock { _leader == localBrokerId && _leaderEpoch == leaderEpoch }
+        state.withLock { st in st._leader == localBrokerId && st._leaderEpoch == leaderEpoch }
     }
 
     /// Applies a LeaderAndIsr decision; returns false when its leader epoch is stale. Waits for
     /// an append in progress to finish, so appends never straddle a leadership change.
     public func applyLeadership(_ s: PartitionStateInfo, nowMs: Int64) -> Bool {
-        leadershipLock.withLock {
-            lock.withLock {
-                if s.leaderEpoch < _leaderEpoch { return false }
-                let becomesLeader = s.leader == localBrokerId && (_leader != localBrokerId || s.leaderEpoch != _leaderEpoch)
-                _leader = s.leader
-                _leaderEpoch = s.leaderEpoch
-                _controllerEpoch = s.controllerEpoch
-                _zkVersion = s.zkVersion
-                _isr = s.isr
-                _replicas = s.replicas
+        leadershipLock.withLock { _ in
+            state.withLock { st in
+                if s.leaderEpoch < st._leaderEpoch { return false }
+                let becomesLeader = s.leader == localBrokerId && (st._leader != localBrokerId || s.leaderEpoch != st._leaderEpoch)
+                st._leader = s.leader
+                st._leaderEpoch = s.leaderEpoch
+                st._controllerEpoch = s.controllerEpoch
+                st._zkVersion = s.zkVersion
+                st._isr = s.isr
+                st._replicas = s.replicas
                 // An ISR write in flight was made against the previous znode version and fails;
                 // it must not block the next change.
-                isrChangeInFlight = false
+                st.isrChangeInFlight = false
                 if s.leader == localBrokerId {
                     if becomesLeader {
                         // Followers' positions are unknown until they fetch from us; their lag
                         // clock starts now.
-                        followerEnd = [:]
-                        followerLastCaughtUp = Dictionary(uniqueKeysWithValues: s.replicas.filter { $0 != localBrokerId }.map { ($0, nowMs) })
+                        st.followerEnd = [:]
+                        st.followerLastCaughtUp = Dictionary(uniqueKeysWithValues: s.replicas.filter { $0 != localBrokerId }.map { ($0, nowMs) })
                     }
-                    _ = advanceHighWatermarkLocked()
+                    _ = advanceHighWatermarkLocked(&st)
                 }
                 return true
             }
@@ -94,13 +99,13 @@ public final class Partition: @unchecked Sendable {
     /// `appendMessagesToLeader` under the read side of `leaderIsrUpdateLock`). With acks=-1 the
     /// ISR must hold at least `min.insync.replicas` replicas at the time of the append.
     public func appendAsLeader(_ bytes: [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
-        leadershipLock.withLock {
-            let (leads, epoch, isrSize) = lock.withLock { (_leader == localBrokerId, _leaderEpoch, _isr.count) }
+        leadershipLock.withLock { _ in
+            let (leads, epoch, isrSize) = state.withLock { st in (st._leader == localBrokerId, st._leaderEpoch, st._isr.count) }
             guard leads else { return .failed(.notLeaderForPartition) }
             if requiredAcks == -1 && isrSize < log.config.minInsyncReplicas { return .failed(.notEnoughReplicas) }
             do {
                 let info = try log.append(bytes, assignOffsets: true)
-                _ = lock.withLock { advanceHighWatermarkLocked() }
+                _ = state.withLock { st in advanceHighWatermarkLocked(&st) }
                 return .appended(info, leaderEpoch: epoch)
             } catch {
                 return .failed((error as? LogError)?.errorCode ?? .unknown)
@@ -111,15 +116,15 @@ public final class Partition: @unchecked Sendable {
     /// Leader: HW = min log end over the ISR (leader included); never backwards.
     @discardableResult
     public func maybeAdvanceHighWatermark() -> Bool {
-        lock.withLock { advanceHighWatermarkLocked() }
+        state.withLock { st in advanceHighWatermarkLocked(&st) }
     }
 
-    private func advanceHighWatermarkLocked() -> Bool {
-        guard _leader == localBrokerId else { return false }
+    private func advanceHighWatermarkLocked(_ st: inout State) -> Bool {
+        guard st._leader == localBrokerId else { return false }
         var hw = log.logEndOffset
-        for r in _isr where r != localBrokerId { hw = min(hw, followerEnd[r] ?? _highWatermark) }
-        if hw > _highWatermark {
-            _highWatermark = hw
+        for r in st._isr where r != localBrokerId { hw = min(hw, st.followerEnd[r] ?? st._highWatermark) }
+        if hw > st._highWatermark {
+            st._highWatermark = hw
             return true
         }
         return false
@@ -131,8 +136,8 @@ public final class Partition: @unchecked Sendable {
     /// leadership changes: nothing is written once this broker leads, or when the log end
     /// moved since the fetch (a truncation in between), so no gap or overlap can appear.
     public func appendAsFollower(_ bytes: [UInt8], fetchOffset: Int64) throws -> FollowerAppendResult {
-        try leadershipLock.withLock {
-            guard lock.withLock({ _leader != localBrokerId }) else { return .notFollower }
+        try leadershipLock.withLock { _ in
+            guard state.withLock({ st in st._leader != localBrokerId }) else { return .notFollower }
             guard log.logEndOffset == fetchOffset else { return .offsetMoved }
             _ = try log.append(bytes, assignOffsets: false)
             return .appended
@@ -142,27 +147,27 @@ public final class Partition: @unchecked Sendable {
     /// Truncation when following a new leader, under the same lock as appends; refused once
     /// this broker leads.
     public func truncateLog(to offset: Int64) throws {
-        try leadershipLock.withLock {
-            guard lock.withLock({ _leader != localBrokerId }) else { return }
+        try leadershipLock.withLock { _ in
+            guard state.withLock({ st in st._leader != localBrokerId }) else { return }
             try log.truncate(to: offset)
-            lock.withLock { _highWatermark = min(_highWatermark, log.logEndOffset) }
+            state.withLock { st in st._highWatermark = min(st._highWatermark, log.logEndOffset) }
         }
     }
 
     /// Follower behind the leader's log start: restart the log there (same lock as appends).
     public func restartLog(at offset: Int64) throws {
-        try leadershipLock.withLock {
-            guard lock.withLock({ _leader != localBrokerId }) else { return }
+        try leadershipLock.withLock { _ in
+            guard state.withLock({ st in st._leader != localBrokerId }) else { return }
             try log.truncateFullyAndStartAt(offset)
-            lock.withLock { _highWatermark = offset }
+            state.withLock { st in st._highWatermark = offset }
         }
     }
 
     /// Follower: HW = min(own log end, the leader's HW).
     public func updateFollowerHighWatermark(leaderHighWatermark: Int64) {
-        lock.withLock {
-            guard _leader != localBrokerId else { return }
-            _highWatermark = max(0, min(log.logEndOffset, leaderHighWatermark))
+        state.withLock { st in
+            guard st._leader != localBrokerId else { return }
+            st._highWatermark = max(0, min(log.logEndOffset, leaderHighWatermark))
         }
     }
 
@@ -175,23 +180,23 @@ public final class Partition: @unchecked Sendable {
         public var zkVersion: Int32
     }
 
-    private func proposeLocked(_ isr: [Int32]) -> IsrChange {
-        isrChangeInFlight = true
-        return IsrChange(newIsr: isr, leaderEpoch: _leaderEpoch, controllerEpoch: _controllerEpoch, zkVersion: _zkVersion)
+    private func proposeLocked(_ isr: [Int32], _ st: inout State) -> IsrChange {
+        st.isrChangeInFlight = true
+        return IsrChange(newIsr: isr, leaderEpoch: st._leaderEpoch, controllerEpoch: st._controllerEpoch, zkVersion: st._zkVersion)
     }
 
     /// A follower fetched from `offset`: that is its log end offset. Returns whether the HW
     /// moved, and the ISR change to make when the follower has caught up and is not in it yet.
     public func recordFollowerFetch(replica: Int32, offset: Int64, nowMs: Int64) -> (highWatermarkMoved: Bool, expand: IsrChange?) {
-        lock.withLock {
-            guard _leader == localBrokerId, _replicas.contains(replica) else { return (false, nil) }
+        state.withLock { st in
+            guard st._leader == localBrokerId, st._replicas.contains(replica) else { return (false, nil) }
             // As 0.8.2: a follower is "stuck" when its log end has not moved for the lag time.
-            let previous = followerEnd[replica]
-            followerEnd[replica] = offset
-            if previous != offset || offset >= log.logEndOffset || followerLastCaughtUp[replica] == nil { followerLastCaughtUp[replica] = nowMs }
-            let moved = advanceHighWatermarkLocked()
-            if !_isr.contains(replica), offset >= _highWatermark, !isrChangeInFlight {
-                return (moved, proposeLocked(_isr + [replica]))
+            let previous = st.followerEnd[replica]
+            st.followerEnd[replica] = offset
+            if previous != offset || offset >= log.logEndOffset || st.followerLastCaughtUp[replica] == nil { st.followerLastCaughtUp[replica] = nowMs }
+            let moved = advanceHighWatermarkLocked(&st)
+            if !st._isr.contains(replica), offset >= st._highWatermark, !st.isrChangeInFlight {
+                return (moved, proposeLocked(st._isr + [replica], &st))
             }
             return (moved, nil)
         }
@@ -201,17 +206,17 @@ public final class Partition: @unchecked Sendable {
     /// `lagMaxMessages` behind; returns the ISR change without them (nil when nothing to do).
     /// A follower that has not fetched from this leader yet is judged by time only.
     public func proposeIsrShrink(nowMs: Int64, lagTimeMs: Int64, lagMaxMessages: Int64) -> IsrChange? {
-        lock.withLock {
-            guard _leader == localBrokerId, !isrChangeInFlight else { return nil }
+        state.withLock { st in
+            guard st._leader == localBrokerId, !st.isrChangeInFlight else { return nil }
             let leo = log.logEndOffset
-            let out = _isr.filter { r in
+            let out = st._isr.filter { r in
                 guard r != localBrokerId else { return false }
-                let stuck = nowMs - (followerLastCaughtUp[r] ?? nowMs) > lagTimeMs
-                let slow = followerEnd[r].map { leo - $0 > lagMaxMessages } ?? false
+                let stuck = nowMs - (st.followerLastCaughtUp[r] ?? nowMs) > lagTimeMs
+                let slow = st.followerEnd[r].map { leo - $0 > lagMaxMessages } ?? false
                 return stuck || slow
             }
             guard !out.isEmpty else { return nil }
-            return proposeLocked(_isr.filter { !out.contains($0) })
+            return proposeLocked(st._isr.filter { !out.contains($0) }, &st)
         }
     }
 
@@ -219,13 +224,13 @@ public final class Partition: @unchecked Sendable {
     /// Applied only while the leadership it was proposed under still holds. Returns whether
     /// the high watermark moved.
     public func finishIsrChange(_ change: IsrChange, newZkVersion: Int32?) -> Bool {
-        lock.withLock {
-            guard _leader == localBrokerId, _leaderEpoch == change.leaderEpoch, _zkVersion == change.zkVersion else { return false }
-            isrChangeInFlight = false
+        state.withLock { st in
+            guard st._leader == localBrokerId, st._leaderEpoch == change.leaderEpoch, st._zkVersion == change.zkVersion else { return false }
+            st.isrChangeInFlight = false
             guard let newZkVersion else { return false }
-            _isr = change.newIsr
-            _zkVersion = newZkVersion
-            return advanceHighWatermarkLocked()
+            st._isr = change.newIsr
+            st._zkVersion = newZkVersion
+            return advanceHighWatermarkLocked(&st)
         }
     }
 }

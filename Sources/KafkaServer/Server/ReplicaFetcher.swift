@@ -4,6 +4,7 @@ import KafkaLog
 import KafkaProtocol
 import Logging
 import NIOCore
+import Synchronization
 
 /// Follower replication (Kafka 0.8.2 `ReplicaFetcherThread`): one fetcher per leader broker
 /// fetches, as replica `brokerId`, every partition this broker follows from that leader and
@@ -40,8 +41,8 @@ final class ReplicaFetcher: @unchecked Sendable {
     let logger: Logger
     let partitionLookup: @Sendable (TopicPartition) -> Partition?
     let onAppend: @Sendable (TopicPartition) -> Void
-    private let lock = NSLock()
-    private var partitions: [TopicPartition: Int64] = [:]   // next offset to fetch
+    /// Next offset to fetch, per partition.
+    private let partitions = Mutex<[TopicPartition: Int64]>([:])
     private var task: Task<Void, Never>?
 
     init(brokerId: Int32, leader: BrokerEndpoint, settings: Settings, logger: Logger,
@@ -54,16 +55,16 @@ final class ReplicaFetcher: @unchecked Sendable {
         self.onAppend = onAppend
     }
 
-    var isEmpty: Bool { lock.withLock { partitions.isEmpty } }
+    var isEmpty: Bool { partitions.withLock { partitions in partitions.isEmpty } }
 
     func add(_ tp: TopicPartition, offset: Int64) {
-        lock.withLock { partitions[tp] = offset }
+        partitions.withLock { partitions in partitions[tp] = offset }
         if task == nil { task = Task { await self.run() } }
     }
 
-    func remove(_ tp: TopicPartition) { lock.withLock { _ = partitions.removeValue(forKey: tp) } }
+    func remove(_ tp: TopicPartition) { partitions.withLock { partitions in _ = partitions.removeValue(forKey: tp) } }
 
-    func contains(_ tp: TopicPartition) -> Bool { lock.withLock { partitions[tp] != nil } }
+    func contains(_ tp: TopicPartition) -> Bool { partitions.withLock { partitions in partitions[tp] != nil } }
 
     func shutdown() {
         task?.cancel()
@@ -78,7 +79,7 @@ final class ReplicaFetcher: @unchecked Sendable {
         // an error at once (no long poll), so fetching them again at once would spin.
         var backoffUntil: [TopicPartition: ContinuousClock.Instant] = [:]
         while !Task.isCancelled {
-            let all = lock.withLock { partitions }
+            let all = partitions.withLock { partitions in partitions }
             let now = clock.now
             backoffUntil = backoffUntil.filter { all[$0.key] != nil && $0.value > now }
             let wanted = all.filter { backoffUntil[$0.key] == nil }
@@ -122,7 +123,7 @@ final class ReplicaFetcher: @unchecked Sendable {
 
     private func handle(_ tp: TopicPartition, _ pd: FetchResponse.PartitionData, requested: [TopicPartition: Int64], conn: BrokerConnection) async {
         // Ignore answers for partitions removed or moved while the fetch was in flight.
-        guard let asked = requested[tp], lock.withLock({ partitions[tp] }) == asked, let p = partitionLookup(tp), !p.isLeader else { return }
+        guard let asked = requested[tp], partitions.withLock({ partitions in partitions[tp] }) == asked, let p = partitionLookup(tp), !p.isLeader else { return }
         switch pd.error {
         case .none:
             let bytes = pd.messageSet.getBytes(at: pd.messageSet.readerIndex, length: pd.messageSet.readableBytes) ?? []
@@ -133,7 +134,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                     case .notFollower: return                 // became leader meanwhile
                     case .offsetMoved:                        // truncated meanwhile: refetch from the new end
                         let next = p.log.logEndOffset
-                        lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+                        partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
                         return
                     }
                 } catch {
@@ -144,7 +145,7 @@ final class ReplicaFetcher: @unchecked Sendable {
             }
             p.updateFollowerHighWatermark(leaderHighWatermark: pd.highWatermark)
             let next = p.log.logEndOffset
-            lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+            partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
             onAppend(tp)
         case .offsetOutOfRange:
             await handleOutOfRange(tp, p, conn: conn, asked: asked)
@@ -171,7 +172,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                 try p.restartLog(at: earliest)
             }
             let next = p.log.logEndOffset
-            lock.withLock { if partitions[tp] == asked { partitions[tp] = next } }
+            partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
         } catch {
             logger.error("Cannot recover \(tp) from an out-of-range fetch: \(error)")
             try? await Task.sleep(nanoseconds: 500_000_000)
@@ -194,8 +195,7 @@ final class ReplicaFetcherManager: @unchecked Sendable {
     let logger: Logger
     let partitionLookup: @Sendable (TopicPartition) -> Partition?
     let onAppend: @Sendable (TopicPartition) -> Void
-    private let lock = NSLock()
-    private var fetchers: [BrokerEndpoint: ReplicaFetcher] = [:]
+    private let fetchers = Mutex<[BrokerEndpoint: ReplicaFetcher]>([:])
 
     init(brokerId: Int32, settings: ReplicaFetcher.Settings, logger: Logger,
          partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void) {
@@ -207,7 +207,7 @@ final class ReplicaFetcherManager: @unchecked Sendable {
     }
 
     func follow(_ tp: TopicPartition, leader: BrokerEndpoint, offset: Int64) {
-        lock.withLock {
+        fetchers.withLock { fetchers in
             for (ep, f) in fetchers where ep != leader { f.remove(tp) }
             let f = fetchers[leader] ?? ReplicaFetcher(brokerId: brokerId, leader: leader, settings: settings, logger: logger,
                                                        partitionLookup: partitionLookup, onAppend: onAppend)
@@ -218,17 +218,17 @@ final class ReplicaFetcherManager: @unchecked Sendable {
 
     /// Whether `tp` is being fetched from `leader`.
     func isFollowing(_ tp: TopicPartition, leader: BrokerEndpoint) -> Bool {
-        lock.withLock { fetchers[leader]?.contains(tp) ?? false }
+        fetchers.withLock { fetchers in fetchers[leader]?.contains(tp) ?? false }
     }
 
     func stopFollowing(_ tp: TopicPartition) {
-        lock.withLock {
+        fetchers.withLock { fetchers in
             for f in fetchers.values { f.remove(tp) }
         }
     }
 
     func shutdown() {
-        lock.withLock {
+        fetchers.withLock { fetchers in
             for f in fetchers.values { f.shutdown() }
             fetchers.removeAll()
         }

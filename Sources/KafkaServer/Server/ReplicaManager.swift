@@ -3,6 +3,7 @@ import KafkaCluster
 import KafkaLog
 import KafkaProtocol
 import Logging
+import Synchronization
 
 /// Owns the partitions this broker hosts: applies LeaderAndIsr decisions, appends to leaders,
 /// serves reads up to the high watermark, wakes parked requests, checkpoints high watermarks.
@@ -11,12 +12,14 @@ public final class ReplicaManager: @unchecked Sendable {
     let logManager: LogManager
     let logger: Logger
     public let fetchPurgatory = Purgatory()
-    private let lock = NSLock()
-    private var partitions: [TopicPartition: Partition] = [:]
-    private var controllerEpoch: Int32 = 0
-    private var stopped = false
+    private struct State {
+        var partitions: [TopicPartition: Partition] = [:]
+        var controllerEpoch: Int32 = 0
+        var stopped = false
+        var checkpointedHW: [TopicPartition: Int64] = [:]
+    }
+    private let state = Mutex(State())
     /// High watermarks read from each dir's `replication-offset-checkpoint` at start.
-    private var checkpointedHW: [TopicPartition: Int64] = [:]
     let logDirs: [String]
     /// Follower side: fetchers per leader broker.
     private(set) var fetchers: ReplicaFetcherManager!
@@ -36,18 +39,18 @@ public final class ReplicaManager: @unchecked Sendable {
                                               onAppend: { _ in })
         for dir in logDirs {
             let cp = OffsetCheckpoint(path: (dir as NSString).appendingPathComponent("replication-offset-checkpoint"))
-            if let hws = try? cp.read() { checkpointedHW.merge(hws) { a, _ in a } }
+            if let hws = try? cp.read() { state.withLock { st in st.checkpointedHW.merge(hws) { a, _ in a } } }
         }
     }
 
-    public func partition(_ tp: TopicPartition) -> Partition? { lock.withLock { partitions[tp] } }
-    public var allPartitions: [Partition] { lock.withLock { Array(partitions.values) } }
+    public func partition(_ tp: TopicPartition) -> Partition? { state.withLock { st in st.partitions[tp] } }
+    public var allPartitions: [Partition] { state.withLock { st in Array(st.partitions.values) } }
 
     /// LeaderAndIsr: fenced by controller epoch (whole request) and leader epoch (per partition).
     public func becomeLeaderOrFollower(_ req: LeaderAndIsrRequest) -> PartitionErrorsResponse {
-        let stale: Bool = lock.withLock {
-            if req.controllerEpoch < controllerEpoch { return true }
-            controllerEpoch = req.controllerEpoch
+        let stale: Bool = state.withLock { st in
+            if req.controllerEpoch < st.controllerEpoch { return true }
+            st.controllerEpoch = req.controllerEpoch
             return false
         }
         if stale {
@@ -80,7 +83,7 @@ public final class ReplicaManager: @unchecked Sendable {
                             logger.info("Truncating \(tp) to its high watermark \(hw) (log end \(p.log.logEndOffset)) before following broker \(s.leader)")
                             try p.truncateLog(to: hw)
                         }
-                        if lock.withLock({ stopped }) {
+                        if state.withLock({ st in st.stopped }) {
                             logger.info("Broker \(brokerId) is shutting down: not following \(tp)")
                         } else if let leader = req.leaders.first(where: { $0.id == s.leader }) {
                             fetchers.follow(tp, leader: leader, offset: p.log.logEndOffset)
@@ -104,9 +107,9 @@ public final class ReplicaManager: @unchecked Sendable {
 
     /// StopReplica: stop fetching (and serving) the partitions; with `delete`, remove their logs.
     public func stopReplicas(_ req: StopReplicaRequest) -> PartitionErrorsResponse {
-        let stale: Bool = lock.withLock {
-            if req.controllerEpoch < controllerEpoch { return true }
-            controllerEpoch = req.controllerEpoch
+        let stale: Bool = state.withLock { st in
+            if req.controllerEpoch < st.controllerEpoch { return true }
+            st.controllerEpoch = req.controllerEpoch
             return false
         }
         if stale { return PartitionErrorsResponse(error: .staleControllerEpoch, partitions: []) }
@@ -114,7 +117,7 @@ public final class ReplicaManager: @unchecked Sendable {
         for tp in req.partitions {
             fetchers.stopFollowing(tp)
             if req.deletePartitions {
-                let removed = lock.withLock { partitions.removeValue(forKey: tp) }
+                let removed = state.withLock { st in st.partitions.removeValue(forKey: tp) }
                 if removed != nil { fetchPurgatory.completeAll(tp) }
                 logManager.deleteLog(tp)
                 logger.info("Stopped replica of \(tp) and deleted its log")
@@ -129,10 +132,10 @@ public final class ReplicaManager: @unchecked Sendable {
     private func getOrCreatePartition(_ tp: TopicPartition) throws -> Partition {
         if let p = partition(tp) { return p }
         let log = try logManager.getOrCreateLog(tp)
-        return lock.withLock {
-            if let p = partitions[tp] { return p }
-            let p = Partition(topicPartition: tp, log: log, localBrokerId: brokerId, highWatermark: checkpointedHW[tp] ?? 0)
-            partitions[tp] = p
+        return state.withLock { st in
+            if let p = st.partitions[tp] { return p }
+            let p = Partition(topicPartition: tp, log: log, localBrokerId: brokerId, highWatermark: st.checkpointedHW[tp] ?? 0)
+            st.partitions[tp] = p
             return p
         }
     }
@@ -192,7 +195,7 @@ public final class ReplicaManager: @unchecked Sendable {
     /// Stops replication; later LeaderAndIsr requests no longer start fetchers (a broker in
     /// controlled shutdown must not re-enter ISRs it just left).
     public func shutdown() {
-        lock.withLock { stopped = true }
+        state.withLock { st in st.stopped = true }
         fetchers.shutdown()
     }
 
@@ -202,8 +205,8 @@ public final class ReplicaManager: @unchecked Sendable {
     /// would then make followers truncate whole logs).
     public func checkpointHighWatermarks() {
         var perDir: [String: [TopicPartition: Int64]] = [:]
-        let (hosted, carried): ([Partition], [TopicPartition: Int64]) = lock.withLock {
-            (Array(partitions.values), checkpointedHW.filter { partitions[$0.key] == nil })
+        let (hosted, carried): ([Partition], [TopicPartition: Int64]) = state.withLock { st in
+            (Array(st.partitions.values), st.checkpointedHW.filter { st.partitions[$0.key] == nil })
         }
         for (tp, hw) in carried {
             guard let dir = logManager.logDir(for: tp) else { continue }

@@ -2,16 +2,19 @@ import Foundation
 import KafkaCluster
 import KafkaLog
 import Logging
+import Synchronization
 
 /// Per-topic config overrides from `/config/topics/<t>`, kept in memory for the log layer and
 /// refreshed through `/config/changes` notifications (Kafka 0.8.2 `TopicConfigManager`).
 public final class TopicConfigManager: @unchecked Sendable {
     let zk: KafkaZooKeeper
     let logger: Logger
-    private let lock = NSLock()
-    private var overrides: [String: [String: String]] = [:]
-    private var known = Set<String>()
-    private var lastApplied: Int64 = -1
+    private struct State {
+        var overrides: [String: [String: String]] = [:]
+        var known = Set<String>()
+        var lastApplied: Int64 = -1
+    }
+    private let state = Mutex(State())
     var onChange: (@Sendable (String) -> Void)?
 
     init(zk: KafkaZooKeeper, logger: Logger) {
@@ -20,7 +23,7 @@ public final class TopicConfigManager: @unchecked Sendable {
     }
 
     /// What the log layer asks for when it creates or refreshes a topic's logs.
-    public func overrides(for topic: String) -> [String: String] { lock.withLock { overrides[topic] ?? [:] } }
+    public func overrides(for topic: String) -> [String: String] { state.withLock { st in st.overrides[topic] ?? [:] } }
 
     /// Reads every topic's overrides, and the newest notification so old ones are not replayed.
     /// ZooKeeper reads are retried on connection loss while the session lasts; a new session
@@ -34,21 +37,21 @@ public final class TopicConfigManager: @unchecked Sendable {
         for t in topics { try await load(t) }
         // The watch must be set: without it no later --alter --config would reach this broker.
         let changes = try await zkCall("Watching \(ZkPaths.configChanges)") { try await zk.configChanges(watch: true) }
-        lock.withLock { lastApplied = changes.compactMap(Self.sequence).max() ?? -1 }
+        state.withLock { st in st.lastApplied = changes.compactMap(Self.sequence).max() ?? -1 }
     }
 
     /// Makes sure a topic's overrides are cached before its logs are created.
     func ensureLoaded(_ topic: String) async {
-        if lock.withLock({ known.contains(topic) }) { return }
+        if state.withLock({ st in st.known.contains(topic) }) { return }
         try? await load(topic)
     }
 
     private func load(_ topic: String) async throws {
         let cfg = try await zkCall("Reading the config of topic \(topic)", { try await zk.topicConfig(topic) })
         if let bad = validate(cfg) { logger.error("Ignoring bad config of topic \(topic): \(bad)") }
-        lock.withLock {
-            overrides[topic] = cfg
-            known.insert(topic)
+        state.withLock { st in
+            st.overrides[topic] = cfg
+            st.known.insert(topic)
         }
     }
 
@@ -77,7 +80,7 @@ public final class TopicConfigManager: @unchecked Sendable {
 
     private func processChanges() async throws {
         let children = try await zkCall("Watching \(ZkPaths.configChanges)") { try await zk.configChanges(watch: true) }
-        let last = lock.withLock { lastApplied }
+        let last = state.withLock { st in st.lastApplied }
         for child in children.sorted() {
             guard let seq = Self.sequence(child), seq > last else { continue }
             // A notification deleted meanwhile (purged) is skipped; a failed read is not.
@@ -85,7 +88,7 @@ public final class TopicConfigManager: @unchecked Sendable {
             try await load(topic)
             logger.info("Processed topic config change \(child) for topic \(topic), new overrides \(overrides(for: topic))")
             onChange?(topic)
-            lock.withLock { lastApplied = max(lastApplied, seq) }
+            state.withLock { st in st.lastApplied = max(st.lastApplied, seq) }
         }
     }
 }
