@@ -147,3 +147,31 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     var isSet: Bool { state.withLock { st in st.value } }
     func set() { state.withLock { st in st.value = true } }
 }
+
+/// The high-watermark checkpoint before any LeaderAndIsr arrived (issue 7 item 9).
+final class HighWatermarkCheckpointTests: XCTestCase {
+    /// A restarted broker writes its checkpoint every few seconds; until the controller names its
+    /// partitions it hosts none. That write must keep the high watermarks read at start: written
+    /// empty, a second quick crash would start every partition at high watermark 0 and followers
+    /// would truncate their whole logs.
+    func testItem9_CheckpointBeforeLeaderAndIsrKeepsTheHighWatermarksReadAtStart() throws {
+        let dir = NSTemporaryDirectory() + "hwcheckpoint-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let logger = Logger(label: "test")
+        let tp = TopicPartition("t", 0)
+        do {
+            let manager = try LogManager(logDirs: [dir], defaultConfig: LogConfig(), logger: logger)
+            let log = try manager.getOrCreateLog(tp)
+            _ = try log.append(MessageSetBuilder.build((0..<7).map { _ in (key: nil, value: Array("v".utf8)) }, codec: .none))
+            manager.shutdown()
+        }
+        let checkpoint = OffsetCheckpoint(path: dir + "/replication-offset-checkpoint")
+        try checkpoint.write([tp: 7, TopicPartition("gone", 0): 3])
+
+        let manager = try LogManager(logDirs: [dir], defaultConfig: LogConfig(), logger: logger)
+        defer { manager.shutdown() }
+        let replicas = ReplicaManager(brokerId: 1, logManager: manager, logDirs: [dir], logger: logger)
+        replicas.checkpointHighWatermarks()
+        XCTAssertEqual(try checkpoint.read(), [tp: 7], "the hosted log keeps its high watermark; a partition without a log is dropped")
+    }
+}

@@ -27,8 +27,13 @@ public final class ReplicaManager: @unchecked Sendable {
     /// returns the new version or nil when the write lost (set by the broker).
     var isrWriter: (@Sendable (TopicPartition, LeaderIsrState, Int32) async -> Int32?)?
 
+    /// With the default replica fetcher settings (tests of the checkpoint and leadership logic).
+    public convenience init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger) {
+        self.init(brokerId: brokerId, logManager: logManager, logDirs: logDirs, logger: logger, fetcherSettings: .init())
+    }
+
     init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger,
-                fetcherSettings: ReplicaFetcher.Settings = .init()) {
+                fetcherSettings: ReplicaFetcher.Settings) {
         self.brokerId = brokerId
         self.logManager = logManager
         self.logDirs = logDirs
