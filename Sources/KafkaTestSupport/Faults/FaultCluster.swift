@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import ZooKeeper
 
@@ -347,7 +348,7 @@ public final class FaultCluster: @unchecked Sendable {
     private var isShutDown = false
 
     /// Clusters not shut down yet, for `shutdownAll()` (a signal handler's clean-up).
-    private static let live = LockedState<[FaultCluster]>([])
+    private static let live = Mutex<[FaultCluster]>([])
 
     /// Shuts down every cluster of this process: kafka-tools fault-campaign calls it on SIGINT/SIGTERM.
     public static func shutdownAll() {

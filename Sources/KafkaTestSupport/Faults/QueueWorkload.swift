@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import KafkaClient
 import KafkaProtocol
@@ -22,7 +23,7 @@ struct FaultTimeout: Error, CustomStringConvertible {
 
 /// Once-only latch for racing an operation against a timer.
 final class FaultOnce: @unchecked Sendable {
-    private let state = LockedState(false)
+    private let state = Mutex(false)
     func claim() -> Bool { state.withLock { done in defer { done = true }; return !done } }
 }
 
@@ -83,7 +84,7 @@ final class LeaderView: @unchecked Sendable {
     let endpoints: [Int: String]   // broker id -> address
     let port: Int
     let topics: [String]
-    private let state = LockedState<(leaders: [String: Int], isr: [String: [Int]], refreshedAt: Double)>(([:], [:], 0))
+    private let state = Mutex<(leaders: [String: Int], isr: [String: [Int]], refreshedAt: Double)>(([:], [:], 0))
 
     init(endpoints: [Int: String], port: Int, topics: [String]) {
         self.endpoints = endpoints
@@ -161,8 +162,8 @@ public final class QueueWorkload: @unchecked Sendable {
     let ratePerWriter: Double
     let requestTimeoutMs: Int32
     let clientTimeout: Double
-    private let stopped = LockedState(false)
-    private let records = LockedState<[String: [WriteAttempt]]>([:])   // per writer key
+    private let stopped = Mutex(false)
+    private let records = Mutex<[String: [WriteAttempt]]>([:])   // per writer key
     private var tasks: [Task<Void, Never>] = []
 
     public init(topics: [TopicSpec], partitions: Int, endpoints: [Int: String], port: Int,
