@@ -115,6 +115,44 @@ extension KafkaZooKeeper {
         }
     }
 
+    // MARK: Offset metadata (OffsetCommit v1)
+    //
+    // 0.8.2 keeps v1 commits (with their metadata string) in its offsets topic; this broker keeps
+    // offsets in ZooKeeper, whose `/consumers/<g>/offsets/<t>/<p>` node must stay a plain decimal
+    // (Burrow, the offset checker and 0.8 group consumers read it). The metadata therefore lives in
+    // a sibling tree, `/consumers/<g>/offsets-metadata/<t>/<p>`, as JSON
+    // `{"version":1,"offset":N,"metadata":"..."}`. It is returned only while the offset node still
+    // holds the same N, so a later commit by anything that writes only the decimal node (a v0
+    // commit, a 0.8 group consumer) makes the metadata read as "" instead of a stale string.
+    // Deleting the group (`/consumers/<g>`) removes it with everything else.
+
+    struct OffsetMetadataNode: Codable { var version: Int; var offset: Int64; var metadata: String }
+
+    /// Writes the offset node (as `commitConsumerOffset`) and then the metadata node for it.
+    public func commitConsumerOffset(group: String, _ tp: TopicPartition, offset: Int64, metadata: String) async throws {
+        try await commitConsumerOffset(group: group, tp, offset: offset)
+        let path = ZkPaths.consumerOffsetMetadata(group, tp)
+        let data = Array(try JSONEncoder().encode(OffsetMetadataNode(version: 1, offset: offset, metadata: metadata)))
+        do { try await zk.set(path, data: data) } catch ZooKeeperError.noNode {
+            try await zk.createRecursive(path, data: data, mode: .persistent)
+        }
+    }
+
+    /// Removes `tp`'s metadata node, if any (a commit that carries no metadata).
+    public func clearConsumerOffsetMetadata(group: String, _ tp: TopicPartition) async throws {
+        do { try await zk.delete(ZkPaths.consumerOffsetMetadata(group, tp)) } catch ZooKeeperError.noNode {}
+    }
+
+    /// The metadata string committed with `offset`; "" when none is stored, it is unreadable, or it
+    /// was committed with a different offset.
+    public func consumerOffsetMetadata(group: String, _ tp: TopicPartition, offset: Int64) async throws -> String {
+        let data: [UInt8]?
+        do { data = try await zk.get(ZkPaths.consumerOffsetMetadata(group, tp)).data } catch ZooKeeperError.noNode { return "" }
+        guard let data, let node = try? JSONDecoder().decode(OffsetMetadataNode.self, from: Data(data)),
+              node.offset == offset else { return "" }
+        return node.metadata
+    }
+
     /// Whether `/consumers/<g>/offsets` (or `/consumers/<g>/offsets/<topic>`) exists.
     public func hasConsumerOffsets(group: String, topic: String? = nil) async throws -> Bool {
         let dir = ZkPaths.consumerOffsets(group) + (topic.map { "/" + $0 } ?? "")

@@ -28,6 +28,9 @@ public enum ZkPaths {
     public static func consumerIds(_ group: String) -> String { "\(consumers)/\(group)/ids" }
     public static func consumerOffsets(_ group: String) -> String { "\(consumers)/\(group)/offsets" }
     public static func consumerOffset(_ group: String, _ tp: TopicPartition) -> String { "\(consumers)/\(group)/offsets/\(tp.topic)/\(tp.partition)" }
+    /// OffsetCommit v1's metadata string for `consumerOffset(group, tp)` (not in 0.8.2's layout; see
+    /// `KafkaZooKeeper.commitConsumerOffsetMetadata`). A separate tree, so `/offsets/<t>` keeps only partitions.
+    public static func consumerOffsetMetadata(_ group: String, _ tp: TopicPartition) -> String { "\(consumers)/\(group)/offsets-metadata/\(tp.topic)/\(tp.partition)" }
     public static func consumerOwners(_ group: String) -> String { "\(consumers)/\(group)/owners" }
     public static func consumerOwner(_ group: String, _ tp: TopicPartition) -> String { "\(consumers)/\(group)/owners/\(tp.topic)/\(tp.partition)" }
 }

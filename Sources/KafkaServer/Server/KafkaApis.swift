@@ -401,7 +401,14 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                 if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
                 guard metadataCache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
                 do {
-                    try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset)
+                    // v1 keeps its metadata string (0.8.2 stores v1 commits with it); v0, stored in
+                    // ZooKeeper by 0.8.2 as a bare offset, drops any earlier v1 metadata.
+                    if req.apiVersion >= 1 {
+                        try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset, metadata: p.metadata)
+                    } else {
+                        try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset)
+                        try? await zk.clearConsumerOffsetMetadata(group: req.group, tp)
+                    }
                     parts.append((p.partition, .none))
                 } catch {
                     parts.append((p.partition, .unknown))
@@ -427,7 +434,8 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                 let missing: ErrorCode = req.apiVersion == 0 ? .unknownTopicOrPartition : .none
                 do {
                     if let off = try await zk.consumerOffset(group: req.group, tp) {
-                        parts.append(.init(partition: p, offset: off, metadata: "", error: .none))
+                        let metadata = req.apiVersion >= 1 ? ((try? await zk.consumerOffsetMetadata(group: req.group, tp, offset: off)) ?? "") : ""
+                        parts.append(.init(partition: p, offset: off, metadata: metadata, error: .none))
                     } else {
                         parts.append(.init(partition: p, offset: -1, metadata: "", error: missing))
                     }
