@@ -44,6 +44,20 @@ done
 
 SERVER=$1
 shift
+
+# Fail fast, with a plain message, when no server of the connect string accepts connections
+# (ZooKeeperMain would otherwise print connection-loss stack traces).
+reachable=0
+IFS=',' read -r -a SERVERS <<< "${SERVER%%/*}"
+for hp in "${SERVERS[@]}"; do
+    host=${hp%:*}; port=${hp##*:}
+    [ "$host" = "$hp" ] && port=2181
+    if (exec 3<>"/dev/tcp/$host/$port") >/dev/null 2>&1; then reachable=1; break; fi
+done
+if [ "$reachable" -eq 0 ]; then
+    echo "$PROG: cannot connect to ZooKeeper at ${SERVER%%/*} (nothing accepts connections there)" >&2
+    exit 1
+fi
 # shellcheck disable=SC2206
 HEAP=(${KAFKA_HEAP_OPTS:--Xmx256M})
 # shellcheck disable=SC2206

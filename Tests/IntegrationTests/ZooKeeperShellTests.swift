@@ -14,6 +14,12 @@ final class ZooKeeperShellTests: IntegrationTestCase {
         XCTAssertTrue(ids.stdout.contains("[\(c.broker.id)]"), ids.summary)
     }
 
+    func testUnreachableServerFailsFast() throws {
+        let r = try Project.run("zookeeper-shell.sh", ["127.0.0.1:1/chroot", "ls", "/"], timeout: 30)
+        XCTAssertEqual(r.exitCode, 1, r.summary)
+        XCTAssertTrue(r.stderr.contains("cannot connect to ZooKeeper at 127.0.0.1:1"), r.summary)
+    }
+
     func testMissingServerArgumentIsNamed() throws {
         let r = try Project.run("zookeeper-shell.sh", [], timeout: 30)
         XCTAssertEqual(r.exitCode, 1, r.summary)
