@@ -32,7 +32,7 @@ final class PerfTotals: Sendable {
 
 /// The options 0.8.2's PerfConfig gives both perf tools.
 struct PerfConfigOptions: ParsableArguments {
-    @Option(name: .customLong("messages"), help: "The number of messages to send or consume.") var messages: Int?
+    @Option(name: .customLong("messages"), help: "The number of messages to send or consume, in total over all threads (0.8.2's consumer applies it to each thread). The consumer without it reads up to the log end seen at start; with it, it stops after 5 s without new messages (0.8.2's consumer.timeout.ms).") var messages: Int?
     @Option(name: .customLong("reporting-interval"), help: "Interval at which to print progress info (in messages; consumer with --show-detailed-stats).") var reportingInterval = 5000
     @Option(name: .customLong("date-format"), help: "The date format to use for formatting the time field. See java.text.SimpleDateFormat for options.") var dateFormat = "yyyy-MM-dd HH:mm:ss:SSS"
     @Flag(name: .customLong("show-detailed-stats"), help: "If set, stats are reported for each reporting interval as configured by reporting-interval (consumer only; the 0.8.2 producer accepts it and prints nothing extra, as here).") var showDetailedStats = false
