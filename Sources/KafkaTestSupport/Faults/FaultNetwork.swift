@@ -123,7 +123,22 @@ public final class FaultNetwork: @unchecked Sendable {
                 _ = try? FaultShell.run(ip, ["netns", "del", name], allowFailure: true)
             }
         }
+        deleteHostLinks(subnet: n, ip: ip)
         _ = try? FaultShell.run(ip, ["link", "del", "kfbr\(n)"], allowFailure: true)
+    }
+
+    /// Deletes the root-namespace ends `kf<n>h*` of the hosts' veth pairs. Deleting one end
+    /// removes the pair at once; a deleted namespace's veths otherwise go away asynchronously,
+    /// and the next harness on this subnet would find the names still taken.
+    static func deleteHostLinks(subnet n: Int, ip: String) {
+        let links = (try? FaultShell.run(ip, ["-o", "link", "show"], allowFailure: true).stdout) ?? ""
+        for line in links.split(separator: "\n") {
+            // "12: kf0h11@if2: <BROADCAST,...": the name is the second field, before any '@'.
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { continue }
+            let name = fields[1].split(separator: "@").first.map(String.init)?.trimmingCharacters(in: CharacterSet(charactersIn: ":")) ?? ""
+            if name.hasPrefix("kf\(n)h") { _ = try? FaultShell.run(ip, ["link", "del", name], allowFailure: true) }
+        }
     }
 
     /// SIGKILL to every process in a namespace (a namespace outlives its deletion while used).
@@ -141,7 +156,21 @@ public final class FaultNetwork: @unchecked Sendable {
         let address = "10.77.\(subnet).\(index)"
         let outer = "kf\(subnet)h\(index)", inner = "kf\(subnet)i\(index)"
         try FaultShell.run(ip, ["netns", "add", ns])
-        try FaultShell.run(ip, ["link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns])
+        // A pair of an earlier harness on this subnet may still be going away: remove it, and
+        // retry briefly while the kernel finishes.
+        _ = try? FaultShell.run(ip, ["link", "del", outer], allowFailure: true)
+        var attempt = 0
+        while true {
+            do {
+                try FaultShell.run(ip, ["link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns])
+                break
+            } catch {
+                attempt += 1
+                if attempt >= 25 { throw error }
+                usleep(200_000)
+                _ = try? FaultShell.run(ip, ["link", "del", outer], allowFailure: true)
+            }
+        }
         try FaultShell.run(ip, ["link", "set", outer, "master", bridge, "up"])
         try inside(ns, [ip, "link", "set", inner, "name", "eth0"])
         try inside(ns, [ip, "addr", "add", "\(address)/24", "dev", "eth0"])
@@ -216,6 +245,7 @@ public final class FaultNetwork: @unchecked Sendable {
             Self.killProcesses(inNamespace: h.namespace, ip: ip)
             _ = try? FaultShell.run(ip, ["netns", "del", h.namespace], allowFailure: true)
         }
+        Self.deleteHostLinks(subnet: subnet, ip: ip)
         _ = try? FaultShell.run(ip, ["link", "del", bridge], allowFailure: true)
         try? FileManager.default.removeItem(atPath: claimFile)
         if claimFD >= 0 { close(claimFD) }
