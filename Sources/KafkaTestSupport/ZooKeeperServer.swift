@@ -22,6 +22,7 @@ public final class ZooKeeperServer: Sendable {
     public let port: Int
     public let directory: String
     private let java: String
+    private let mainClass: String
     /// The running JVM (nil while stopped); `removed` once `stop()` has deleted the directory.
     private let state: Mutex<(process: BackgroundProcess?, removed: Bool)>
 
@@ -33,10 +34,11 @@ public final class ZooKeeperServer: Sendable {
     static let jarDir = "/usr/share/java"
     static let jars = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"]
 
-    private init(port: Int, directory: String, java: String) {
+    init(port: Int, directory: String, java: String, mainClass: String = standaloneMain) {
         self.port = port
         self.directory = directory
         self.java = java
+        self.mainClass = mainClass
         self.state = Mutex((nil, false))
     }
 
@@ -47,13 +49,7 @@ public final class ZooKeeperServer: Sendable {
     /// Starts a server and waits until it serves requests (`srvr` reports its mode; up to 30 s). Retries on another port if the
     /// chosen one was taken meanwhile.
     public static func start() async throws -> ZooKeeperServer {
-        guard let java = javaCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw TestSupportError("java not found (\(javaCandidates.joined(separator: ", "))): install the dependencies with bin/setup.sh (apt-get install zookeeper)")
-        }
-        let missing = jars.filter { !FileManager.default.fileExists(atPath: "\(jarDir)/\($0)") }
-        guard missing.isEmpty else {
-            throw TestSupportError("ZooKeeper is not installed (missing \(missing.map { "\(jarDir)/\($0)" }.joined(separator: ", "))): run bin/setup.sh (apt-get install zookeeper)")
-        }
+        let java = try locateJava()
         var lastError: Error = TestSupportError("ZooKeeper did not start")
         for _ in 0..<3 {
             do {
@@ -70,33 +66,7 @@ public final class ZooKeeperServer: Sendable {
         let dir = try Spawner.makeTempDirectory(prefix: "kafka-swift-zk-")
         let server = ZooKeeperServer(port: port, directory: dir, java: java)
         do {
-            try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
-            let config = """
-                tickTime=500
-                initLimit=10
-                syncLimit=5
-                dataDir=\(dir)/data
-                clientPort=\(port)
-                clientPortAddress=127.0.0.1
-                maxClientCnxns=0
-                minSessionTimeout=1000
-                maxSessionTimeout=60000
-                admin.enableServer=false
-                4lw.commands.whitelist=*
-                forceSync=no
-
-                """
-            try config.write(toFile: dir + "/zoo.cfg", atomically: true, encoding: .utf8)
-            let log4j = """
-                log4j.rootLogger=INFO, FILE
-                log4j.appender.FILE=org.apache.log4j.FileAppender
-                log4j.appender.FILE.File=\(dir)/zookeeper.log
-                log4j.appender.FILE.Append=true
-                log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-                log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
-
-                """
-            try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
+            try writeConfiguration(directory: dir, clientPort: port, clientPortAddress: "127.0.0.1")
             try await server.launchAndWait()
         } catch {
             server.stop()
@@ -105,22 +75,94 @@ public final class ZooKeeperServer: Sendable {
         return server
     }
 
-    /// Starts the JVM on the existing directory and port, and waits until it serves requests.
-    private func launchAndWait() async throws {
-        let classpath = Self.jars.map { "\(Self.jarDir)/\($0)" }.joined(separator: ":")
-        let arguments = [
+    // MARK: Configuration shared by every test ZooKeeper (this class, ZooKeeperEnsemble, FaultCluster)
+
+    /// The java binary, or an error naming what to install.
+    static func locateJava() throws -> String {
+        guard let java = javaCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw TestSupportError("java not found (\(javaCandidates.joined(separator: ", "))): install the dependencies with bin/setup.sh (apt-get install zookeeper)")
+        }
+        let missing = jars.filter { !FileManager.default.fileExists(atPath: "\(jarDir)/\($0)") }
+        guard missing.isEmpty else {
+            throw TestSupportError("ZooKeeper is not installed (missing \(missing.map { "\(jarDir)/\($0)" }.joined(separator: ", "))): run bin/setup.sh (apt-get install zookeeper)")
+        }
+        return java
+    }
+
+    /// Writes `<directory>/zoo.cfg` (data in `<directory>/data`), `<directory>/log4j.properties`
+    /// (log to `<directory>/zookeeper.log`) and, for an ensemble member, `<directory>/data/myid`.
+    /// `servers` are the ensemble's `server.N=host:quorumPort:electionPort` lines (empty: standalone).
+    static func writeConfiguration(directory dir: String, clientPort: Int, clientPortAddress: String,
+                                   servers: [String] = [], myid: Int? = nil) throws {
+        try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+        var config = """
+            tickTime=500
+            initLimit=10
+            syncLimit=5
+            dataDir=\(dir)/data
+            clientPort=\(clientPort)
+            clientPortAddress=\(clientPortAddress)
+            maxClientCnxns=0
+            minSessionTimeout=1000
+            maxSessionTimeout=60000
+            admin.enableServer=false
+            4lw.commands.whitelist=*
+            forceSync=no
+
+            """
+        for line in servers { config += line + "\n" }
+        try config.write(toFile: dir + "/zoo.cfg", atomically: true, encoding: .utf8)
+        if let myid {
+            try "\(myid)\n".write(toFile: dir + "/data/myid", atomically: true, encoding: .utf8)
+        }
+        let log4j = """
+            log4j.rootLogger=INFO, FILE
+            log4j.appender.FILE=org.apache.log4j.FileAppender
+            log4j.appender.FILE.File=\(dir)/zookeeper.log
+            log4j.appender.FILE.Append=true
+            log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+            log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+
+            """
+        try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
+    }
+
+    static let standaloneMain = "org.apache.zookeeper.server.ZooKeeperServerMain"
+    static let quorumMain = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+    /// The JVM arguments (after the java binary) that run `mainClass` on `<directory>/zoo.cfg`.
+    static func jvmArguments(directory: String, mainClass: String = standaloneMain) -> [String] {
+        let classpath = jars.map { "\(jarDir)/\($0)" }.joined(separator: ":")
+        return [
             "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
             "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
             "-Dlog4j.configuration=file:\(directory)/log4j.properties",
             "-Dzookeeper.jmx.log4j.disable=true",
             "-Dzookeeper.preAllocSize=1024",
             "-cp", classpath,
-            "org.apache.zookeeper.server.ZooKeeperServerMain", directory + "/zoo.cfg",
+            mainClass, directory + "/zoo.cfg",
         ]
-        let process = try BackgroundProcess.launch(java, arguments, environment: nil, currentDirectory: directory,
+    }
+
+    /// Starts the JVM on the existing directory and port, and waits until it serves requests.
+    private func launchAndWait() async throws {
+        try launch()
+        try await waitServing(timeout: 30)
+    }
+
+    /// Starts the JVM on the existing directory and port (does not wait).
+    func launch() throws {
+        let process = try BackgroundProcess.launch(java, Self.jvmArguments(directory: directory, mainClass: mainClass),
+                                                   environment: nil, currentDirectory: directory,
                                                    outputFile: directory + "/zookeeper.out")
         state.withLock { $0.process = process }
-        let deadline = Date().addingTimeInterval(30)
+    }
+
+    /// Waits until the server serves requests: `srvr` reports a Mode (an ensemble member only once
+    /// it has joined a quorum).
+    func waitServing(timeout: Double) async throws {
+        guard let process = state.withLock({ $0.process }) else { throw TestSupportError("ZooKeeper on port \(port) is not running") }
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let code = process.exitStatus {
                 let out = process.output()
@@ -128,12 +170,19 @@ public final class ZooKeeperServer: Sendable {
                 throw TestSupportError("ZooKeeper exited with code \(code) while starting on port \(port)\n\(out)\n\(log)")
             }
             // `ruok` answers before the server serves requests; `srvr` reports a Mode only once it does.
-            if TestNetwork.fourLetterWord("srvr", port: port, timeout: 1)?.contains("Mode:") == true {
-                return
-            }
+            if mode != nil { return }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        throw TestSupportError("ZooKeeper did not answer on port \(port) within 30 s")
+        throw TestSupportError("ZooKeeper did not answer on port \(port) within \(Int(timeout)) s")
+    }
+
+    /// The server's role from `srvr` ("standalone", "leader", "follower"), nil when it does not serve.
+    public var mode: String? {
+        guard let reply = TestNetwork.fourLetterWord("srvr", port: port, timeout: 1) else { return nil }
+        for line in reply.split(separator: "\n") where line.hasPrefix("Mode:") {
+            return line.dropFirst("Mode:".count).trimmingCharacters(in: .whitespaces)
+        }
+        return nil
     }
 
     /// The server's pid (nil while stopped).
@@ -158,6 +207,16 @@ public final class ZooKeeperServer: Sendable {
         if removed { throw TestSupportError("ZooKeeper on port \(port) was stopped and removed") }
         stopProcess()
         try await launchAndWait()
+    }
+
+    /// Stops the JVM (SIGTERM, then SIGKILL after 5 s) and keeps its directory: `restart()` starts it again.
+    public func stopServer() {
+        stopProcess()
+    }
+
+    /// True while the JVM runs.
+    public var isRunning: Bool {
+        state.withLock { $0.process?.isRunning ?? false }
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. Safe to call twice.

@@ -30,6 +30,8 @@ public final class FaultCluster: @unchecked Sendable {
         /// the harness relies only on its Kafka port, its ZooKeeper registration and the on-disk log format.
         public var brokerCommand: String?
         public var shimSource = ProjectPaths.root + "/Tests/faults/fault_shim.c"
+        /// A chroot appended to the brokers' `zookeeper.connect` (e.g. "/kafka"; the brokers create it).
+        public var chroot: String?
         public init() {}
     }
 
@@ -86,6 +88,8 @@ public final class FaultCluster: @unchecked Sendable {
     private var shimLibrary: String?
 
     public var zkConnect: String { "\(zkAddress):\(zkPort)" }
+    /// `zookeeper.connect` of the brokers and tools: `zkConnect` plus `Options.chroot`.
+    public var brokerZkConnect: String { zkConnect + (options.chroot ?? "") }
     public var brokerList: String { brokers.map { "\($0.address):\(kafkaPort)" }.joined(separator: ",") }
     public func broker(_ id: Int) -> Broker { brokers.first { $0.id == id }! }
 
@@ -149,45 +153,10 @@ public final class FaultCluster: @unchecked Sendable {
     private func startZooKeeper(fresh: Bool) async throws {
         let dir = directory + "/zk"
         if fresh {
-            try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
-            let config = """
-                tickTime=500
-                initLimit=10
-                syncLimit=5
-                dataDir=\(dir)/data
-                clientPort=\(zkPort)
-                clientPortAddress=\(zkAddress)
-                maxClientCnxns=0
-                minSessionTimeout=1000
-                maxSessionTimeout=60000
-                admin.enableServer=false
-                4lw.commands.whitelist=*
-                forceSync=no
-
-                """
-            try config.write(toFile: dir + "/zoo.cfg", atomically: true, encoding: .utf8)
-            let log4j = """
-                log4j.rootLogger=INFO, FILE
-                log4j.appender.FILE=org.apache.log4j.FileAppender
-                log4j.appender.FILE.File=\(dir)/zookeeper.log
-                log4j.appender.FILE.Append=true
-                log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-                log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
-
-                """
-            try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
+            try ZooKeeperServer.writeConfiguration(directory: dir, clientPort: zkPort, clientPortAddress: zkAddress)
         }
-        guard let java = ZooKeeperServer.javaCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw TestSupportError("java not found: install ZooKeeper with bin/setup.sh (apt-get install zookeeper)")
-        }
-        let classpath = ZooKeeperServer.jars.map { "\(ZooKeeperServer.jarDir)/\($0)" }.joined(separator: ":")
-        let args = network.execPrefix(zkHost).dropFirst() + [
-            java, "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-            "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
-            "-Dlog4j.configuration=file:\(dir)/log4j.properties",
-            "-Dzookeeper.jmx.log4j.disable=true", "-Dzookeeper.preAllocSize=1024",
-            "-cp", classpath, "org.apache.zookeeper.server.ZooKeeperServerMain", dir + "/zoo.cfg",
-        ]
+        let java = try ZooKeeperServer.locateJava()
+        let args = network.execPrefix(zkHost).dropFirst() + [java] + ZooKeeperServer.jvmArguments(directory: dir)
         zkStarts += 1
         let p = try BackgroundProcess.launch(network.execPrefix(zkHost)[0], Array(args), environment: nil,
                                              currentDirectory: dir, outputFile: "\(dir)/zookeeper.\(zkStarts).out")
@@ -231,7 +200,7 @@ public final class FaultCluster: @unchecked Sendable {
             "host.name": b.address,
             "advertised.host.name": b.address,
             "log.dirs": b.logDir,
-            "zookeeper.connect": zkConnect,
+            "zookeeper.connect": brokerZkConnect,
             "num.partitions": "1",
             "default.replication.factor": "\(options.brokerCount)",
             "auto.create.topics.enable": "false",
