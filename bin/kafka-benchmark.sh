@@ -1,33 +1,84 @@
 #!/usr/bin/env bash
-# Runs every roadmap-4 workload against its own ZooKeeper and brokers and prints one table:
-#   workload | measured | target | pass/fail
+# Runs the benchmark workloads against its own ZooKeeper and brokers (or an external broker) and
+# prints tables of measured figures vs. targets.
 #
-#   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep]
+#   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep] [--latency] [--throughput] [--all]
+#                          [--runs N] [--latency-seconds S] [--rates R,R,...]
+#                          [--bootstrap HOST:PORT --broker-pid PID[,PID,PID] --zookeeper HOST:PORT]
 #
-#   --quick     smaller runs (about 1 minute): fewer messages, 5 s of latency, 1,000 partitions kept
+#   (no workload flag)  the roadmap-4 workloads: produce, consume, end-to-end latency (kafka-tools
+#               clients), RF 3 acks=-1, 1,000 partitions, the log's flat append
+#   --latency   issue 8: the librdkafka client (bench/rdkafka_bench.c) at 10k, 50k and 100k msg/s,
+#               acks=1, 60 s each after a 5 s warm-up, each rate --runs times back to back: p50, p99,
+#               p99.9, max
+#   --throughput  issue 9: the librdkafka client produces 100 B messages (acks=1, batches of up to
+#               10,000, linger 5 ms) to 1, 100 and 1,000 partitions, consumes 1 and 100 partitions,
+#               and produces with RF 3, acks=-1 on 3 brokers, each --runs times: msg/s, MB/s, broker
+#               CPU ns/msg (/proc/<pid>/stat), client CPU ns/msg, broker RSS, beside the log alone
+#               (kafka-tools log-perf-test) measured in the same run
+#   --all       all of the above
+#   --runs N    repetitions of each latency rate and throughput workload (default 3)
+#   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
+#   --rates LIST  latency rates (default 10000,50000,100000)
+#   --quick     smaller runs: fewer messages, 5 s of latency (2 s warm-up), 1,000 partitions kept
 #   --full-log  the log's flat-append check with >= 10 GB stored (needs ~14 GB free in $TMPDIR, slow);
 #               by default the check runs with a 1 GB prefill
-#   --keep      keep the temp directory (logs, data) instead of removing it
+#   --keep      keep the temp directory (logs, data, client output) instead of removing it
+#   --bootstrap HOST:PORT --broker-pid PIDS --zookeeper HOST:PORT
+#               run --latency / --throughput against an already running broker (e.g. Kafka 0.8.2.2
+#               started by hand) instead of starting brokers; topics are created through its
+#               ZooKeeper with kafka-tools. One pid: the single-broker workloads; three pids (a
+#               3-broker cluster): only the RF 3 workload. CPU and RSS are read from those pids.
 #
-# Builds nothing: run `swift build -c release` first. Starts ZooKeeper (Debian's, via java) and
-# kafka-server processes on free ports, data under a fresh temp dir; stops them by pid at the end
-# (also on Ctrl-C). Broker, clients and ZooKeeper all run on this machine and share its cores.
+# Builds nothing but the small C client (gcc, when bench/rdkafka_bench.c is newer than it): run
+# `swift build -c release` first. Starts ZooKeeper (Debian's, via java) and kafka-server processes
+# on free ports, data under a fresh temp dir; stops them by pid at the end (also on Ctrl-C).
+# Broker, clients and ZooKeeper all run on this machine and share its cores.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 PROG=$(basename "$0")
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
 QUICK=0
 FULL_LOG=0
 KEEP=0
-for arg in "$@"; do
-    case "$arg" in
+LEGACY=0
+LATENCY=0
+THROUGHPUT=0
+RUNS=3
+LAT_SECS=""
+RATES="10000,50000,100000"
+EXT_BOOTSTRAP=""
+EXT_PIDS=""
+EXT_ZK=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --quick) QUICK=1 ;;
         --full-log) FULL_LOG=1 ;;
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "$PROG: unknown option $arg" >&2; sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1 ;;
+        --latency) LATENCY=1 ;;
+        --throughput) THROUGHPUT=1 ;;
+        --all) LEGACY=1; LATENCY=1; THROUGHPUT=1 ;;
+        --runs) RUNS=${2:?--runs needs a number}; shift ;;
+        --latency-seconds) LAT_SECS=${2:?--latency-seconds needs a number}; shift ;;
+        --rates) RATES=${2:?--rates needs a list}; shift ;;
+        --bootstrap) EXT_BOOTSTRAP=${2:?--bootstrap needs HOST:PORT}; shift ;;
+        --broker-pid|--broker-pids) EXT_PIDS=${2:?--broker-pid needs a pid}; shift ;;
+        --zookeeper) EXT_ZK=${2:?--zookeeper needs HOST:PORT}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "$PROG: unknown option $1" >&2; usage >&2; exit 1 ;;
     esac
+    shift
 done
+EXTERNAL=0
+if [ -n "$EXT_BOOTSTRAP" ]; then
+    EXTERNAL=1
+    [ -n "$EXT_PIDS" ] && [ -n "$EXT_ZK" ] || { echo "$PROG: --bootstrap needs --broker-pid and --zookeeper" >&2; exit 1; }
+    [ "$LEGACY" -eq 1 ] && { echo "$PROG: the roadmap-4 workloads start their own brokers: use --latency / --throughput with --bootstrap" >&2; exit 1; }
+    [ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && { LATENCY=1; THROUGHPUT=1; }
+fi
+[ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && LEGACY=1
 
 for exe in kafka-server kafka-tools; do
     if [ ! -x "$RELEASE_DIR/$exe" ]; then
@@ -101,9 +152,10 @@ stop_pid() {
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # --- ZooKeeper ---------------------------------------------------------------------------------
-ZK_PORT=$(free_port)
-mkdir -p "$WORK/zk/data"
-cat > "$WORK/zk/zoo.cfg" <<EOF
+start_zookeeper() {
+    ZK_PORT=$(free_port)
+    mkdir -p "$WORK/zk/data"
+    cat > "$WORK/zk/zoo.cfg" <<EOF
 tickTime=500
 initLimit=10
 syncLimit=5
@@ -117,28 +169,29 @@ admin.enableServer=false
 4lw.commands.whitelist=*
 forceSync=no
 EOF
-cat > "$WORK/zk/log4j.properties" <<EOF
+    cat > "$WORK/zk/log4j.properties" <<EOF
 log4j.rootLogger=INFO, FILE
 log4j.appender.FILE=org.apache.log4j.FileAppender
 log4j.appender.FILE.File=$WORK/zk/zookeeper.log
 log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
 log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
 EOF
-"$JAVA" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Djava.net.preferIPv4Stack=true "-Dlog4j.configuration=file:$WORK/zk/log4j.properties" \
-    -Dzookeeper.jmx.log4j.disable=true -Dzookeeper.preAllocSize=1024 -cp "$ZK_JARS" \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" > "$WORK/zk/zookeeper.out" 2>&1 < /dev/null &
-ZK_PID=$!
-PIDS+=("$ZK_PID")
-ZK="127.0.0.1:$ZK_PORT"
-for i in $(seq 1 120); do
-    kill -0 "$ZK_PID" 2>/dev/null || { tail -20 "$WORK/zk/zookeeper.out" >&2; kafka_die "ZooKeeper exited"; }
-    out=$( (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && cat <&3) 2>/dev/null || true)
-    case "$out" in *Mode:*) break ;; esac
-    sleep 0.25
-    [ "$i" -eq 120 ] && kafka_die "ZooKeeper did not start on $ZK"
-done
-say "ZooKeeper pid $ZK_PID on $ZK; work dir $WORK"
+    "$JAVA" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+        -Djava.net.preferIPv4Stack=true "-Dlog4j.configuration=file:$WORK/zk/log4j.properties" \
+        -Dzookeeper.jmx.log4j.disable=true -Dzookeeper.preAllocSize=1024 -cp "$ZK_JARS" \
+        org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" > "$WORK/zk/zookeeper.out" 2>&1 < /dev/null &
+    ZK_PID=$!
+    PIDS+=("$ZK_PID")
+    ZK="127.0.0.1:$ZK_PORT"
+    for i in $(seq 1 120); do
+        kill -0 "$ZK_PID" 2>/dev/null || { tail -20 "$WORK/zk/zookeeper.out" >&2; kafka_die "ZooKeeper exited"; }
+        out=$( (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && cat <&3) 2>/dev/null || true)
+        case "$out" in *Mode:*) break ;; esac
+        sleep 0.25
+        [ "$i" -eq 120 ] && kafka_die "ZooKeeper did not start on $ZK"
+    done
+    say "ZooKeeper pid $ZK_PID on $ZK; work dir $WORK"
+}
 
 # --- brokers -----------------------------------------------------------------------------------
 # start_broker ID -> starts broker ID on a free port; sets BROKER_PID and BROKER_PORT.
@@ -195,87 +248,255 @@ last_field() { tail -n 1 | awk -F', *' '{ print $NF }'; }
 declare -A M
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
-# --- 1 broker: produce, consume, end-to-end latency --------------------------------------------
-start_broker 1
-B1_PID=$BROKER_PID; B1="127.0.0.1:$BROKER_PORT"
-create_topic bench 1 1
-wait_led bench 1 1 30
-say "produce: $PRODUCE_MSGS x 100 B, acks=1, batches of 200, 8 in flight"
-M[produce]=$("$TOOLS" producer-perf-test --broker-list "$B1" --topics bench --messages "$PRODUCE_MSGS" \
-    --message-size 100 --request-num-acks 1 | tee "$WORK/produce.txt" | last_field)
-say "  $(tail -1 "$WORK/produce.txt")"
-say "consume: the whole partition, 1 MiB fetches"
-M[consume]=$("$TOOLS" consumer-perf-test --zookeeper "$ZK" --topic bench | tee "$WORK/consume.txt" | last_field)
-say "  $(tail -1 "$WORK/consume.txt")"
-create_topic e2e 1 1
-wait_led e2e 1 1 30
-say "end-to-end latency: 10,000 msg/s for $E2E_SECS s (first second not counted), acks=1"
-"$TOOLS" end-to-end-latency --broker-list "$B1" --topic e2e --rate 10000 --seconds "$E2E_SECS" --acks 1 > "$WORK/e2e.txt"
-sed 's/^/  /' "$WORK/e2e.txt" >&2
-M[e2e_p99]=$(awk '/^latency ms:/ { for (f = 1; f <= NF; f++) if ($f == "p99") { v = $(f + 1); sub(/,/, "", v); print v } }' "$WORK/e2e.txt")
-M[e2e_p50]=$(awk '/^latency ms:/ { for (f = 1; f <= NF; f++) if ($f == "p50") { v = $(f + 1); sub(/,/, "", v); print v } }' "$WORK/e2e.txt")
-M[e2e_rate]=$(awk '/achieved/ { for (f = 1; f <= NF; f++) if ($f == "achieved") print $(f + 1) }' "$WORK/e2e.txt")
-stop_pid "$B1_PID"
+run_legacy() {
+    # --- 1 broker: produce, consume, end-to-end latency --------------------------------------------
+    start_broker 1
+    B1_PID=$BROKER_PID; B1="127.0.0.1:$BROKER_PORT"
+    create_topic bench 1 1
+    wait_led bench 1 1 30
+    say "produce: $PRODUCE_MSGS x 100 B, acks=1, batches of 200, 8 in flight"
+    M[produce]=$("$TOOLS" producer-perf-test --broker-list "$B1" --topics bench --messages "$PRODUCE_MSGS" \
+        --message-size 100 --request-num-acks 1 | tee "$WORK/produce.txt" | last_field)
+    say "  $(tail -1 "$WORK/produce.txt")"
+    say "consume: the whole partition, 1 MiB fetches"
+    M[consume]=$("$TOOLS" consumer-perf-test --zookeeper "$ZK" --topic bench | tee "$WORK/consume.txt" | last_field)
+    say "  $(tail -1 "$WORK/consume.txt")"
+    create_topic e2e 1 1
+    wait_led e2e 1 1 30
+    say "end-to-end latency: 10,000 msg/s for $E2E_SECS s (first second not counted), acks=1"
+    "$TOOLS" end-to-end-latency --broker-list "$B1" --topic e2e --rate 10000 --seconds "$E2E_SECS" --acks 1 > "$WORK/e2e.txt"
+    sed 's/^/  /' "$WORK/e2e.txt" >&2
+    M[e2e_p99]=$(awk '/^latency ms:/ { for (f = 1; f <= NF; f++) if ($f == "p99") { v = $(f + 1); sub(/,/, "", v); print v } }' "$WORK/e2e.txt")
+    M[e2e_p50]=$(awk '/^latency ms:/ { for (f = 1; f <= NF; f++) if ($f == "p50") { v = $(f + 1); sub(/,/, "", v); print v } }' "$WORK/e2e.txt")
+    M[e2e_rate]=$(awk '/achieved/ { for (f = 1; f <= NF; f++) if ($f == "achieved") print $(f + 1) }' "$WORK/e2e.txt")
+    stop_pid "$B1_PID"
 
-# --- 1,000 partitions on one fresh broker ------------------------------------------------------
-start_broker 2
-B2_PID=$BROKER_PID
-sleep 2
-M[rss_idle]=$(rss_mb "$B2_PID")
-say "1,000-partition topic on broker 2 (resident before: ${M[rss_idle]} MB)"
-"$TOOLS" topics --zookeeper "$ZK" --create --topic many --replica-assignment "$(printf '2%.0s,' $(seq 1 1000) | sed 's/,$//')" > /dev/null
-T0=$(date +%s.%N)
-wait_led many 1000 1 120
-for i in $(seq 1 240); do
-    n=$(find "$WORK/broker-2/data" -maxdepth 1 -name 'many-*' -type d | wc -l)
-    [ "$n" -ge 1000 ] && break
-    sleep 0.5
-done
-T1=$(date +%s.%N)
-sleep 3
-M[rss_1000]=$(rss_mb "$B2_PID")
-M[led_secs]=$(echo "$T1 - $T0" | bc -l | xargs printf '%.1f')
-say "  1,000 partitions led and their logs open in ${M[led_secs]} s; VmRSS ${M[rss_1000]} MB"
-stop_pid "$B2_PID"
+    # --- 1,000 partitions on one fresh broker ------------------------------------------------------
+    start_broker 2
+    B2_PID=$BROKER_PID
+    sleep 2
+    M[rss_idle]=$(rss_mb "$B2_PID")
+    say "1,000-partition topic on broker 2 (resident before: ${M[rss_idle]} MB)"
+    "$TOOLS" topics --zookeeper "$ZK" --create --topic many --replica-assignment "$(printf '2%.0s,' $(seq 1 1000) | sed 's/,$//')" > /dev/null
+    T0=$(date +%s.%N)
+    wait_led many 1000 1 120
+    for i in $(seq 1 240); do
+        n=$(find "$WORK/broker-2/data" -maxdepth 1 -name 'many-*' -type d | wc -l)
+        [ "$n" -ge 1000 ] && break
+        sleep 0.5
+    done
+    T1=$(date +%s.%N)
+    sleep 3
+    M[rss_1000]=$(rss_mb "$B2_PID")
+    M[led_secs]=$(echo "$T1 - $T0" | bc -l | xargs printf '%.1f')
+    say "  1,000 partitions led and their logs open in ${M[led_secs]} s; VmRSS ${M[rss_1000]} MB"
+    stop_pid "$B2_PID"
 
-# --- RF 3, acks=-1 -----------------------------------------------------------------------------
-start_broker 3; B3="127.0.0.1:$BROKER_PORT"
-start_broker 4
-start_broker 5
-create_topic rf3 1 3
-wait_led rf3 1 3 60
-say "RF 3 produce: $RF3_MSGS x 100 B, acks=-1, to the leader of partition 0 (3 brokers on this machine)"
-M[rf3]=$("$TOOLS" producer-perf-test --broker-list "$B3" --topics rf3 --messages "$RF3_MSGS" \
-    --message-size 100 --request-num-acks -1 | tee "$WORK/rf3.txt" | last_field)
-say "  $(tail -1 "$WORK/rf3.txt")"
-for pid in "${PIDS[@]}"; do [ "$pid" = "$ZK_PID" ] || stop_pid "$pid"; done
-stop_pid "$ZK_PID"
+    # --- RF 3, acks=-1 -----------------------------------------------------------------------------
+    start_broker 3; B3="127.0.0.1:$BROKER_PORT"
+    start_broker 4
+    start_broker 5
+    create_topic rf3 1 3
+    wait_led rf3 1 3 60
+    say "RF 3 produce: $RF3_MSGS x 100 B, acks=-1, to the leader of partition 0 (3 brokers on this machine)"
+    M[rf3]=$("$TOOLS" producer-perf-test --broker-list "$B3" --topics rf3 --messages "$RF3_MSGS" \
+        --message-size 100 --request-num-acks -1 | tee "$WORK/rf3.txt" | last_field)
+    say "  $(tail -1 "$WORK/rf3.txt")"
+    for pid in "${PIDS[@]}"; do [ "$pid" = "$ZK_PID" ] || stop_pid "$pid"; done
 
-# --- the log alone: flat append rate, empty vs. full -------------------------------------------
-say "log flat-append check: log-perf-test ${LOG_ARGS[*]} --no-read"
-"$TOOLS" log-perf-test --dir "$WORK/log-perf" "${LOG_ARGS[@]}" --no-read > "$WORK/logperf.txt"
-grep -E 'median|full vs' "$WORK/logperf.txt" | sed 's/^/  /' >&2
-M[flat]=$(sed -n 's/.*full vs\. empty log (interleaved): \([-+0-9.]*\)%.*/\1/p' "$WORK/logperf.txt")
-M[flat_stored]=$(sed -n 's/^append median, full log (now \([0-9.]*\) GB.*/\1/p' "$WORK/logperf.txt")
-M[append]=$(sed -n 's/^append median, full log.*: \([0-9]*\) msgs\/s.*/\1/p' "$WORK/logperf.txt")
+    # --- the log alone: flat append rate, empty vs. full -------------------------------------------
+    say "log flat-append check: log-perf-test ${LOG_ARGS[*]} --no-read"
+    "$TOOLS" log-perf-test --dir "$WORK/log-perf" "${LOG_ARGS[@]}" --no-read > "$WORK/logperf.txt"
+    grep -E 'median|full vs' "$WORK/logperf.txt" | sed 's/^/  /' >&2
+    M[flat]=$(sed -n 's/.*full vs\. empty log (interleaved): \([-+0-9.]*\)%.*/\1/p' "$WORK/logperf.txt")
+    M[flat_stored]=$(sed -n 's/^append median, full log (now \([0-9.]*\) GB.*/\1/p' "$WORK/logperf.txt")
+    M[append]=$(sed -n 's/^append median, full log.*: \([0-9]*\) msgs\/s.*/\1/p' "$WORK/logperf.txt")
 
-# --- the table ---------------------------------------------------------------------------------
+    # --- the table ---------------------------------------------------------------------------------
+    fmt_int() { printf '%.0f' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
+    pass() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo pass; else echo FAIL; fi; }
+    ABS_FLAT=${M[flat]#[-+]}
+    FLAT_NOTE=""
+    if [ "$FULL_LOG" -eq 0 ]; then FLAT_NOTE=" (small prefill; --full-log for >= 10 GB)"; fi
+    FLAT_RESULT=$(pass "$ABS_FLAT <= 10")
+    if [ "$FULL_LOG" -eq 0 ] && [ "$FLAT_RESULT" = pass ]; then FLAT_RESULT="pass at ${M[flat_stored]} GB"; fi
+
+    echo
+    echo "kafka-benchmark $( [ "$QUICK" -eq 1 ] && echo '--quick ')$( [ "$FULL_LOG" -eq 1 ] && echo '--full-log ')$(date '+%Y-%m-%d %H:%M'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), load at start $LOAD_START"
+    echo
+    echo "| workload | measured | target | result |"
+    echo "|---|---|---|---|"
+    echo "| produce 100 B, acks=1, 1 broker, 1 partition ($(fmt_int "$PRODUCE_MSGS") msgs) | $(fmt_int "${M[produce]}") msg/s | >= 1,000,000 msg/s | $(pass "${M[produce]} >= 1000000") |"
+    echo "| consume the same partition, 1 MiB fetches | $(fmt_int "${M[consume]}") msg/s | >= 2,000,000 msg/s | $(pass "${M[consume]} >= 2000000") |"
+    echo "| end-to-end p99 at 10k msg/s, acks=1 (achieved $(fmt_int "${M[e2e_rate]}") msg/s, p50 ${M[e2e_p50]} ms) | ${M[e2e_p99]} ms | <= 5 ms | $(pass "${M[e2e_p99]} <= 5 && ${M[e2e_rate]} >= 9900") |"
+    echo "| produce 100 B, RF 3, acks=-1, 3 brokers ($(fmt_int "$RF3_MSGS") msgs) | $(fmt_int "${M[rf3]}") msg/s | >= 400,000 msg/s | $(pass "${M[rf3]} >= 400000") |"
+    echo "| log append rate, ${M[flat_stored]} GB stored vs. empty$FLAT_NOTE | ${M[flat]} % ($(fmt_int "${M[append]}") msg/s full) | within 10 % with >= 10 GB | $FLAT_RESULT |"
+    echo "| 1,000 partitions led on one broker: VmRSS (idle before: ${M[rss_idle]} MB; led in ${M[led_secs]} s) | ${M[rss_1000]} MB | <= 150 MB | $(pass "${M[rss_1000]} <= 150") |"
+}
+
 fmt_int() { printf '%.0f' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 pass() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo pass; else echo FAIL; fi; }
-ABS_FLAT=${M[flat]#[-+]}
-FLAT_NOTE=""
-if [ "$FULL_LOG" -eq 0 ]; then FLAT_NOTE=" (small prefill; --full-log for >= 10 GB)"; fi
-FLAT_RESULT=$(pass "$ABS_FLAT <= 10")
-if [ "$FULL_LOG" -eq 0 ] && [ "$FLAT_RESULT" = pass ]; then FLAT_RESULT="pass at ${M[flat_stored]} GB"; fi
 
-echo
-echo "kafka-benchmark $( [ "$QUICK" -eq 1 ] && echo '--quick ')$( [ "$FULL_LOG" -eq 1 ] && echo '--full-log ')$(date '+%Y-%m-%d %H:%M'), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), load at start $LOAD_START"
-echo
-echo "| workload | measured | target | result |"
-echo "|---|---|---|---|"
-echo "| produce 100 B, acks=1, 1 broker, 1 partition ($(fmt_int "$PRODUCE_MSGS") msgs) | $(fmt_int "${M[produce]}") msg/s | >= 1,000,000 msg/s | $(pass "${M[produce]} >= 1000000") |"
-echo "| consume the same partition, 1 MiB fetches | $(fmt_int "${M[consume]}") msg/s | >= 2,000,000 msg/s | $(pass "${M[consume]} >= 2000000") |"
-echo "| end-to-end p99 at 10k msg/s, acks=1 (achieved $(fmt_int "${M[e2e_rate]}") msg/s, p50 ${M[e2e_p50]} ms) | ${M[e2e_p99]} ms | <= 5 ms | $(pass "${M[e2e_p99]} <= 5 && ${M[e2e_rate]} >= 9900") |"
-echo "| produce 100 B, RF 3, acks=-1, 3 brokers ($(fmt_int "$RF3_MSGS") msgs) | $(fmt_int "${M[rf3]}") msg/s | >= 400,000 msg/s | $(pass "${M[rf3]} >= 400000") |"
-echo "| log append rate, ${M[flat_stored]} GB stored vs. empty$FLAT_NOTE | ${M[flat]} % ($(fmt_int "${M[append]}") msg/s full) | within 10 % with >= 10 GB | $FLAT_RESULT |"
-echo "| 1,000 partitions led on one broker: VmRSS (idle before: ${M[rss_idle]} MB; led in ${M[led_secs]} s) | ${M[rss_1000]} MB | <= 150 MB | $(pass "${M[rss_1000]} <= 150") |"
+# kv LINE KEY -> the value of KEY in a key=value line of the librdkafka client.
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }
+
+# bench_client ARGS... -> runs the librdkafka client, its result line on stdout (also kept in
+# $WORK/client.txt; its stderr in $WORK/client.err).
+bench_client() {
+    local line rc=0
+    line=$("$BENCH" "$@" 2>> "$WORK/client.err") || rc=$?
+    printf '%s\n' "$line" >> "$WORK/client.txt"
+    [ -n "$line" ] || { tail -5 "$WORK/client.err" >&2; kafka_die "the benchmark client failed (exit $rc): $*"; }
+    [ "$rc" -eq 0 ] || say "  (client exit status $rc: incomplete run, see the line)"
+    printf '%s\n' "$line"
+}
+
+# Names unique to this run, so an external broker that kept earlier topics gets fresh ones.
+RUN_TAG=$(date +%H%M%S)
+
+# --- issue 8: latency with the librdkafka client -----------------------------------------------
+run_latency() {
+    local bs=$1 pids=$2 rate run topic line secs warm
+    secs=${LAT_SECS:-$([ "$QUICK" -eq 1 ] && echo 5 || echo 60)}
+    warm=$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)
+    LAT_ROWS=()
+    for rate in ${RATES//,/ }; do
+        topic="lat-$rate-$RUN_TAG"
+        create_topic "$topic" 1 1
+        wait_led "$topic" 1 1 60
+        for run in $(seq 1 "$RUNS"); do
+            say "latency: $rate msg/s, run $run/$RUNS: ${warm} s warm-up + $secs s measured, 100 B, acks=1, linger 0, topic $topic"
+            line=$(bench_client --mode latency --bootstrap "$bs" --topic "$topic" --rate "$rate" --seconds "$secs" \
+                --warmup "$warm" --acks 1 --size 100 --broker-pids "$pids")
+            say "  $line"
+            LAT_ROWS+=("$rate|$run|$(uptime_load)|$line")
+        done
+    done
+}
+
+uptime_load() { cut -d' ' -f1 /proc/loadavg; }
+
+print_latency() {
+    local row rate run load line p99 max target
+    echo
+    echo "librdkafka latency ($([ "$EXTERNAL" -eq 1 ] && echo "external broker $EXT_BOOTSTRAP, pid $EXT_PIDS" || echo "this broker, $SERVER")), $(date '+%Y-%m-%d %H:%M'), $(nproc) cores, load at start $LOAD_START"
+    echo
+    echo "| rate | run | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | client CPU % | broker CPU ns/msg | target p99 / max | result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for row in "${LAT_ROWS[@]}"; do
+        IFS='|' read -r rate run load line <<< "$row"
+        p99=$(kv "$line" p99_ms); max=$(kv "$line" max_ms)
+        case "$rate" in 10000) target=1 ;; 50000) target=2 ;; 100000) target=3 ;; *) target="" ;; esac
+        local cpu_pct
+        cpu_pct=$(echo "$(kv "$line" client_cpu_ns_msg) * $(kv "$line" achieved) / 10000000" | bc -l | xargs printf '%.0f')
+        echo "| $(fmt_int "$rate") | $run (load $load) | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $max | $(kv "$line" lost) | $cpu_pct | $(kv "$line" broker_cpu_ns_msg) | $([ -n "$target" ] && echo "<= $target / <= 20" || echo -) | $([ -n "$target" ] && pass "$p99 <= $target && $max <= 20 && $(kv "$line" lost) == 0" || echo -) |"
+    done
+}
+
+# --- issue 9: throughput with the librdkafka client --------------------------------------------
+# log_alone -> the log's own append limit in this run: sets LOG_MSGS_S and LOG_NS_MSG (medians).
+log_alone() {
+    local n=$1
+    say "the log alone: log-perf-test --messages $n --runs 3 --no-read (200-message sets of 100 B)"
+    "$TOOLS" log-perf-test --dir "$WORK/log-alone" --messages "$n" --runs 3 --no-read > "$WORK/log-alone.txt"
+    grep -E '^append run' "$WORK/log-alone.txt" | sed 's/^/  /' >&2
+    LOG_NS_MSG=$(awk -v n="$n" '/^append run/ { match($0, /cpu user [0-9.]+ s, sys [0-9.]+ s/); split(substr($0, RSTART, RLENGTH), a, " ");
+                 print (a[3] + a[6]) * 1e9 / n }' "$WORK/log-alone.txt" | sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", v[int((NR + 1) / 2)] }')
+    LOG_MSGS_S=$(sed -n 's/^append median: \([0-9]*\) msgs\/s.*/\1/p' "$WORK/log-alone.txt")
+    say "  log alone: median $(fmt_int "$LOG_MSGS_S") msg/s, $LOG_NS_MSG ns CPU/msg"
+}
+
+TP_ROWS=()
+tp_row() { TP_ROWS+=("$1|$2|$(uptime_load)|$3"); }
+
+run_throughput_single() {
+    local bs=$1 pids=$2 run p line
+    for p in 1 100 1000; do
+        create_topic "tp$p-$RUN_TAG" "$p" 1
+        wait_led "tp$p-$RUN_TAG" "$p" 1 180
+    done
+    for run in $(seq 1 "$RUNS"); do
+        for p in 1 100 1000; do
+            say "produce: $TP_MSGS x 100 B to $p partition(s), acks=1, batches of up to 10,000, linger 5 ms (run $run/$RUNS)"
+            line=$(bench_client --mode produce --bootstrap "$bs" --topic "tp$p-$RUN_TAG" --messages "$TP_MSGS" --size 100 \
+                --acks 1 --batch 10000 --linger-ms 5 --broker-pids "$pids")
+            say "  $line"
+            tp_row "produce, $p partition$([ "$p" -gt 1 ] && echo s), acks=1" "$run" "$line"
+        done
+        for p in 1 100; do
+            say "consume: $TP_MSGS messages from $p partition(s), from the beginning (run $run/$RUNS)"
+            line=$(bench_client --mode consume --bootstrap "$bs" --topic "tp$p-$RUN_TAG" --messages "$TP_MSGS" --broker-pids "$pids")
+            say "  $line"
+            tp_row "consume, $p partition$([ "$p" -gt 1 ] && echo s)" "$run" "$line"
+        done
+    done
+}
+
+run_throughput_rf3() {
+    local bs=$1 pids=$2 run line
+    create_topic "rf3-$RUN_TAG" 1 3
+    wait_led "rf3-$RUN_TAG" 1 3 60
+    for run in $(seq 1 "$RUNS"); do
+        say "produce: $TP_RF3_MSGS x 100 B, RF 3, acks=-1, 3 brokers, 1 partition (run $run/$RUNS)"
+        line=$(bench_client --mode produce --bootstrap "$bs" --topic "rf3-$RUN_TAG" --messages "$TP_RF3_MSGS" --size 100 \
+            --acks -1 --batch 10000 --linger-ms 5 --broker-pids "$pids")
+        say "  $line"
+        tp_row "produce, RF 3, acks=-1, 3 brokers (CPU and RSS: sum of 3)" "$run" "$line"
+    done
+}
+
+print_throughput() {
+    local row name run load line bns ratio
+    echo
+    echo "librdkafka throughput ($([ "$EXTERNAL" -eq 1 ] && echo "external broker(s) $EXT_BOOTSTRAP, pid $EXT_PIDS" || echo "this broker, $SERVER")), 100 B messages, $(date '+%Y-%m-%d %H:%M'), $(nproc) cores, load at start $LOAD_START"
+    echo "log alone (log-perf-test, same run, median of 3): $(fmt_int "$LOG_MSGS_S") msg/s, $LOG_NS_MSG ns CPU/msg"
+    echo
+    echo "| workload | run | msg/s | MB/s | broker CPU ns/msg | x log alone | client CPU ns/msg | broker RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for row in "${TP_ROWS[@]}"; do
+        IFS='|' read -r name run load line <<< "$row"
+        bns=$(kv "$line" broker_cpu_ns_msg)
+        ratio=$(echo "$bns / $LOG_NS_MSG" | bc -l | xargs printf '%.2f')
+        echo "| $name | $run (load $load) | $(fmt_int "$(kv "$line" msg_s)") | $(kv "$line" mb_s) | $(fmt_int "$bns") | $ratio | $(fmt_int "$(kv "$line" client_cpu_ns_msg)") | $(kv "$line" broker_rss_mb) |"
+    done
+}
+
+# --- main --------------------------------------------------------------------------------------
+if [ "$QUICK" -eq 1 ]; then TP_MSGS=1000000; TP_RF3_MSGS=500000; LOG_ALONE_MSGS=1000000
+else TP_MSGS=4000000; TP_RF3_MSGS=2000000; LOG_ALONE_MSGS=2000000; fi
+
+if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ]; then
+    BENCH=$(kafka_build_bench_client) || exit 1
+fi
+
+if [ "$EXTERNAL" -eq 1 ]; then
+    ZK=$EXT_ZK
+    say "external broker(s): $EXT_BOOTSTRAP, pid(s) $EXT_PIDS ($(tr '\0' ' ' < "/proc/${EXT_PIDS%%,*}/cmdline" | cut -c1-80)...), ZooKeeper $ZK; work dir $WORK"
+    NPIDS=$(echo "$EXT_PIDS" | tr ',' '\n' | grep -c .)
+    if [ "$LATENCY" -eq 1 ]; then run_latency "$EXT_BOOTSTRAP" "$EXT_PIDS"; fi
+    if [ "$THROUGHPUT" -eq 1 ]; then
+        log_alone "$LOG_ALONE_MSGS"
+        if [ "$NPIDS" -ge 3 ]; then run_throughput_rf3 "$EXT_BOOTSTRAP" "$EXT_PIDS"
+        else run_throughput_single "$EXT_BOOTSTRAP" "$EXT_PIDS"; fi
+    fi
+else
+    start_zookeeper
+    if [ "$LEGACY" -eq 1 ]; then run_legacy; fi
+    if [ "$LATENCY" -eq 1 ]; then
+        start_broker 11
+        run_latency "127.0.0.1:$BROKER_PORT" "$BROKER_PID"
+        stop_pid "$BROKER_PID"
+    fi
+    if [ "$THROUGHPUT" -eq 1 ]; then
+        log_alone "$LOG_ALONE_MSGS"
+        start_broker 12
+        run_throughput_single "127.0.0.1:$BROKER_PORT" "$BROKER_PID"
+        stop_pid "$BROKER_PID"
+        start_broker 13; R1="127.0.0.1:$BROKER_PORT"; RP="$BROKER_PID"
+        start_broker 14; RP="$RP,$BROKER_PID"
+        start_broker 15; RP="$RP,$BROKER_PID"
+        run_throughput_rf3 "$R1" "$RP"
+    fi
+fi
+if [ "$LATENCY" -eq 1 ]; then print_latency; fi
+if [ "$THROUGHPUT" -eq 1 ]; then print_throughput; fi

@@ -124,3 +124,25 @@ kafka_broker_registered() {
         *) return 1 ;;
     esac
 }
+
+# kafka_build_bench_client -> compiles bench/rdkafka_bench.c (the librdkafka benchmark client used by
+# bin/kafka-benchmark.sh) into .build/bench/rdkafka-bench when the binary is missing or older than
+# the source; needs gcc and librdkafka-dev (bin/setup.sh installs them). Prints the binary's path.
+BENCH_CLIENT="$KAFKA_HOME/.build/bench/rdkafka-bench"
+kafka_build_bench_client() {
+    local src="$KAFKA_HOME/bench/rdkafka_bench.c" flags
+    if [ -x "$BENCH_CLIENT" ] && [ ! "$src" -nt "$BENCH_CLIENT" ]; then
+        printf '%s\n' "$BENCH_CLIENT"
+        return 0
+    fi
+    flags=$(pkg-config --cflags --libs rdkafka 2>/dev/null) || flags="-lrdkafka"
+    mkdir -p "$(dirname "$BENCH_CLIENT")"
+    # shellcheck disable=SC2086
+    gcc -O2 -g -Wall -Wextra -o "$BENCH_CLIENT.tmp.$$" "$src" $flags -lpthread >&2 || {
+        rm -f "$BENCH_CLIENT.tmp.$$"
+        echo "$(basename "$0"): could not compile $src (needs gcc and librdkafka-dev: bin/setup.sh --no-start installs them)" >&2
+        return 1
+    }
+    mv -f "$BENCH_CLIENT.tmp.$$" "$BENCH_CLIENT"
+    printf '%s\n' "$BENCH_CLIENT"
+}

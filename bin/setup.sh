@@ -9,9 +9,10 @@
 # Safe to re-run: installed packages, the Python venv and running services are kept.
 #
 # Steps:
-#   1. apt packages: libzookeeper-mt-dev libsnappy-dev zlib1g-dev zookeeper kcat python3-venv ...
+#   1. apt packages: libzookeeper-mt-dev libsnappy-dev zlib1g-dev zookeeper kcat librdkafka-dev python3-venv ...
 #   2. .venv/ with the Python test clients (Tests/interop/requirements.txt)
-#   3. swift build -c release
+#   3. swift build -c release, and the librdkafka benchmark client bench/rdkafka_bench.c
+#      (gcc, into .build/bench/rdkafka-bench; rebuilt when the source is newer)
 #   4. ZooKeeper (bin/zookeeper-server-start.sh -daemon config/zookeeper.properties) and the
 #      broker (bin/kafka-server-start.sh -daemon config/server.properties), unless already answering
 set -euo pipefail
@@ -39,6 +40,7 @@ APT_PACKAGES=(
     liblz4-dev libxxhash-dev                                 # LZ4 blocks + XXH32 under Kafka's LZ4 frame
     zookeeper                                                # ZooKeeper server (tests and bin/zookeeper-*)
     kcat                                                     # interop tests (librdkafka client)
+    librdkafka-dev gcc                                       # bench/rdkafka_bench.c, the benchmark client
     python3-venv                                             # .venv for kafka-python, pykafka, kazoo
     procps                                                   # pgrep / ps for the stop scripts
     iproute2 nftables                                        # fault harness: network-namespace hosts, packet drops
@@ -141,6 +143,9 @@ if $do_build; then
     start=$SECONDS
     swift build -c release
     echo "   built in $((SECONDS - start)) s: $RELEASE_DIR/kafka-server, $RELEASE_DIR/kafka-tools"
+    step "librdkafka benchmark client (bench/rdkafka_bench.c)"
+    bench=$(kafka_build_bench_client) || kafka_die "could not build the benchmark client"
+    echo "   $bench (rebuilt when the source is newer)"
 fi
 
 $do_start || exit 0
