@@ -424,6 +424,7 @@ public final class Log: @unchecked Sendable {
         if offset <= rp || ioFailure != nil { return }
         let segs = snapshot.segments
         var i = Log.floorIndex(segs, rp)
+        let flushStart = DispatchTime.now().uptimeNanoseconds
         while i < segs.count && segs[i].baseOffset < offset {
             do { try segs[i].flush() } catch {
                 failed(error)
@@ -431,6 +432,7 @@ public final class Log: @unchecked Sendable {
             }
             i += 1
         }
+        LogFlushStats.record(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds &- flushStart))
         published.withLock { st in
             if offset > st._recoveryPoint { st._recoveryPoint = offset }
             st._lastFlushTime = FS.nowMs()

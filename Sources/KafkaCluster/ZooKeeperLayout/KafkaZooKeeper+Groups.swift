@@ -153,6 +153,16 @@ extension KafkaZooKeeper {
         return node.metadata
     }
 
+    /// Every group under `/consumers` (empty when the node does not exist yet).
+    public func consumerGroups() async throws -> [String] {
+        do { return try await zk.children(ZkPaths.consumers).sorted() } catch ZooKeeperError.noNode { return [] }
+    }
+
+    /// The topics the group has committed offsets for (`/consumers/<g>/offsets/<t>`); empty when none.
+    public func consumerOffsetTopics(group: String) async throws -> [String] {
+        do { return try await zk.children(ZkPaths.consumerOffsets(group)).sorted() } catch ZooKeeperError.noNode { return [] }
+    }
+
     /// Whether `/consumers/<g>/offsets` (or `/consumers/<g>/offsets/<topic>`) exists.
     public func hasConsumerOffsets(group: String, topic: String? = nil) async throws -> Bool {
         let dir = ZkPaths.consumerOffsets(group) + (topic.map { "/" + $0 } ?? "")

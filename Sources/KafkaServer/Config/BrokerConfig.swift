@@ -54,6 +54,11 @@ public struct BrokerConfig: Sendable {
     public var replicaFetchMaxBytes = 1048576
     public var replicaFetchWaitMaxMs = 500
     public var replicaFetchMinBytes = 1
+    /// `metrics.port` (not in 0.8.2): port of the Prometheus `/metrics` endpoint; nil (the
+    /// default) serves no metrics. 0 picks a free port.
+    public var metricsPort: Int? = nil
+    /// `metrics.host`: address the metrics endpoint binds; nil means `host.name`, else all interfaces.
+    public var metricsHost: String? = nil
     public var log = LogConfig()
     /// Keys the file set that this broker does not know (warned about at start).
     public var unknownKeys: [String] = []
@@ -177,6 +182,13 @@ public struct BrokerConfig: Sendable {
         if let v = try int("replica.fetch.max.bytes", min: 1) { c.replicaFetchMaxBytes = v }
         if let v = try int("replica.fetch.wait.max.ms", min: 0) { c.replicaFetchWaitMaxMs = v }
         if let v = try int("replica.fetch.min.bytes", min: 0) { c.replicaFetchMinBytes = v }
+        if let raw = str("metrics.port"), !raw.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let v = Int(raw.trimmingCharacters(in: .whitespaces)), v >= 0, v <= 65535 else {
+                throw ConfigError("Invalid value \"\(raw)\" for configuration metrics.port: expected a port number in [0, 65535] (or leave it unset to serve no metrics)")
+            }
+            c.metricsPort = v
+        }
+        c.metricsHost = str("metrics.host").flatMap { $0.isEmpty ? nil : $0 }
         if c.replicaFetchWaitMaxMs > c.replicaSocketTimeoutMs {
             throw ConfigError("Invalid value \(c.replicaSocketTimeoutMs) for configuration replica.socket.timeout.ms: must be at least replica.fetch.wait.max.ms (\(c.replicaFetchWaitMaxMs))")
         }

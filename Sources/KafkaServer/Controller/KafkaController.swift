@@ -58,6 +58,14 @@ public actor KafkaController {
 
     public var isActive: Bool { machine.isActive }
 
+    /// Metrics: whether this broker is the active controller, and (when it is) the partitions
+    /// without a live leader (0.8.2 `ActiveControllerCount`, `OfflinePartitionsCount`).
+    public var metricsSnapshot: (active: Bool, offlinePartitions: Int) {
+        guard machine.isActive else { return (false, 0) }
+        let offline = machine.leadership.values.filter { machine.liveBrokers[$0.state.leader] == nil }.count
+        return (true, offline)
+    }
+
     /// Set by `shutdown()`: elections and retries stop.
     private let stopped = Mutex(false)
 

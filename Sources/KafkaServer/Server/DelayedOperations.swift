@@ -59,6 +59,22 @@ public final class Purgatory: @unchecked Sendable {
 
     public var watchedCount: Int { state.withLock { st in st.watchers.values.reduce(0) { $0 + $1.count } } }
 
+    /// Metrics: parked operations of one kind (`operations`) and their watch entries, one per
+    /// partition they wait on (`watchers`, 0.8.2's PurgatorySize).
+    public func parkedCount<T: DelayedOperation>(of kind: T.Type) -> (operations: Int, watchers: Int) {
+        state.withLock { st in
+            var ops = Set<ObjectIdentifier>()
+            var watchers = 0
+            for w in st.watchers.values {
+                for (id, op) in w where op is T {
+                    ops.insert(id)
+                    watchers += 1
+                }
+            }
+            return (ops.count, watchers)
+        }
+    }
+
     private func finish(_ op: DelayedOperation, timedOut: Bool) {
         let id = ObjectIdentifier(op)
         let first: Bool = state.withLock { st in

@@ -21,8 +21,12 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
     /// Set by the broker: the controller's answer to a ControlledShutdown request.
     var onControlledShutdown: (@Sendable (Int32) async -> ControlledShutdownResponse)?
     private let allocator = ByteBufferAllocator()
+    /// `metrics.port`: per-topic message and byte counters (nil: no metrics).
+    let metrics: BrokerMetrics?
 
-    init(config: BrokerConfig, replicaManager: ReplicaManager, metadataCache: MetadataCache, zk: KafkaZooKeeper, logger: Logger) {
+    init(config: BrokerConfig, replicaManager: ReplicaManager, metadataCache: MetadataCache, zk: KafkaZooKeeper, logger: Logger,
+         metrics: BrokerMetrics? = nil) {
+        self.metrics = metrics
         self.config = config
         self.replicaManager = replicaManager
         self.metadataCache = metadataCache
@@ -179,6 +183,7 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                 if !internalTopic && !self.metadataCache.contains(t.topic) && self.replicaManager.partition(TopicPartition(t.topic, 0)) == nil {
                     _ = await self.autoCreate(t.topic)
                 }
+                var meters = TopicMetersRef(self.metrics, t.topic)
                 for p in t.partitions {
                     let tp = TopicPartition(t.topic, p.partition)
                     if internalTopic {
@@ -190,9 +195,11 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
                     switch self.replicaManager.appendToLeader(tp, messageSet: bytes, requiredAcks: req.requiredAcks) {
                     case .appended(let info, let leaderEpoch):
                         parts.append(.init(partition: p.partition, error: .none, offset: info.firstOffset))
+                        meters.produced(error: .none, messages: info.messageCount, bytes: bytes.count)
                         if info.messageCount > 0 { pending.append(.init(partition: tp, requiredOffset: info.lastOffset + 1, leaderEpoch: leaderEpoch)) }
                     case .failed(let e):
                         parts.append(.init(partition: p.partition, error: e, offset: -1))
+                        meters.produced(error: e)
                         anyError = true
                     }
                 }
@@ -338,8 +345,10 @@ public final class KafkaApis: RequestProcessor, @unchecked Sendable {
         for r in runs {
             buf.writeKafkaString(reads[r.lowerBound].tp.topic)
             buf.writeKafkaInt32(Int32(r.count))
+            var meters = TopicMetersRef(metrics, reads[r.lowerBound].tp.topic)
             for p in reads[r] {
                 let len = p.slice?.length ?? 0
+                meters.fetched(error: p.error, bytes: len)
                 FetchResponse.writePartitionHeader(into: &buf, partition: p.tp.partition, error: p.error, highWatermark: p.highWatermark, messageSetSize: Int32(len))
                 if let s = p.slice, s.length > 0, s.fileDescriptor >= 0 {
                     parts.append(.byteBuffer(buf))

@@ -23,18 +23,26 @@ public final class KafkaBroker: @unchecked Sendable {
     private let isShutDown = Mutex(false)
     private var isRegistered: Bool { registered.withLock { $0 } }
     private let registered = Mutex(false)
+    /// `metrics.port`: the broker's metrics (nil when off) and their HTTP endpoint.
+    let metrics: BrokerMetrics?
+    private var metricsServer: MetricsHTTPServer?
 
     public init(config: BrokerConfig, logger: Logger = Logger(label: "kafka.server.KafkaServer")) {
         self.config = config
         self.logger = logger
+        self.metrics = config.metricsPort == nil ? nil : BrokerMetrics()
     }
 
     public var boundPort: Int { socketServer?.localPort ?? -1 }
+    /// The port `/metrics` is served on; -1 without `metrics.port`.
+    public var metricsPort: Int { metricsServer?.localPort ?? -1 }
 
     public func startup() async throws {
         logger.info("[Kafka Server \(config.brokerId)], starting")
         for key in config.unknownKeys { logger.warning("Property \(key) is not valid") }
         for key in config.ignoredKeys { logger.warning("Property \(key) is accepted for Kafka 0.8.2 compatibility but has no effect in this broker") }
+
+        if let metrics { LogFlushStats.setObserver { metrics.logFlush.recordNanoseconds($0) } }
 
         // 1. ZooKeeper (creating the chroot first when the connect string has one).
         logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
@@ -74,14 +82,22 @@ public final class KafkaBroker: @unchecked Sendable {
                                         logger: Logger(label: "kafka.server.ReplicaManager"), fetcherSettings: fetcherSettings)
         let isrZk = zk!
         let isrLogger = Logger(label: "kafka.cluster.Partition")
+        let rm = replicaManager!
+        let isrMetrics = metrics
         replicaManager.isrWriter = { tp, state, version in
-            do { return try await isrZk.updatePartitionState(tp, state, expectedVersion: version) } catch {
+            do {
+                let written = try await isrZk.updatePartitionState(tp, state, expectedVersion: version)
+                if let isrMetrics, written != nil, let before = rm.partition(tp)?.isr.count {
+                    if state.isr.count < before { isrMetrics.isrShrinks.increment() } else if state.isr.count > before { isrMetrics.isrExpands.increment() }
+                }
+                return written
+            } catch {
                 isrLogger.warning("Cannot write ISR of \(tp): \(error)")
                 return nil
             }
         }
         apis = KafkaApis(config: config, replicaManager: replicaManager, metadataCache: metadataCache, zk: zk,
-                         logger: Logger(label: "kafka.server.KafkaApis"))
+                         logger: Logger(label: "kafka.server.KafkaApis"), metrics: metrics)
         apis.beforeLeaderAndIsr = { req in
             for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
         }
@@ -92,7 +108,8 @@ public final class KafkaBroker: @unchecked Sendable {
         socketLimits.connectionsMaxIdleMs = config.connectionsMaxIdleMs
         socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
                                         sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
-                                        threads: max(1, min(config.numNetworkThreads, System.coreCount)), processor: apis,
+                                        threads: max(1, min(config.numNetworkThreads, System.coreCount)),
+                                        processor: metrics.map { InstrumentedRequestProcessor(inner: apis, metrics: $0) } ?? apis,
                                         logger: Logger(label: "kafka.network.SocketServer"), limits: socketLimits)
         logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
 
@@ -113,6 +130,7 @@ public final class KafkaBroker: @unchecked Sendable {
                                      logger: Logger(label: "kafka.controller.KafkaController"))
         let ctl = controller!
         apis.onControlledShutdown = { id in await ctl.controlledShutdown(brokerId: id) }
+        if let metrics, let port = config.metricsPort { try await startMetricsServer(metrics, port: port) }
         let events = zk.events()
         tasks.append(Task { [weak self] in
             var expired = false
@@ -176,6 +194,23 @@ public final class KafkaBroker: @unchecked Sendable {
         registered.withLock { $0 = true }
         await electTask.value
         logger.info("[Kafka Server \(config.brokerId)], started")
+    }
+
+    /// `metrics.port`: `/metrics` on the socket server's event loops (README "Metrics").
+    private func startMetricsServer(_ metrics: BrokerMetrics, port: Int) async throws {
+        let gauges = BrokerStateGauges(metrics: metrics, replicaManager: replicaManager, controller: controller, zk: zk,
+                                       logger: Logger(label: "kafka.metrics"))
+        let host = config.metricsHost ?? config.hostName ?? "0.0.0.0"
+        do {
+            metricsServer = try await MetricsHTTPServer.start(group: socketServer.group, host: host, port: port,
+                                                              logger: Logger(label: "kafka.metrics")) {
+                await gauges.update()
+                return metrics.render()
+            }
+        } catch {
+            throw ConfigError("Cannot serve metrics on \(host):\(port) (metrics.port=\(port)\(config.metricsHost == nil ? "" : ", metrics.host=\(host)")): \(error)")
+        }
+        logger.info("[Kafka Server \(config.brokerId)], metrics at http://\(host):\(metricsServer!.localPort)/metrics")
     }
 
     var registration: BrokerRegistration {
@@ -290,6 +325,8 @@ public final class KafkaBroker: @unchecked Sendable {
         // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.
         if let zk { _ = try? await zk.deregisterBroker(config.brokerId) }
+        await metricsServer?.shutdown()
+        if metrics != nil { LogFlushStats.setObserver(nil) }
         socketServer?.shutdown()
         replicaManager?.checkpointHighWatermarks()
         logManager?.shutdown()
