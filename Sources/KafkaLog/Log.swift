@@ -22,13 +22,26 @@ public struct LogAppendInfo: Sendable, Equatable {
 }
 
 /// A byte range of one segment file, for sendfile.
-public struct LogReadSlice: Sendable {
-    /// A dup()'ed descriptor the caller must close; -1 when `length == 0`.
-    public var fileDescriptor: Int32
+public struct LogReadSlice: @unchecked Sendable {
+    /// Keeps the segment's file open for as long as the slice lives (a segment closes its file
+    /// when the last reference goes, even after it was deleted or replaced by the cleaner), so
+    /// a read costs no dup/close.
+    private let segment: LogSegment?
     public var position: Int64
     public var length: Int
     /// Base offset of the segment the range comes from (-1 for an empty slice at the log end).
-    public var segmentBaseOffset: Int64 = -1
+    public var segmentBaseOffset: Int64
+
+    init(segment: LogSegment?, position: Int64, length: Int) {
+        self.segment = length > 0 ? segment : nil
+        self.position = position
+        self.length = length
+        self.segmentBaseOffset = segment?.baseOffset ?? -1
+    }
+
+    /// The segment file's descriptor, open while this slice lives; -1 when the slice is empty.
+    /// Borrowed: never close it.
+    public var fileDescriptor: Int32 { segment?.fd ?? -1 }
 }
 
 /// One partition's log: a list of segments, the last one active. Internally locked; reads take an
@@ -201,6 +214,8 @@ public final class Log: @unchecked Sendable {
     }
 
     public var logEndOffset: Int64 { snapshot.logEndOffset }
+    /// Base offset of the segment appends go to: reads from below it may miss the page cache.
+    public var activeSegmentBaseOffset: Int64 { snapshot.segments.last?.baseOffset ?? 0 }
 
     public var logStartOffset: Int64 { snapshot.segments.first!.baseOffset }
 
@@ -335,14 +350,7 @@ public final class Log: @unchecked Sendable {
     /// `offsetOutOfRange`. A `maxOffset` ≤ `startOffset` gives an empty slice (0.8.2 would raise an error there).
     public func read(startOffset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws(LogError) -> LogReadSlice {
         let r = try locate(startOffset: startOffset, maxBytes: maxBytes, maxOffset: maxOffset)
-        guard let seg = r.segment, r.length > 0 else {
-            return LogReadSlice(fileDescriptor: -1, position: Int64(r.position), length: 0,
-                                segmentBaseOffset: r.segment?.baseOffset ?? -1)
-        }
-        let fd = dup(seg.fd)
-        if fd < 0 { throw .io("dup of \(seg.logPath) failed: \(FS.errnoText())") }
-        return LogReadSlice(fileDescriptor: fd, position: Int64(r.position), length: r.length,
-                            segmentBaseOffset: seg.baseOffset)
+        return LogReadSlice(segment: r.segment, position: Int64(r.position), length: r.length)
     }
 
     /// How many bytes `read` would return, without opening anything (delayed-fetch checks).

@@ -58,7 +58,6 @@ final class LogTests: LogTestCase {
         XCTAssertGreaterThanOrEqual(slice.fileDescriptor, 0)
         var buf = [UInt8](repeating: 0, count: slice.length)
         XCTAssertEqual(buf.withUnsafeMutableBytes { pread(slice.fileDescriptor, $0.baseAddress, slice.length, off_t(slice.position)) }, slice.length)
-        close(slice.fileDescriptor)
         XCTAssertEqual(try values(buf), ["b", "c"])
     }
 

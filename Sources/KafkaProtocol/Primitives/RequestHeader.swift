@@ -66,8 +66,18 @@ extension KafkaRequest {
     }
 }
 
+/// A response body (after the correlation id), encoded by the broker and decoded by clients.
+public protocol KafkaResponse: Sendable {
+    func encode(into buf: inout ByteBuffer)
+}
+
 /// Writes a response frame: size prefix, correlation id, body.
 public enum ResponseFramer {
+    /// The one place a typed response becomes bytes.
+    public static func frame(correlationId: Int32, response: some KafkaResponse, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        frame(correlationId: correlationId, allocator: allocator) { response.encode(into: &$0) }
+    }
+
     public static func frame(correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator(), body: (inout ByteBuffer) -> Void) -> ByteBuffer {
         var buf = allocator.buffer(capacity: 64)
         SizePrefixedFrame.write(into: &buf) { buf in

@@ -74,7 +74,7 @@ public struct LeaderAndIsrRequest: KafkaRequest, Equatable {
 }
 
 /// Response of LeaderAndIsr and StopReplica: a top-level error and one per partition.
-public struct PartitionErrorsResponse: Sendable, Equatable {
+public struct PartitionErrorsResponse: KafkaResponse, Equatable {
     public var error: ErrorCode
     public var partitions: [PartitionError]
     public struct PartitionError: Sendable, Equatable {
@@ -170,6 +170,16 @@ public struct UpdateMetadataRequest: KafkaRequest, Equatable {
     }
 }
 
+/// UpdateMetadata's answer: only an error code.
+public struct UpdateMetadataResponse: KafkaResponse, Equatable {
+    public var error: ErrorCode
+    public init(error: ErrorCode) { self.error = error }
+    public func encode(into buf: inout ByteBuffer) { buf.writeKafkaInt16(error.rawValue) }
+    public static func decode(from buf: inout ByteBuffer) throws -> UpdateMetadataResponse {
+        UpdateMetadataResponse(error: ErrorCode(code: try buf.readKafkaInt16()))
+    }
+}
+
 /// ControlledShutdown (key 7, v0); its header has no client id.
 public struct ControlledShutdownRequest: KafkaRequest, Equatable {
     public static let apiKey = APIKey.controlledShutdown
@@ -181,7 +191,7 @@ public struct ControlledShutdownRequest: KafkaRequest, Equatable {
     public func encode(into buf: inout ByteBuffer) { buf.writeKafkaInt32(brokerId) }
 }
 
-public struct ControlledShutdownResponse: Sendable, Equatable {
+public struct ControlledShutdownResponse: KafkaResponse, Equatable {
     public var error: ErrorCode
     public var partitionsRemaining: [TopicPartition]
     public init(error: ErrorCode, partitionsRemaining: [TopicPartition]) {

@@ -102,7 +102,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
 
 /// A decoded fetch response (client side). The broker writes its responses with file
 /// regions instead (see KafkaServer's fetch writer), using `FetchResponse.writePartitionHeader`.
-public struct FetchResponse: Sendable {
+public struct FetchResponse: KafkaResponse {
     public struct PartitionData: Sendable {
         public var partition: Int32
         public var error: ErrorCode

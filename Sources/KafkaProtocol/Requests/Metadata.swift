@@ -37,7 +37,7 @@ public struct MetadataRequest: KafkaRequest, Equatable {
     }
 }
 
-public struct MetadataResponse: Sendable, Equatable {
+public struct MetadataResponse: KafkaResponse, Equatable {
     public struct PartitionMetadata: Sendable, Equatable {
         public var error: ErrorCode
         public var partition: Int32

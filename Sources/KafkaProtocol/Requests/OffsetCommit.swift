@@ -71,7 +71,7 @@ public struct OffsetCommitRequest: KafkaRequest {
     }
 }
 
-public struct OffsetCommitResponse: Sendable {
+public struct OffsetCommitResponse: KafkaResponse {
     public var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])]
     public init(topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])]) { self.topics = topics }
 
@@ -124,7 +124,7 @@ public struct OffsetFetchRequest: KafkaRequest {
     }
 }
 
-public struct OffsetFetchResponse: Sendable {
+public struct OffsetFetchResponse: KafkaResponse {
     public struct PartitionOffset: Sendable, Equatable {
         public var partition: Int32
         public var offset: Int64
@@ -174,7 +174,7 @@ public struct ConsumerMetadataRequest: KafkaRequest, Equatable {
     public func encode(into buf: inout ByteBuffer) { buf.writeKafkaString(group) }
 }
 
-public struct ConsumerMetadataResponse: Sendable, Equatable {
+public struct ConsumerMetadataResponse: KafkaResponse, Equatable {
     public var error: ErrorCode
     public var coordinator: BrokerEndpoint
     public init(error: ErrorCode, coordinator: BrokerEndpoint = BrokerEndpoint(id: -1, host: "", port: -1)) {

@@ -54,7 +54,7 @@ public struct OffsetsRequest: KafkaRequest, Equatable {
     }
 }
 
-public struct OffsetsResponse: Sendable {
+public struct OffsetsResponse: KafkaResponse {
     public struct PartitionOffsets: Sendable, Equatable {
         public var partition: Int32
         public var error: ErrorCode

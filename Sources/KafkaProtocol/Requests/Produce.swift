@@ -64,7 +64,7 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     }
 }
 
-public struct ProduceResponse: Sendable, Equatable {
+public struct ProduceResponse: KafkaResponse, Equatable {
     public struct PartitionResult: Sendable, Equatable {
         public var partition: Int32
         public var error: ErrorCode

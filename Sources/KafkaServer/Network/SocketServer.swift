@@ -157,8 +157,17 @@ public final class SocketServer: Sendable {
     let gate: RequestGate
     public var localPort: Int { channel.localAddress?.port ?? -1 }
 
-    public init(host: String?, port: Int, maxRequestSize: Int, sendBuffer: Int, receiveBuffer: Int,
-                threads: Int, processor: RequestProcessor, logger: Logger, limits: SocketServerLimits = SocketServerLimits()) throws {
+    private init(group: MultiThreadedEventLoopGroup, channel: Channel, quotas: ConnectionQuotas, gate: RequestGate) {
+        self.group = group
+        self.channel = channel
+        self.quotas = quotas
+        self.gate = gate
+    }
+
+    /// Binds the listener (awaited: no thread blocks while it binds).
+    public static func start(host: String?, port: Int, maxRequestSize: Int, sendBuffer: Int, receiveBuffer: Int,
+                             threads: Int, processor: RequestProcessor, logger: Logger,
+                             limits: SocketServerLimits = SocketServerLimits()) async throws -> SocketServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let quotas = ConnectionQuotas(defaultMax: limits.maxConnectionsPerIp, overrides: limits.maxConnectionsPerIpOverrides)
         let gate = RequestGate(limit: limits.queuedMaxRequests)
@@ -186,14 +195,12 @@ public final class SocketServer: Sendable {
                 }
             }
         do {
-            self.channel = try bootstrap.bind(host: (host?.isEmpty ?? true) ? "0.0.0.0" : host!, port: port).wait()
+            let channel = try await bootstrap.bind(host: (host?.isEmpty ?? true) ? "0.0.0.0" : host!, port: port).get()
+            return SocketServer(group: group, channel: channel, quotas: quotas, gate: gate)
         } catch {
-            try? group.syncShutdownGracefully()
+            try? await group.shutdownGracefully()
             throw error
         }
-        self.group = group
-        self.quotas = quotas
-        self.gate = gate
     }
 
     /// The per-connection pipeline: idle detection, size-prefixed frames in, responses out in
@@ -215,8 +222,8 @@ public final class SocketServer: Sendable {
                                                        limits: limits, gate: gate))
     }
 
-    public func shutdown() {
-        try? channel.close().wait()
-        try? group.syncShutdownGracefully()
+    public func shutdown() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
     }
 }

@@ -5,7 +5,7 @@ import NIOCore
 import Synchronization
 
 /// An operation that waits for a condition on some partitions or for its timeout
-/// (long-poll fetches now; acks=-1 produces later use the same mechanism).
+/// (long-poll fetches and acks=-1 produces).
 public protocol DelayedOperation: AnyObject, Sendable {
     var keys: [TopicPartition] { get }
     /// Returns true when the condition holds; the purgatory then calls `complete()` exactly once.
@@ -97,13 +97,13 @@ struct UncheckedBox<T>: @unchecked Sendable {
 /// A fetch parked until enough bytes are below the high watermark or its wait runs out.
 final class DelayedFetch: DelayedOperation, @unchecked Sendable {
     let request: FetchRequest
-    unowned let apis: KafkaApis
-    let onComplete: ([KafkaApis.PartitionRead]) -> Void
+    let reader: FetchReader
+    let onComplete: ([FetchReader.PartitionRead]) -> Void
     let keys: [TopicPartition]
 
-    init(request: FetchRequest, apis: KafkaApis, onComplete: @escaping ([KafkaApis.PartitionRead]) -> Void) {
+    init(request: FetchRequest, reader: FetchReader, onComplete: @escaping ([FetchReader.PartitionRead]) -> Void) {
         self.request = request
-        self.apis = apis
+        self.reader = reader
         self.onComplete = onComplete
         self.keys = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, $0.partition) } }
     }
@@ -113,7 +113,7 @@ final class DelayedFetch: DelayedOperation, @unchecked Sendable {
         for t in request.topics {
             for p in t.partitions {
                 let tp = TopicPartition(t.topic, p.partition)
-                guard let part = apis.replicaManager.partition(tp), part.isLeader || request.replicaId == -2 else { return true }
+                guard let part = reader.replicaManager.partition(tp), part.isLeader || request.replicaId == -2 else { return true }
                 let end = request.replicaId >= 0 ? part.log.logEndOffset : part.highWatermark
                 if end > p.fetchOffset {
                     // Bytes available up to the end (an index lookup; nothing is opened).
@@ -131,7 +131,7 @@ final class DelayedFetch: DelayedOperation, @unchecked Sendable {
     }
 
     func complete(timedOut: Bool) {
-        onComplete(apis.readPartitions(request))
+        onComplete(reader.readPartitions(request))
     }
 }
 

@@ -8,24 +8,19 @@ import NIOCore
 import Synchronization
 
 /// One broker process (Kafka 0.8.2 `KafkaServer`): start-up in Kafka's order, clean shutdown.
-public final class KafkaBroker: @unchecked Sendable {
+public final class KafkaBroker: Sendable {
     public let config: BrokerConfig
     let logger: Logger
-    private var zk: KafkaZooKeeper!
-    private var logManager: LogManager!
-    public private(set) var replicaManager: ReplicaManager!
-    let metadataCache = MetadataCache()
-    private var apis: KafkaApis!
-    private var socketServer: SocketServer!
-    private var controller: KafkaController!
-    private var topicConfigs: TopicConfigManager!
-    private var tasks: [Task<Void, Never>] = []
-    private let isShutDown = Mutex(false)
-    private var isRegistered: Bool { registered.withLock { $0 } }
-    private let registered = Mutex(false)
-    /// `metrics.port`: the broker's metrics (nil when off) and their HTTP endpoint.
+    /// `metrics.port`: the broker's metrics (nil when off).
     let metrics: BrokerMetrics?
-    private var metricsServer: MetricsHTTPServer?
+
+    private struct State {
+        /// Set once start-up has built every part; nil before and after a failed start-up.
+        var running: RunningBroker?
+        var isShutDown = false
+        var isRegistered = false
+    }
+    private let state = Mutex(State())
 
     public init(config: BrokerConfig, logger: Logger = Logger(label: "kafka.server.KafkaServer")) {
         self.config = config
@@ -33,106 +28,253 @@ public final class KafkaBroker: @unchecked Sendable {
         self.metrics = config.metricsPort == nil ? nil : BrokerMetrics()
     }
 
-    public var boundPort: Int { socketServer?.localPort ?? -1 }
+    private var running: RunningBroker? { state.withLock { $0.running } }
+
+    public var boundPort: Int { running?.socketServer.localPort ?? -1 }
     /// The port `/metrics` is served on; -1 without `metrics.port`.
-    public var metricsPort: Int { metricsServer?.localPort ?? -1 }
+    public var metricsPort: Int { running?.metricsServer?.localPort ?? -1 }
+    public var replicaManager: ReplicaManager? { running?.replicaManager }
 
     public func startup() async throws {
         logger.info("[Kafka Server \(config.brokerId)], starting")
         for key in config.unknownKeys { logger.warning("Property \(key) is not valid") }
         for key in config.ignoredKeys { logger.warning("Property \(key) is accepted for Kafka 0.8.2 compatibility but has no effect in this broker") }
-
         if let metrics { LogFlushStats.setObserver { metrics.logFlush.recordNanoseconds($0) } }
 
-        // 1. ZooKeeper (creating the chroot first when the connect string has one).
-        logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
-        zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs,
-                                              connectionTimeoutMs: config.zookeeperConnectionTimeoutMs,
-                                              createChroot: config.zookeeperConnect.contains("/"),
-                                              logger: Logger(label: "org.I0Itec.zkclient.ZkClient"))
-        try await zk.ensurePersistentPaths()
+        let parts = try await RunningBroker.start(config: config, metrics: metrics, logger: logger)
+        let stopping = state.withLock { st -> Bool in
+            if st.isShutDown { return true }
+            st.running = parts
+            return false
+        }
+        if stopping {
+            // Shut down while starting: undo what start-up built.
+            await parts.stop()
+            throw CancellationError()
+        }
+        parts.startBackgroundTasks(broker: self)
+        let electTask = Task { await parts.controller.elect() }
 
-        // 2. Logs (recovery happens here), with per-topic overrides from ZooKeeper.
-        let topicConfigs = TopicConfigManager(zk: zk, logger: Logger(label: "kafka.server.TopicConfigManager"))
-        try await topicConfigs.loadAll()
+        // Last: announce this broker.
+        // The log dirs are locked by now: a node with this id, host and port is a dead process's.
+        try await parts.zk.registerBroker(parts.registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger,
+                                          replaceStaleOwnNode: true)
+        state.withLock { $0.isRegistered = true }
+        await electTask.value
+        logger.info("[Kafka Server \(config.brokerId)], started")
+    }
+
+    var isShuttingDown: Bool { state.withLock { $0.isShutDown } }
+
+    /// Clean shutdown: stop serving, flush and checkpoint logs (marking a clean shutdown),
+    /// then close ZooKeeper, which removes this broker's ephemeral node.
+    public func shutdown() async {
+        let (first, parts, registered) = state.withLock { st -> (Bool, RunningBroker?, Bool) in
+            if st.isShutDown { return (false, nil, false) }
+            st.isShutDown = true
+            return (true, st.running, st.isRegistered)
+        }
+        guard first else { return }
+        logger.info("[Kafka Server \(config.brokerId)], shutting down")
+        if let parts {
+            // Only a broker that registered itself may ask for a controlled shutdown: a broker
+            // that failed to start (e.g. a duplicate broker.id) must not move the live broker's
+            // leaderships.
+            await parts.stop(controlledShutdown: config.controlledShutdownEnable && registered)
+        }
+        if metrics != nil { LogFlushStats.setObserver(nil) }
+        logger.info("[Kafka Server \(config.brokerId)], shut down completed")
+    }
+}
+
+/// Everything a started broker runs, built by `start` in Kafka 0.8.2's order; a failed start-up
+/// undoes its own steps.
+final class RunningBroker: Sendable {
+    let config: BrokerConfig
+    let logger: Logger
+    let zk: KafkaZooKeeper
+    let topicConfigs: TopicConfigManager
+    let logManager: LogManager
+    let io: LogDirIO
+    let replicaManager: ReplicaManager
+    let metadataCache: MetadataCache
+    let controller: KafkaController
+    let socketServer: SocketServer
+    let metricsServer: MetricsHTTPServer?
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// The task that recovers from the last session expiry (a newer expiry replaces it).
+    private let sessionRecoveryTask = Mutex<Task<Void, Never>?>(nil)
+    private let stopping = Mutex(false)
+
+    private init(config: BrokerConfig, logger: Logger, zk: KafkaZooKeeper, topicConfigs: TopicConfigManager, logManager: LogManager,
+                 io: LogDirIO, replicaManager: ReplicaManager, metadataCache: MetadataCache, controller: KafkaController,
+                 socketServer: SocketServer, metricsServer: MetricsHTTPServer?) {
+        self.config = config
+        self.logger = logger
+        self.zk = zk
         self.topicConfigs = topicConfigs
-        var settings = LogManagerSettings()
-        settings.flushCheckIntervalMs = config.logFlushSchedulerIntervalMs
-        settings.recoveryPointCheckpointIntervalMs = config.logFlushOffsetCheckpointIntervalMs
-        settings.retentionCheckIntervalMs = config.logRetentionCheckIntervalMs
-        settings.cleanerEnabled = config.logCleanerEnable
-        settings.cleanerBackoffMs = config.logCleanerBackoffMs
-        logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
-                                    topicOverrides: { topicConfigs.overrides(for: $0) },
-                                    logger: Logger(label: "kafka.log.LogManager"), settings: settings,
-                                    onIOFailure: { [logger] tp, error in
-                                        Halt.now("unrecoverable I/O error on the log of \(tp): \(error)", logger: logger)
-                                    })
-        let lm = logManager!
-        topicConfigs.onChange = { lm.refreshConfig(topic: $0) }
-        logManager.startBackgroundTasks()
+        self.logManager = logManager
+        self.io = io
+        self.replicaManager = replicaManager
+        self.metadataCache = metadataCache
+        self.controller = controller
+        self.socketServer = socketServer
+        self.metricsServer = metricsServer
+    }
 
-        // 3. Replica manager, request handling, socket server.
-        var fetcherSettings = ReplicaFetcher.Settings()
-        fetcherSettings.maxBytes = Int32(config.replicaFetchMaxBytes)
-        fetcherSettings.maxWaitMs = Int32(config.replicaFetchWaitMaxMs)
-        fetcherSettings.minBytes = Int32(config.replicaFetchMinBytes)
-        fetcherSettings.socketTimeoutMs = config.replicaSocketTimeoutMs
-        replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
-                                        logger: Logger(label: "kafka.server.ReplicaManager"), fetcherSettings: fetcherSettings)
-        let isrZk = zk!
-        let isrLogger = Logger(label: "kafka.cluster.Partition")
-        let rm = replicaManager!
-        let isrMetrics = metrics
-        replicaManager.isrWriter = { tp, state, version in
-            do {
-                let written = try await isrZk.updatePartitionState(tp, state, expectedVersion: version)
-                if let isrMetrics, written != nil, let before = rm.partition(tp)?.isr.count {
-                    if state.isr.count < before { isrMetrics.isrShrinks.increment() } else if state.isr.count > before { isrMetrics.isrExpands.increment() }
+    static func start(config: BrokerConfig, metrics: BrokerMetrics?, logger: Logger) async throws -> RunningBroker {
+        // Steps taken so far, undone in reverse when a later one fails.
+        var undo: [@Sendable () async -> Void] = []
+        do {
+            // 1. ZooKeeper (creating the chroot first when the connect string has one).
+            logger.info("Connecting to zookeeper on \(config.zookeeperConnect)")
+            let zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.zookeeperSessionTimeoutMs,
+                                                      connectionTimeoutMs: config.zookeeperConnectionTimeoutMs,
+                                                      createChroot: config.zookeeperConnect.contains("/"),
+                                                      logger: Logger(label: "org.I0Itec.zkclient.ZkClient"))
+            undo.append { await zk.close() }
+            try await zk.ensurePersistentPaths()
+
+            // 2. Logs (recovery happens here), with per-topic overrides from ZooKeeper.
+            let topicConfigs = TopicConfigManager(zk: zk, logger: Logger(label: "kafka.server.TopicConfigManager"))
+            try await topicConfigs.loadAll()
+            var settings = LogManagerSettings()
+            settings.flushCheckIntervalMs = config.logFlushSchedulerIntervalMs
+            settings.recoveryPointCheckpointIntervalMs = config.logFlushOffsetCheckpointIntervalMs
+            settings.retentionCheckIntervalMs = config.logRetentionCheckIntervalMs
+            settings.cleanerEnabled = config.logCleanerEnable
+            settings.cleanerBackoffMs = config.logCleanerBackoffMs
+            let logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
+                                            topicOverrides: { topicConfigs.overrides(for: $0) },
+                                            logger: Logger(label: "kafka.log.LogManager"), settings: settings,
+                                            onIOFailure: { tp, error in
+                                                Halt.now("unrecoverable I/O error on the log of \(tp): \(error)", logger: logger)
+                                            })
+            undo.append { logManager.shutdown() }
+            topicConfigs.onChange = { logManager.refreshConfig(topic: $0) }
+            logManager.startBackgroundTasks()
+            let io = LogDirIO(logDirs: config.logDirs, threadsPerDir: config.numIoThreads)
+            undo.append { await io.shutdown() }
+
+            // 3. Replica manager, controller, request handling, socket server.
+            var fetcherSettings = ReplicaFetcher.Settings()
+            fetcherSettings.maxBytes = Int32(config.replicaFetchMaxBytes)
+            fetcherSettings.maxWaitMs = Int32(config.replicaFetchWaitMaxMs)
+            fetcherSettings.minBytes = Int32(config.replicaFetchMinBytes)
+            fetcherSettings.socketTimeoutMs = config.replicaSocketTimeoutMs
+            let isrLogger = Logger(label: "kafka.cluster.Partition")
+            let isrWriter: ReplicaManager.IsrWriter = { tp, state, version, before in
+                do {
+                    let written = try await zk.updatePartitionState(tp, state, expectedVersion: version)
+                    if let metrics, written != nil {
+                        if state.isr.count < before { metrics.isrShrinks.increment() } else if state.isr.count > before { metrics.isrExpands.increment() }
+                    }
+                    return written
+                } catch {
+                    isrLogger.warning("Cannot write ISR of \(tp): \(error)")
+                    return nil
                 }
-                return written
-            } catch {
-                isrLogger.warning("Cannot write ISR of \(tp): \(error)")
-                return nil
             }
-        }
-        apis = KafkaApis(config: config, replicaManager: replicaManager, metadataCache: metadataCache, zk: zk,
-                         logger: Logger(label: "kafka.server.KafkaApis"), metrics: metrics)
-        apis.beforeLeaderAndIsr = { req in
-            for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
-        }
-        var socketLimits = SocketServerLimits()
-        socketLimits.queuedMaxRequests = config.queuedMaxRequests
-        socketLimits.maxConnectionsPerIp = config.maxConnectionsPerIp
-        socketLimits.maxConnectionsPerIpOverrides = config.maxConnectionsPerIpOverrides
-        socketLimits.connectionsMaxIdleMs = config.connectionsMaxIdleMs
-        socketServer = try SocketServer(host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
-                                        sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
-                                        threads: max(1, min(config.numNetworkThreads, System.coreCount)),
-                                        processor: metrics.map { InstrumentedRequestProcessor(inner: apis, metrics: $0) } ?? apis,
-                                        logger: Logger(label: "kafka.network.SocketServer"), limits: socketLimits)
-        logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
+            let replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
+                                                logger: Logger(label: "kafka.server.ReplicaManager"),
+                                                fetcherSettings: fetcherSettings, isrWriter: isrWriter)
+            undo.append { replicaManager.shutdown() }
+            let metadataCache = MetadataCache()
+            let applier = ControllerRequestApplier(replicaManager: replicaManager, metadataCache: metadataCache,
+                                                   topicConfigs: topicConfigs, io: io)
+            let channels = BrokerChannels(localId: config.brokerId,
+                                          controllerDescription: "id_\(config.brokerId)-host_\(config.hostName ?? "null")-port_\(config.port)",
+                                          logger: Logger(label: "kafka.controller.ControllerChannelManager")) { request in
+                switch request {
+                case .leaderAndIsr(let r): _ = await applier.leaderAndIsr(r)
+                case .updateMetadata(let r): _ = applier.updateMetadata(r)
+                case .stopReplica(let r): _ = await applier.stopReplica(r)
+                }
+            }
+            channels.socketTimeoutMs = config.controllerSocketTimeoutMs
+            let controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
+                                             uncleanLeaderElection: config.uncleanLeaderElectionEnable,
+                                             deleteTopicEnable: config.deleteTopicEnable,
+                                             logger: Logger(label: "kafka.controller.KafkaController"))
+            undo.append { await controller.shutdown() }
 
-        // 4. Controller, fed by ZooKeeper watch events.
-        let channels = BrokerChannels(localId: config.brokerId,
-                                      controllerDescription: "id_\(config.brokerId)-host_\(config.hostName ?? "null")-port_\(config.port)",
-                                      logger: Logger(label: "kafka.controller.ControllerChannelManager")) { [weak self] request in
-            switch request {
-            case .leaderAndIsr(let r): await self?.applyLeaderAndIsr(r)
-            case .updateMetadata(let r): self?.applyUpdateMetadata(r)
-            case .stopReplica(let r): _ = self?.replicaManager.stopReplicas(r)
+            let autoCreator = TopicAutoCreator(config: config, metadataCache: metadataCache, zk: zk,
+                                               logger: Logger(label: "kafka.server.KafkaApis"))
+            let reader = FetchReader(replicaManager: replicaManager, metrics: metrics)
+            let apis = KafkaApis([
+                ProduceHandler(replicaManager: replicaManager, metadataCache: metadataCache, autoCreator: autoCreator, io: io, metrics: metrics),
+                FetchHandler(reader: reader, io: io),
+                OffsetsHandler(replicaManager: replicaManager),
+                MetadataHandler(metadataCache: metadataCache, autoCreator: autoCreator),
+                LeaderAndIsrHandler(applier: applier),
+                StopReplicaHandler(applier: applier),
+                UpdateMetadataHandler(applier: applier),
+                ControlledShutdownHandler(controller: controller),
+                OffsetCommitHandler(metadataCache: metadataCache, zk: zk),
+                OffsetFetchHandler(zk: zk),
+                ConsumerMetadataHandler(coordinator: BrokerEndpoint(id: config.brokerId, host: config.advertisedHost,
+                                                                    port: Int32(config.advertisedPortValue))),
+            ])
+            var socketLimits = SocketServerLimits()
+            socketLimits.queuedMaxRequests = config.queuedMaxRequests
+            socketLimits.maxConnectionsPerIp = config.maxConnectionsPerIp
+            socketLimits.maxConnectionsPerIpOverrides = config.maxConnectionsPerIpOverrides
+            socketLimits.connectionsMaxIdleMs = config.connectionsMaxIdleMs
+            let socketServer = try await SocketServer.start(
+                host: config.hostName, port: config.port, maxRequestSize: config.socketRequestMaxBytes,
+                sendBuffer: config.socketSendBufferBytes, receiveBuffer: config.socketReceiveBufferBytes,
+                threads: max(1, min(config.numNetworkThreads, System.coreCount)),
+                processor: metrics.map { InstrumentedRequestProcessor(inner: apis, metrics: $0) } ?? apis,
+                logger: Logger(label: "kafka.network.SocketServer"), limits: socketLimits)
+            undo.append { await socketServer.shutdown() }
+            logger.info("[Socket Server on Broker \(config.brokerId)], Started on port \(socketServer.localPort)")
+
+            var metricsServer: MetricsHTTPServer?
+            if let metrics, let port = config.metricsPort {
+                metricsServer = try await startMetricsServer(metrics, port: port, config: config, socketServer: socketServer,
+                                                             replicaManager: replicaManager, controller: controller, zk: zk, logger: logger)
             }
+            return RunningBroker(config: config, logger: logger, zk: zk, topicConfigs: topicConfigs, logManager: logManager, io: io,
+                                 replicaManager: replicaManager, metadataCache: metadataCache, controller: controller,
+                                 socketServer: socketServer, metricsServer: metricsServer)
+        } catch {
+            for step in undo.reversed() { await step() }
+            throw error
         }
-        channels.socketTimeoutMs = config.controllerSocketTimeoutMs
-        controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
-                                     uncleanLeaderElection: config.uncleanLeaderElectionEnable,
-                                     deleteTopicEnable: config.deleteTopicEnable,
-                                     logger: Logger(label: "kafka.controller.KafkaController"))
-        let ctl = controller!
-        apis.onControlledShutdown = { id in await ctl.controlledShutdown(brokerId: id) }
-        if let metrics, let port = config.metricsPort { try await startMetricsServer(metrics, port: port) }
+    }
+
+    /// `metrics.port`: `/metrics` on the socket server's event loops (README "Metrics").
+    private static func startMetricsServer(_ metrics: BrokerMetrics, port: Int, config: BrokerConfig, socketServer: SocketServer,
+                                           replicaManager: ReplicaManager, controller: KafkaController, zk: KafkaZooKeeper,
+                                           logger: Logger) async throws -> MetricsHTTPServer {
+        let gauges = BrokerStateGauges(metrics: metrics, replicaManager: replicaManager, controller: controller, zk: zk,
+                                       logger: Logger(label: "kafka.metrics"))
+        let host = config.metricsHost ?? config.hostName ?? "0.0.0.0"
+        let server: MetricsHTTPServer
+        do {
+            server = try await MetricsHTTPServer.start(group: socketServer.group, host: host, port: port,
+                                                       logger: Logger(label: "kafka.metrics")) {
+                await gauges.update()
+                return metrics.render()
+            }
+        } catch {
+            throw ConfigError("Cannot serve metrics on \(host):\(port) (metrics.port=\(port)\(config.metricsHost == nil ? "" : ", metrics.host=\(host)")): \(error)")
+        }
+        logger.info("[Kafka Server \(config.brokerId)], metrics at http://\(host):\(server.localPort)/metrics")
+        return server
+    }
+
+    var registration: BrokerRegistration {
+        BrokerRegistration(id: config.brokerId, host: config.advertisedHost, port: Int32(socketServer.localPort == config.port || config.advertisedPort != nil ? config.advertisedPortValue : socketServer.localPort))
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    /// ZooKeeper events, high-watermark checkpoints, ISR shrink checks, leader rebalance.
+    func startBackgroundTasks(broker: KafkaBroker) {
         let events = zk.events()
-        tasks.append(Task { [weak self] in
+        var started: [Task<Void, Never>] = []
+        started.append(Task { [weak self] in
             var expired = false
             for await event in events {
                 guard let self else { return }
@@ -154,75 +296,48 @@ public final class KafkaBroker: @unchecked Sendable {
                 }
             }
         })
-        tasks.append(Task { [weak self] in
-            let interval = UInt64(self?.config.replicaHighWatermarkCheckpointIntervalMs ?? 5000) * 1_000_000
+        let checkpointInterval = UInt64(config.replicaHighWatermarkCheckpointIntervalMs) * 1_000_000
+        started.append(Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: interval)
+                try? await Task.sleep(nanoseconds: checkpointInterval)
                 if Task.isCancelled { return }   // shutdown writes the final checkpoint itself
-                self?.replicaManager.checkpointHighWatermarks()
+                guard let self else { return }
+                // Writes and fsyncs files: on an I/O pool.
+                let rm = self.replicaManager
+                _ = try? await self.io.runAny { rm.checkpointHighWatermarks() }
             }
         })
-        tasks.append(Task { [weak self] in
-            // ISR shrink check, as 0.8.2 schedules it: every replica.lag.time.max.ms.
-            let lag = self?.config.replicaLagTimeMaxMs ?? 10000
+        // ISR shrink check, as 0.8.2 schedules it: every replica.lag.time.max.ms / 2.
+        let lag = config.replicaLagTimeMaxMs
+        let lagMessages = config.replicaLagMaxMessages
+        started.append(Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(max(lag / 2, 100)) * 1_000_000)
                 if Task.isCancelled { return }
                 guard let self else { return }
-                await self.replicaManager.shrinkIsrs(lagTimeMs: lag, lagMaxMessages: self.config.replicaLagMaxMessages)
+                await self.replicaManager.shrinkIsrs(lagTimeMs: lag, lagMaxMessages: lagMessages)
             }
         })
         if config.autoLeaderRebalanceEnable {
-            tasks.append(Task { [weak self] in
+            let interval = UInt64(config.leaderImbalanceCheckIntervalSeconds) * 1_000_000_000
+            let percentage = config.leaderImbalancePerBrokerPercentage
+            started.append(Task { [weak self] in
                 // First check after 5 s, then every leader.imbalance.check.interval.seconds.
                 var wait: UInt64 = 5_000_000_000
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: wait)
                     if Task.isCancelled { return }
                     guard let self else { return }
-                    wait = UInt64(self.config.leaderImbalanceCheckIntervalSeconds) * 1_000_000_000
-                    await self.controller.checkLeaderImbalance(percentage: self.config.leaderImbalancePerBrokerPercentage)
+                    wait = interval
+                    await self.controller.checkLeaderImbalance(percentage: percentage)
                 }
             })
         }
-        let electTask = Task { await self.controller.elect() }
-
-        // 5. Last: announce this broker.
-        // The log dirs are locked by now: a node with this id, host and port is a dead process's.
-        try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger,
-                                    replaceStaleOwnNode: true)
-        registered.withLock { $0 = true }
-        await electTask.value
-        logger.info("[Kafka Server \(config.brokerId)], started")
+        tasks.withLock { $0 += started }
     }
-
-    /// `metrics.port`: `/metrics` on the socket server's event loops (README "Metrics").
-    private func startMetricsServer(_ metrics: BrokerMetrics, port: Int) async throws {
-        let gauges = BrokerStateGauges(metrics: metrics, replicaManager: replicaManager, controller: controller, zk: zk,
-                                       logger: Logger(label: "kafka.metrics"))
-        let host = config.metricsHost ?? config.hostName ?? "0.0.0.0"
-        do {
-            metricsServer = try await MetricsHTTPServer.start(group: socketServer.group, host: host, port: port,
-                                                              logger: Logger(label: "kafka.metrics")) {
-                await gauges.update()
-                return metrics.render()
-            }
-        } catch {
-            throw ConfigError("Cannot serve metrics on \(host):\(port) (metrics.port=\(port)\(config.metricsHost == nil ? "" : ", metrics.host=\(host)")): \(error)")
-        }
-        logger.info("[Kafka Server \(config.brokerId)], metrics at http://\(host):\(metricsServer!.localPort)/metrics")
-    }
-
-    var registration: BrokerRegistration {
-        BrokerRegistration(id: config.brokerId, host: config.advertisedHost, port: Int32(socketServer.localPort == config.port || config.advertisedPort != nil ? config.advertisedPortValue : socketServer.localPort))
-    }
-
-    /// The task that recovers from the last session expiry (a newer expiry replaces it).
-    private let sessionRecoveryTask = Mutex<Task<Void, Never>?>(nil)
 
     private func startSessionRecovery() {
-        let stopping = isShutDown.withLock { $0 }
-        guard !stopping else { return }
+        guard !isStopping else { return }
         let task = Task { [weak self] () -> Void in await self?.onNewSession() }
         let previous = sessionRecoveryTask.withLock { current -> Task<Void, Never>? in
             defer { current = task }
@@ -238,10 +353,10 @@ public final class KafkaBroker: @unchecked Sendable {
     private func onNewSession() async {
         logger.info("New ZooKeeper session established; re-registering broker \(config.brokerId)")
         await controller.resign()
-        let ctl = controller!
+        let ctl = controller
         async let elected: Void = ctl.elect()
         var attempt = 0
-        while !Task.isCancelled && !isShutDown.withLock({ $0 }) {
+        while !Task.isCancelled && !isStopping {
             do {
                 try await zk.ensurePersistentPaths()
                 try await zk.registerBroker(registration, sessionTimeoutMs: config.zookeeperSessionTimeoutMs, logger: logger)
@@ -249,7 +364,7 @@ public final class KafkaBroker: @unchecked Sendable {
                 logger.info("Broker \(config.brokerId) is registered again on the new session")
                 break
             } catch {
-                if error is CancellationError || Task.isCancelled || isShutDown.withLock({ $0 }) { break }
+                if error is CancellationError || Task.isCancelled || isStopping { break }
                 let backoff = 2 * ZkRetryPolicy.backoffMs(attempt: attempt)
                 attempt += 1
                 logger.error("Re-registration on the new session failed (attempt \(attempt)): \(error); retrying in \(backoff) ms")
@@ -262,7 +377,6 @@ public final class KafkaBroker: @unchecked Sendable {
     /// Asks the controller to move this broker's leaderships away before it stops
     /// (`controlled.shutdown.*`); after the retries it shuts down uncleanly, as 0.8.2 does.
     private func controlledShutdown() async {
-        guard let zk else { return }
         for attempt in 1...max(1, config.controlledShutdownMaxRetries) {
             do {
                 guard let cid = try await zk.controllerId() else { throw KafkaClientError("no controller") }
@@ -291,46 +405,26 @@ public final class KafkaBroker: @unchecked Sendable {
         logger.warning("Proceeding to do an unclean shutdown as all the controlled shutdown attempts failed")
     }
 
-    // Controller requests addressed to this broker.
-    func applyLeaderAndIsr(_ req: LeaderAndIsrRequest) async {
-        for t in Set(req.partitionStates.map(\.topic)) { await topicConfigs.ensureLoaded(t) }
-        _ = replicaManager.becomeLeaderOrFollower(req)
-    }
-
-    func applyUpdateMetadata(_ req: UpdateMetadataRequest) {
-        _ = metadataCache.update(req)
-    }
-
-    /// Clean shutdown: stop serving, flush and checkpoint logs (marking a clean shutdown),
-    /// then close ZooKeeper, which removes this broker's ephemeral node.
-    public func shutdown() async {
-        let first = isShutDown.withLock { down -> Bool in
-            if down { return false }
-            down = true
-            return true
-        }
-        guard first else { return }
-        logger.info("[Kafka Server \(config.brokerId)], shutting down")
-        // Only a broker that registered itself may ask: a broker that failed to start (e.g. a
-        // duplicate broker.id) must not move the live broker's leaderships.
+    /// Stops everything in Kafka's order.
+    func stop(controlledShutdown askController: Bool = false) async {
+        stopping.withLock { $0 = true }
         // Replication stops first: once leaderships move away, this broker must not fetch as a
         // follower and re-enter the ISRs it is leaving.
-        replicaManager?.shutdown()
-        if config.controlledShutdownEnable, isRegistered { await controlledShutdown() }
+        replicaManager.shutdown()
+        if askController { await controlledShutdown() }
         // Stop reacting to ZooKeeper and give up the controller role first, so this broker's
         // own deregistration is not taken for a failure (leaders stay as they are, as in 0.8.2).
-        for t in tasks { t.cancel() }
+        for t in tasks.withLock({ $0 }) { t.cancel() }
         sessionRecoveryTask.withLock { $0 }?.cancel()
-        await controller?.shutdown()
+        await controller.shutdown()
         // Deregister so clients stop routing here, but only a node of our own session:
         // a broker that failed to start must never remove the live broker's registration.
-        if let zk { _ = try? await zk.deregisterBroker(config.brokerId) }
+        _ = try? await zk.deregisterBroker(config.brokerId)
         await metricsServer?.shutdown()
-        if metrics != nil { LogFlushStats.setObserver(nil) }
-        socketServer?.shutdown()
-        replicaManager?.checkpointHighWatermarks()
-        logManager?.shutdown()
-        await zk?.close()
-        logger.info("[Kafka Server \(config.brokerId)], shut down completed")
+        await socketServer.shutdown()
+        await io.shutdown()
+        replicaManager.checkpointHighWatermarks()
+        logManager.shutdown()
+        await zk.close()
     }
 }

@@ -22,30 +22,35 @@ public final class ReplicaManager: @unchecked Sendable {
     /// High watermarks read from each dir's `replication-offset-checkpoint` at start.
     let logDirs: [String]
     /// Follower side: fetchers per leader broker.
-    private(set) var fetchers: ReplicaFetcherManager!
-    /// Writes a leader's ISR change to the partition's state znode, conditional on the version;
-    /// returns the new version or nil when the write lost (set by the broker).
-    var isrWriter: (@Sendable (TopicPartition, LeaderIsrState, Int32) async -> Int32?)?
+    let fetchers: ReplicaFetcherManager
+    /// Writes a leader's ISR change (partition, new state, expected znode version, ISR size
+    /// before) to the partition's state znode; returns the new version or nil when the write lost.
+    typealias IsrWriter = @Sendable (TopicPartition, LeaderIsrState, Int32, Int) async -> Int32?
+    let isrWriter: IsrWriter?
 
-    /// With the default replica fetcher settings (tests of the checkpoint and leadership logic).
+    /// With the default replica fetcher settings and no ISR writes (tests of the checkpoint and
+    /// leadership logic).
     public convenience init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger) {
-        self.init(brokerId: brokerId, logManager: logManager, logDirs: logDirs, logger: logger, fetcherSettings: .init())
+        self.init(brokerId: brokerId, logManager: logManager, logDirs: logDirs, logger: logger, fetcherSettings: .init(), isrWriter: nil)
     }
 
     init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger,
-                fetcherSettings: ReplicaFetcher.Settings) {
+         fetcherSettings: ReplicaFetcher.Settings, isrWriter: IsrWriter?) {
         self.brokerId = brokerId
         self.logManager = logManager
         self.logDirs = logDirs
         self.logger = logger
-        self.fetchers = nil
+        self.isrWriter = isrWriter
+        // The fetchers look partitions up here; `self` is not usable before every field is set.
+        let lookup = WeakReference<ReplicaManager>()
         self.fetchers = ReplicaFetcherManager(brokerId: brokerId, settings: fetcherSettings, logger: logger,
-                                              partitionLookup: { [weak self] in self?.partition($0) },
+                                              partitionLookup: { lookup.value?.partition($0) },
                                               onAppend: { _ in })
         for dir in logDirs {
             let cp = OffsetCheckpoint(path: (dir as NSString).appendingPathComponent("replication-offset-checkpoint"))
             if let hws = try? cp.read() { state.withLock { st in st.checkpointedHW.merge(hws) { a, _ in a } } }
         }
+        lookup.value = self
     }
 
     public func partition(_ tp: TopicPartition) -> Partition? { state.withLock { st in st.partitions[tp] } }
@@ -153,12 +158,12 @@ public final class ReplicaManager: @unchecked Sendable {
     }
 
     /// Appends a produced message set to a partition this broker leads (see `Partition.appendAsLeader`).
-    public func appendToLeader(_ tp: TopicPartition, messageSet: [UInt8], requiredAcks: Int16) -> Partition.LeaderAppendResult {
-        guard let p = partition(tp) else { return .failed(.unknownTopicOrPartition) }
+    /// Blocks (pwrite, and fsync when `flush.messages` is reached): run it on an I/O pool.
+    func appendToLeader(_ p: Partition, messageSet: [UInt8], requiredAcks: Int16) -> Partition.LeaderAppendResult {
         let result = p.appendAsLeader(messageSet, requiredAcks: requiredAcks)
         switch result {
-        case .appended: fetchPurgatory.checkAndComplete(tp)
-        case .failed(let e): logger.debug("Append to \(tp) refused: \(e)")
+        case .appended: fetchPurgatory.checkAndComplete(p.topicPartition)
+        case .failed(let e): logger.debug("Append to \(p.topicPartition) refused: \(e)")
         }
         return result
     }
@@ -191,7 +196,7 @@ public final class ReplicaManager: @unchecked Sendable {
     /// znode version the proposal saw.
     private func writeIsr(_ p: Partition, _ change: Partition.IsrChange) async {
         let state = LeaderIsrState(leader: brokerId, leaderEpoch: change.leaderEpoch, isr: change.newIsr, controllerEpoch: change.controllerEpoch)
-        let version = await isrWriter?(p.topicPartition, state, change.zkVersion)
+        let version = await isrWriter?(p.topicPartition, state, change.zkVersion, p.isr.count)
         if version == nil { logger.info("ISR change of \(p.topicPartition) to \(change.newIsr) not written (state changed in ZooKeeper); keeping \(p.isr)") }
         _ = p.finishIsrChange(change, newZkVersion: version)
         fetchPurgatory.checkAndComplete(p.topicPartition)
@@ -225,5 +230,15 @@ public final class ReplicaManager: @unchecked Sendable {
             let cp = OffsetCheckpoint(path: (dir as NSString).appendingPathComponent("replication-offset-checkpoint"))
             do { try cp.write(perDir[dir] ?? [:]) } catch { logger.error("Cannot write high-watermark checkpoint in \(dir): \(error)") }
         }
+    }
+}
+
+/// A weak reference that can be set after the referring closure was made.
+final class WeakReference<T: AnyObject>: @unchecked Sendable {
+    private let lock = Mutex<Void>(())
+    private weak var _value: T?
+    var value: T? {
+        get { lock.withLock { _ in _value } }
+        set { lock.withLock { _ in _value = newValue } }
     }
 }

@@ -1,0 +1,56 @@
+import Foundation
+import KafkaLog
+import NIOCore
+import NIOPosix
+
+/// Threads for disk work that may block for an unbounded time: appends (pwrite, and fsync when
+/// `flush.messages` is reached), reads of segments that may not be in the page cache, log
+/// creation, truncation and deletion, high-watermark checkpoints. One bounded pool of
+/// `num.io.threads` threads per log dir, so a slow disk stalls only its own partitions and
+/// never an event loop or the cooperative pool (which carries the controller and ZooKeeper).
+final class LogDirIO: Sendable {
+    private let pools: [String: NIOThreadPool]
+    private let firstDir: String
+
+    init(logDirs: [String], threadsPerDir: Int) {
+        precondition(!logDirs.isEmpty)
+        var pools: [String: NIOThreadPool] = [:]
+        for dir in logDirs {
+            let key = Self.normalized(dir)
+            guard pools[key] == nil else { continue }
+            let pool = NIOThreadPool(numberOfThreads: max(1, threadsPerDir))
+            pool.start()
+            pools[key] = pool
+        }
+        self.pools = pools
+        self.firstDir = Self.normalized(logDirs[0])
+    }
+
+    private static func normalized(_ dir: String) -> String { (dir as NSString).standardizingPath }
+
+    /// The pool of the log dir holding `log`.
+    func pool(for log: Log) -> NIOThreadPool {
+        let dir = Self.normalized((log.directory as NSString).deletingLastPathComponent)
+        return pools[dir] ?? pools[firstDir]!
+    }
+
+    /// Runs `work` on the pool of `log`'s dir; the future completes on `eventLoop`.
+    func run<T: Sendable>(for log: Log, on eventLoop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
+        pool(for: log).runIfActive(eventLoop: eventLoop, work)
+    }
+
+    /// Work that spans partitions of any dir (controller requests, checkpoints): the first dir's pool.
+    func runAny<T: Sendable>(on eventLoop: EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
+        pools[firstDir]!.runIfActive(eventLoop: eventLoop, work)
+    }
+
+    /// As `runAny`, awaited from a task (the task suspends; the pool thread blocks).
+    func runAny<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await pools[firstDir]!.runIfActive(work)
+    }
+
+    /// Lets running work finish; queued work fails with the pool inactive.
+    func shutdown() async {
+        for pool in pools.values { try? await pool.shutdownGracefully() }
+    }
+}

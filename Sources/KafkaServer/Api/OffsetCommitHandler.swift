@@ -1,0 +1,48 @@
+import KafkaCluster
+import KafkaProtocol
+import NIOCore
+
+/// OffsetCommit (key 8, v0 and v1): offsets kept in ZooKeeper (`/consumers/<g>/offsets`), as
+/// 0.8.2 keeps v0 commits; awaited in a task.
+struct OffsetCommitHandler: RequestHandler {
+    static let versions: ClosedRange<Int16> = 0...1
+    let metadataCache: MetadataCache
+    let zk: KafkaZooKeeper
+
+    func decode(_ body: inout ByteBuffer, version: Int16) throws -> OffsetCommitRequest {
+        try OffsetCommitRequest.decode(from: &body, version: version)
+    }
+
+    func handle(_ req: OffsetCommitRequest, _ ctx: RequestContext) -> EventLoopFuture<ResponseAction> {
+        let zk = self.zk
+        let cache = metadataCache
+        return ctx.async {
+            var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])] = []
+            for t in req.topics {
+                var parts: [(partition: Int32, error: ErrorCode)] = []
+                for p in t.partitions {
+                    let tp = TopicPartition(t.topic, p.partition)
+                    // Group and topic become ZooKeeper path components: only Kafka's legal names.
+                    if TopicNames.validationError(req.group) != nil { parts.append((p.partition, .unknown)); continue }
+                    if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
+                    guard cache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
+                    do {
+                        // v1 keeps its metadata string (0.8.2 stores v1 commits with it); v0, stored in
+                        // ZooKeeper by 0.8.2 as a bare offset, drops any earlier v1 metadata.
+                        if req.apiVersion >= 1 {
+                            try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset, metadata: p.metadata)
+                        } else {
+                            try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset)
+                            try? await zk.clearConsumerOffsetMetadata(group: req.group, tp)
+                        }
+                        parts.append((p.partition, .none))
+                    } catch {
+                        parts.append((p.partition, .unknown))
+                    }
+                }
+                topics.append((t.topic, parts))
+            }
+            return OffsetCommitResponse(topics: topics)
+        }
+    }
+}
