@@ -59,6 +59,9 @@ final class MetricsTests: IntegrationTestCase {
         XCTAssertEqual(m["kafka_network_requestmetrics_requests_total{request=\"OffsetCommit\"}"], 1, scrape.body)
         XCTAssertGreaterThanOrEqual(m["kafka_network_requestmetrics_requests_total{request=\"Fetch\"}"] ?? 0, 1, scrape.body)
         XCTAssertGreaterThanOrEqual(m["kafka_network_requestmetrics_requests_total{request=\"Metadata\"}"] ?? 0, 1, scrape.body)
+        XCTAssertEqual(m["kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"}"],
+                       m["kafka_network_requestmetrics_requests_total{request=\"Fetch\"}"], "a lone broker has no follower fetches")
+        XCTAssertEqual(m["kafka_network_requestmetrics_requests_total{request=\"FetchFollower\"}"], 0, scrape.body)
         XCTAssertEqual(m["kafka_network_requestmetrics_totaltime_seconds_count{request=\"Produce\"}"], 3, scrape.body)
         XCTAssertEqual(m["kafka_network_requestmetrics_totaltime_seconds_bucket{request=\"Produce\",le=\"+Inf\"}"], 3, scrape.body)
 
@@ -140,6 +143,7 @@ final class MetricsTests: IntegrationTestCase {
             return m[urp] == 1 ? m : nil
         }
         XCTAssertGreaterThan(down["kafka_server_replicamanager_isrshrinks_total"] ?? 0, shrinksBefore)
+        XCTAssertGreaterThan(down["kafka_network_requestmetrics_requests_total{request=\"FetchFollower\"}"] ?? 0, 0)
 
         // Back: it catches up, rejoins the ISR, and the gauge returns to 0.
         try follower.start()

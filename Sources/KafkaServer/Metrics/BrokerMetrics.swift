@@ -23,6 +23,10 @@ public final class BrokerMetrics: Sendable {
     private let topics = Mutex<[String: TopicMeters]>([:])
     private let requests = Mutex<[Int16: RequestMeters]>([:])
 
+    /// 0.8.2 also meters fetches by who sends them (`FetchConsumer`, `FetchFollower`), on top of
+    /// `Fetch`: a follower's long poll would otherwise hide consumer fetch latency.
+    let fetchConsumer: RequestMeters
+    let fetchFollower: RequestMeters
     let isrShrinks: CoreMetrics.Counter
     let isrExpands: CoreMetrics.Counter
     let logFlush: CoreMetrics.Timer
@@ -46,6 +50,8 @@ public final class BrokerMetrics: Sendable {
         self.registry = registry
         self.factory = factory
         allTopics = TopicMeters(all: nil, factory: factory, prefix: "kafka_server_brokertopicmetrics_alltopics", dimensions: [])
+        fetchConsumer = RequestMeters(name: "FetchConsumer", factory: factory)
+        fetchFollower = RequestMeters(name: "FetchFollower", factory: factory)
         isrShrinks = Counter(label: "kafka_server_replicamanager_isrshrinks_total", dimensions: [], factory: factory)
         isrExpands = Counter(label: "kafka_server_replicamanager_isrexpands_total", dimensions: [], factory: factory)
         logFlush = Timer(label: Self.logFlushLabel, dimensions: [], factory: factory)
