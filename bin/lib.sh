@@ -2,11 +2,12 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #
-# Sets KAFKA_HOME (the project root, the parent of bin/), RELEASE_DIR,
+# Sets KAFKA_HOME (the project root, the parent of bin/), RELEASE_DIR (default .build/release,
+# or $KAFKA_RELEASE_DIR),
 # LOG_DIR (default $KAFKA_HOME/logs) and PID_DIR (default $KAFKA_HOME/run).
 
 KAFKA_HOME=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd -P)
-RELEASE_DIR="$KAFKA_HOME/.build/release"
+RELEASE_DIR=${KAFKA_RELEASE_DIR:-"$KAFKA_HOME/.build/release"}  # KAFKA_RELEASE_DIR: run another build
 LOG_DIR=${LOG_DIR:-"$KAFKA_HOME/logs"}
 PID_DIR=${PID_DIR:-"$KAFKA_HOME/run"}
 
