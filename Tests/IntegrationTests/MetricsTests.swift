@@ -98,6 +98,11 @@ final class MetricsTests: IntegrationTestCase {
         // Other paths and methods.
         XCTAssertEqual(try Scrape.get(port: metricsPort, path: "/").status, 404)
         XCTAssertEqual(try Scrape.get(port: metricsPort, method: "POST").status, 405)
+        // Keep-alive: two pipelined scrapes on one connection get two answers, in order.
+        let two = try Scrape.exchange(port: metricsPort, request:
+            "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(two.hasPrefix("HTTP/1.1 200 OK\r\n"), String(two.prefix(200)))
+        XCTAssertTrue(two.contains("HTTP/1.1 404 Not Found\r\n"), String(two.suffix(300)))
         print("a scrape of /metrics (\(scrape.body.utf8.count) bytes), kafka_ lines:\n" +
               scrape.body.split(separator: "\n").filter { $0.contains(topic) || $0.contains("replicamanager") || $0.contains("controller") }.joined(separator: "\n"))
     }
@@ -202,30 +207,8 @@ struct Scrape {
     }
 
     static func get(port: Int, path: String = "/metrics", method: String = "GET", timeout: Double = 30) throws -> Scrape {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw WireError("socket failed") }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw WireError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
-        guard write(fd, request, request.count) == request.count else { throw WireError("write failed") }
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 { throw WireError("read failed: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            data += chunk[0..<n]
-        }
-        let raw = String(decoding: data, as: UTF8.self)
+        let raw = try exchange(port: port, request: "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n",
+                               timeout: timeout)
         guard let split = raw.range(of: "\r\n\r\n") else { throw WireError("no HTTP header in: \(raw)") }
         let headLines = raw[..<split.lowerBound].split(separator: "\r\n")
         let statusParts = headLines.first?.split(separator: " ") ?? []
@@ -242,6 +225,34 @@ struct Scrape {
             XCTAssertEqual(body.utf8.count, len, "Content-Length")
         }
         return Scrape(status: status, headers: headers, body: body, raw: raw)
+    }
+
+    /// Writes `request` as is and reads until the server closes the connection.
+    static func exchange(port: Int, request text: String, timeout: Double = 30) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WireError("socket failed") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw WireError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
+        let request = Array(text.utf8)
+        guard write(fd, request, request.count) == request.count else { throw WireError("write failed") }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 { throw WireError("read failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            data += chunk[0..<n]
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -71,4 +71,24 @@ final class BrokerConfigTests: XCTestCase {
             XCTAssertEqual("\(e)", "config file \(missing) does not exist")
         }
     }
+
+    /// `metrics.port` is off unless set; its value must be a port; `metrics.host` is optional.
+    func testMetricsPort() throws {
+        let base = "broker.id=0\nzookeeper.connect=x:1\n"
+        let off = try parse(base)
+        XCTAssertNil(off.metricsPort)
+        XCTAssertNil(off.metricsHost)
+        XCTAssertFalse(off.unknownKeys.contains("metrics.port"))
+        XCTAssertNil(try parse(base + "metrics.port=").metricsPort, "an empty value leaves it off")
+        let on = try parse(base + "metrics.port=9404\nmetrics.host=127.0.0.1")
+        XCTAssertEqual(on.metricsPort, 9404)
+        XCTAssertEqual(on.metricsHost, "127.0.0.1")
+        XCTAssertFalse(on.unknownKeys.contains("metrics.port") || on.unknownKeys.contains("metrics.host"))
+        XCTAssertEqual(try parse(base + "metrics.port=0").metricsPort, 0, "0 picks a free port")
+        for bad in ["abc", "-1", "65536", "9404x"] {
+            XCTAssertThrowsError(try parse(base + "metrics.port=\(bad)"), bad) { e in
+                XCTAssertTrue("\(e)".contains("for configuration metrics.port"), "\(e)")
+            }
+        }
+    }
 }
