@@ -12,6 +12,8 @@
 #   kafka.tools.ConsumerPerformance    -> kafka-tools consumer-perf-test
 #   kafka.tools.ConsumerOffsetChecker  -> kafka-tools consumer-offset-checker
 #   kafka.admin.PreferredReplicaLeaderElectionCommand -> kafka-tools preferred-replica-election
+#   kafka.admin.ReassignPartitionsCommand -> kafka-tools reassign-partitions
+#   kafka.tools.ReplicaVerificationTool -> kafka-tools replica-verification
 #
 # -daemon runs it in the background with output in $LOG_DIR/NAME.out (NAME
 # defaults to the class's last component), as Kafka's script does.
@@ -48,13 +50,16 @@ case "$class" in
     kafka.tools.ConsumerPerformance|kafka.perf.ConsumerPerformance) exe=kafka-tools; sub=consumer-perf-test ;;
     kafka.tools.ConsumerOffsetChecker) exe=kafka-tools; sub=consumer-offset-checker ;;
     kafka.admin.PreferredReplicaLeaderElectionCommand) exe=kafka-tools; sub=preferred-replica-election ;;
+    kafka.admin.ReassignPartitionsCommand) exe=kafka-tools; sub=reassign-partitions ;;
+    kafka.tools.ReplicaVerificationTool) exe=kafka-tools; sub=replica-verification ;;
     *)
         {
             echo "kafka-run-class.sh: class $class is not available in this Swift implementation."
             echo "Available: kafka.Kafka, kafka.admin.TopicCommand, kafka.tools.ConsoleProducer,"
             echo "           kafka.tools.ConsoleConsumer, kafka.tools.DumpLogSegments,"
             echo "           kafka.tools.ProducerPerformance, kafka.tools.ConsumerPerformance,"
-            echo "           kafka.tools.ConsumerOffsetChecker, kafka.admin.PreferredReplicaLeaderElectionCommand"
+            echo "           kafka.tools.ConsumerOffsetChecker, kafka.admin.PreferredReplicaLeaderElectionCommand,"
+            echo "           kafka.admin.ReassignPartitionsCommand, kafka.tools.ReplicaVerificationTool"
         } >&2
         exit 1
         ;;

@@ -7,6 +7,8 @@ public enum KafkaToolsMain {
         "topics": TopicCommand.self,
         "simple-consumer-shell": SimpleConsumerShellCommand.self,
         "preferred-replica-election": PreferredReplicaElectionCommand.self,
+        "reassign-partitions": ReassignPartitionsCommand.self,
+        "replica-verification": ReplicaVerificationCommand.self,
         "console-producer": ConsoleProducerCommand.self,
         "console-consumer": ConsoleConsumerCommand.self,
         "consumer-offset-checker": ConsumerOffsetCheckerCommand.self,

@@ -220,6 +220,28 @@ final class KafkaZooKeeperOperationTests: XCTestCase {
         await kzk.close(); await raw.close()
     }
 
+    /// The controller removes finished partitions; the node is rewritten byte-exact, and
+    /// deleted with the last one (0.8.2 `updatePartitionReassignmentData`).
+    func testRemoveFromReassignmentRewritesThenDeletes() async throws {
+        let (kzk, raw) = try await clients()
+        let a = TopicPartition("foo", 0), b = TopicPartition("foo", 1)
+        let none0 = try await kzk.removeFromReassignment([a])
+        XCTAssertEqual(none0, [:])
+        _ = try await kzk.startReassignment([a: [1, 2], b: [2, 3]])
+        let left = try await kzk.removeFromReassignment([a])
+        XCTAssertEqual(left, [b: [2, 3]])
+        let v1 = try await text(raw, "/admin/reassign_partitions")
+        XCTAssertEqual(v1, "{\"version\":1,\"partitions\":[{\"topic\":\"foo\",\"partition\":1,\"replicas\":[2,3]}]}")
+        let none1 = try await kzk.removeFromReassignment([b])
+        XCTAssertEqual(none1, [:])
+        let gone = try await raw.exists("/admin/reassign_partitions")
+        XCTAssertNil(gone)
+        // The state watch of a reassigned partition: nil without a node.
+        let none = try await kzk.watchPartitionState(a)
+        XCTAssertNil(none)
+        await kzk.close(); await raw.close()
+    }
+
     func testBrokerLookupAndDeregistrationOfOwnNodeOnly() async throws {
         let (kzk, raw) = try await clients()
         try await kzk.ensurePersistentPaths()

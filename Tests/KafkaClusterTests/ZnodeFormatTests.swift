@@ -87,6 +87,23 @@ final class ZnodeFormatTests: XCTestCase {
         XCTAssertThrowsError(try ReassignmentData.parse(Array("{\"version\":1}".utf8), path: "/p"))
     }
 
+    /// The reassignment tool's files: entries in file order with duplicates kept (0.8.2
+    /// `parsePartitionReassignmentDataWithoutDedup`), topics-to-move as 0.8.2 prints its example.
+    func testReassignmentToolFiles() throws {
+        let file = "{\"partitions\":\n\t[{\"topic\": \"foo\",\n\t  \"partition\": 1,\n\t  \"replicas\": [1,2,3] }, {\"topic\":\"foo\",\"partition\":1,\"replicas\":[2]}],\n\"version\":1\n}"
+        let list = try ReassignmentData.parseList(Array(file.utf8), path: "r.json")
+        XCTAssertEqual(list.map(\.0), [TopicPartition("foo", 1), TopicPartition("foo", 1)])
+        XCTAssertEqual(list.map(\.1), [[1, 2, 3], [2]])
+        XCTAssertEqual(try ReassignmentData.parseList(Array("{\"version\":1}".utf8), path: "r.json").count, 0)
+        XCTAssertThrowsError(try ReassignmentData.parseList(Array("{\"partitions\":[{\"topic\":\"a\",\"partition\":0}]}".utf8), path: "r.json")) {
+            XCTAssertEqual("\($0)", "bad data in ZooKeeper node r.json: entry without a \"replicas\" list of integers: {\"partition\":0,\"topic\":\"a\"}")
+        }
+        XCTAssertThrowsError(try ReassignmentData.parseList(Array("not json".utf8), path: "r.json"))
+        XCTAssertEqual(TopicsToMoveData.json(["foo", "foo1"]), "{\"topics\":[{\"topic\":\"foo\"},{\"topic\":\"foo1\"}],\"version\":1}")
+        XCTAssertEqual(try TopicsToMoveData.parse(Array("{\"topics\":\n\t[{\"topic\": \"foo\"},{\"topic\": \"foo1\"}],\n\"version\":1\n}".utf8), path: "t.json"), ["foo", "foo1"])
+        XCTAssertThrowsError(try TopicsToMoveData.parse(Array("{\"topics\":[{\"name\":\"x\"}]}".utf8), path: "t.json"))
+    }
+
     // MARK: Brokers, topics, state, controller
 
     func testBrokerTopicStateAndControllerJSON() {

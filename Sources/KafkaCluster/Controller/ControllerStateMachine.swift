@@ -33,6 +33,14 @@ public enum ControllerEvent: Sendable, Equatable {
     case preferredReplicaElection([TopicPartition])
     /// Fresh state znodes (leaders change ISRs themselves; decisions start from what is stored).
     case statesRead([TopicPartition: VersionedLeaderIsr])
+    /// Partition reassignment (0.8.2 `PartitionsReassignedListener`): what `/admin/reassign_partitions`
+    /// lists now (partition → new replicas, RAR). Partitions already being moved are left alone.
+    case reassignPartitions([TopicPartition: [Int32]])
+    /// The state node of a partition being reassigned changed (0.8.2
+    /// `ReassignedPartitionsIsrChangeListener`); nil when it is gone.
+    case reassignedPartitionStateChanged(TopicPartition, VersionedLeaderIsr?)
+    /// The executor removed the partition from `/admin/reassign_partitions` (`removeReassignment`).
+    case reassignmentRemoved(TopicPartition)
 }
 
 /// What the I/O layer must do, in order. A failed state write makes the executor skip the
@@ -45,6 +53,31 @@ public enum ControllerAction: Sendable, Equatable {
     case sendStopReplica(broker: Int32, partitions: [TopicPartition], delete: Bool)
     /// Remove `/brokers/topics/<t>`, `/config/topics/<t>` and `/admin/delete_topics/<t>`.
     case deleteTopicNodes(String)
+    /// Reassignment: write `/brokers/topics/<t>` (the topic's whole assignment) for a partition
+    /// being moved; skipped when that partition's state write just failed.
+    case writeAssignment(TopicPartition, topicAssignment: [Int32: [Int32]])
+    /// Reassignment: set a data watch on the partition's state node (its ISR is followed until
+    /// the new replicas caught up); the executor feeds a changed state back.
+    case watchReassignedPartition(TopicPartition)
+    /// Reassignment done (error nil) or refused (error says why, logged): remove the partition
+    /// from `/admin/reassign_partitions` (the node goes when empty); skipped when that
+    /// partition's state write just failed. The executor then reports `.reassignmentRemoved`.
+    case removeReassignment(TopicPartition, error: String?)
+}
+
+/// A partition being reassigned: the new replicas (RAR) and the assignment while both old
+/// and new replicas are held (RAR followed by the old replicas not in RAR).
+public struct ReassignmentContext: Sendable, Equatable {
+    public var newReplicas: [Int32]
+    public var expanded: [Int32]
+    /// The final switch (leader move, old replicas stopped, AR = RAR) has been decided and is
+    /// being carried out.
+    public var completing = false
+    public init(newReplicas: [Int32], expanded: [Int32], completing: Bool = false) {
+        self.newReplicas = newReplicas
+        self.expanded = expanded
+        self.completing = completing
+    }
 }
 
 /// The controller's partition and replica state machine as a value type: it takes events and
@@ -62,6 +95,8 @@ public struct ControllerStateMachine: Sendable {
     /// Registration timestamps of the live brokers as last read (restart detection); the actor
     /// sets them when it is elected, `brokersChanged` keeps them current.
     public var brokerRegisteredAt: [Int32: Int64] = [:]
+    /// Partitions being reassigned (0.8.2 `partitionsBeingReassigned`).
+    public private(set) var reassigning: [TopicPartition: ReassignmentContext] = [:]
     /// The broker's `unclean.leader.election.enable`.
     public var uncleanLeaderElection: Bool
     /// Topic-level `unclean.leader.election.enable` overrides, read by the actor from
@@ -96,11 +131,13 @@ public struct ControllerStateMachine: Sendable {
             liveBrokers = Dictionary(brokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             self.assignments = assignments
             leadership = states
+            reassigning.removeAll()
             return failover()
         case .resigned:
             isActive = false
             epoch = 0
             shuttingDown.removeAll()
+            reassigning.removeAll()
             return []
         case let .controlledShutdown(id):
             guard isActive, liveBrokers[id] != nil else { return [] }
@@ -148,7 +185,17 @@ public struct ControllerStateMachine: Sendable {
             guard isActive else { return [] }
             if let fresh { leadership[tp] = fresh } else { leadership[tp] = nil }
             if let fresh, fresh.state.controllerEpoch > epoch { return [] }   // a newer controller owns it
+            if reassigning[tp] != nil, let l = fresh?.state.leader, liveBrokers[l] != nil { return reassignmentConflict(tp) }
             return electLeaders(for: [tp], reason: .offline)
+        case let .reassignPartitions(listed):
+            guard isActive else { return [] }
+            return startReassignments(listed)
+        case let .reassignedPartitionStateChanged(tp, fresh):
+            guard isActive else { return [] }
+            return reassignedPartitionStateChanged(tp, fresh)
+        case let .reassignmentRemoved(tp):
+            if reassigning[tp]?.completing ?? false { reassigning[tp] = nil }
+            return []
         }
     }
 
@@ -345,6 +392,135 @@ public struct ControllerStateMachine: Sendable {
             for tp in tps { leadership[tp] = nil }
         }
         return actions
+    }
+
+    // MARK: - Partition reassignment (0.8.2 KafkaController.onPartitionReassignment)
+
+    /// Whether `path` is the state node of a partition being reassigned (its watch fired).
+    public func reassignedPartition(statePath path: String) -> TopicPartition? {
+        reassigning.keys.first { ZkPaths.partitionState($0) == path }
+    }
+
+    /// `initiateReassignReplicasForTopicPartition` for every listed partition not being moved
+    /// yet: refused (and removed from the admin node) when the partition does not exist, already
+    /// has exactly these replicas, or a new replica is not alive; otherwise its state is watched
+    /// and the first step runs.
+    private mutating func startReassignments(_ listed: [TopicPartition: [Int32]]) -> [ControllerAction] {
+        var actions: [ControllerAction] = []
+        for tp in listed.keys.sorted() where reassigning[tp] == nil {
+            let rar = listed[tp]!
+            guard let oar = assignments[tp.topic]?[tp.partition] else {
+                actions.append(.removeReassignment(tp, error: "Attempt to reassign partition \(tp) that doesn't exist"))
+                continue
+            }
+            if rar.isEmpty {
+                actions.append(.removeReassignment(tp, error: "List of reassigned replicas for partition \(tp) is empty"))
+                continue
+            }
+            if oar == rar {
+                actions.append(.removeReassignment(tp, error: "Partition \(tp) to be reassigned is already assigned to replicas \(Self.ids(rar)). Ignoring request for partition reassignment"))
+                continue
+            }
+            let alive = rar.filter { liveBrokers[$0] != nil }
+            if alive != rar {
+                actions.append(.removeReassignment(tp, error: "Only \(Self.ids(alive)) replicas out of the new set of replicas \(Self.ids(rar)) for partition \(tp) to be reassigned are alive. Failing partition reassignment"))
+                continue
+            }
+            reassigning[tp] = ReassignmentContext(newReplicas: rar, expanded: rar + oar.filter { !rar.contains($0) })
+            actions += reassignmentStep(tp)
+            // After the step's own state write, so the executor compares the node with what
+            // was just written and feeds back only a change made by the leader meanwhile.
+            if reassigning[tp]?.completing == false { actions.append(.watchReassignedPartition(tp)) }
+        }
+        return actions
+    }
+
+    private static func ids(_ xs: [Int32]) -> String { xs.map(String.init).joined(separator: ",") }
+
+    /// One step of `onPartitionReassignment`: when every new replica is in the ISR, finish;
+    /// otherwise make sure the assignment holds old + new replicas (OAR+RAR, written to
+    /// ZooKeeper) and send LeaderAndIsr with it (leader epoch bumped) to every live replica, so
+    /// the new ones start fetching and the leader may add them to the ISR.
+    private mutating func reassignmentStep(_ tp: TopicPartition) -> [ControllerAction] {
+        guard let ctx = reassigning[tp], let cur = leadership[tp] else { return [] }
+        if ctx.newReplicas.allSatisfy(cur.state.isr.contains) { return completeReassignment(tp) }
+        var actions: [ControllerAction] = []
+        if replicas(tp) != ctx.expanded {
+            assignments[tp.topic]?[tp.partition] = ctx.expanded
+            actions.append(.writeAssignment(tp, topicAssignment: assignments[tp.topic] ?? [:]))
+        }
+        guard cur.state.leader >= 0 else { return actions }   // offline: the next election sends the new AR
+        var s = cur.state
+        s.leaderEpoch += 1
+        s.controllerEpoch = epoch
+        actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
+        leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+        actions += leaderAndIsrActions(for: [tp])
+        return actions
+    }
+
+    /// Every new replica is in the ISR: AR becomes RAR; a leader outside RAR (or dead) hands
+    /// over to the first live RAR member in the ISR (reassigned-partition leader selector);
+    /// the old replicas leave the ISR (one conditional state write for both), the new replica
+    /// set hears the decision, the old replicas stop and delete their logs, the assignment is
+    /// written, the partition leaves `/admin/reassign_partitions`, and every broker gets
+    /// the partition's new metadata.
+    private mutating func completeReassignment(_ tp: TopicPartition) -> [ControllerAction] {
+        guard var ctx = reassigning[tp], let cur = leadership[tp] else { return [] }
+        let rar = ctx.newReplicas
+        let old = replicas(tp).filter { !rar.contains($0) }
+        var s = cur.state
+        if !rar.contains(s.leader) || liveBrokers[s.leader] == nil || shuttingDown.contains(s.leader) {
+            guard let leader = rar.first(where: { liveBrokers[$0] != nil && !shuttingDown.contains($0) && s.isr.contains($0) }) else {
+                return []   // none of the new replicas can lead yet: wait for the next ISR change
+            }
+            s.leader = leader
+        }
+        s.isr = s.isr.filter { !old.contains($0) }
+        s.leaderEpoch += 1
+        s.controllerEpoch = epoch
+        ctx.completing = true
+        reassigning[tp] = ctx
+        assignments[tp.topic]?[tp.partition] = rar
+        var actions: [ControllerAction] = [.updateState(tp, s, expectedVersion: cur.zkVersion)]
+        leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+        actions += leaderAndIsrActions(for: [tp])
+        for b in old where liveBrokers[b] != nil { actions.append(.sendStopReplica(broker: b, partitions: [tp], delete: true)) }
+        actions.append(.writeAssignment(tp, topicAssignment: assignments[tp.topic] ?? [:]))
+        actions.append(.removeReassignment(tp, error: nil))
+        if let info = stateInfo(tp), !liveBrokers.isEmpty {
+            actions.append(.sendUpdateMetadata(brokers: liveBrokers.keys.sorted(), states: [info],
+                                               liveBrokers: liveBrokers.values.sorted { $0.id < $1.id }))
+        }
+        return actions
+    }
+
+    /// The partition's state node changed while it is being reassigned.
+    private mutating func reassignedPartitionStateChanged(_ tp: TopicPartition, _ fresh: VersionedLeaderIsr?) -> [ControllerAction] {
+        guard let ctx = reassigning[tp], !ctx.completing else { return [] }
+        guard let fresh else {
+            if assignments[tp.topic]?[tp.partition] == nil {   // the topic was deleted meanwhile
+                reassigning[tp] = nil
+                return [.removeReassignment(tp, error: "Partition \(tp) being reassigned no longer exists")]
+            }
+            return []
+        }
+        leadership[tp] = fresh
+        guard ctx.newReplicas.allSatisfy(fresh.state.isr.contains) else { return [] }
+        return completeReassignment(tp)
+    }
+
+    /// A state write of a partition being reassigned lost a race (the leader changed the ISR
+    /// meanwhile): back to the assignment with old and new replicas, and the step again from
+    /// the fresh state.
+    private mutating func reassignmentConflict(_ tp: TopicPartition) -> [ControllerAction] {
+        guard var ctx = reassigning[tp] else { return [] }
+        if ctx.completing {
+            ctx.completing = false
+            reassigning[tp] = ctx
+            assignments[tp.topic]?[tp.partition] = ctx.expanded
+        }
+        return reassignmentStep(tp)
     }
 
     private func stateInfo(_ tp: TopicPartition) -> PartitionStateInfo? {

@@ -151,6 +151,48 @@ extension KafkaZooKeeper {
         } catch ZooKeeperError.nodeExists { return false }
     }
 
+    /// Removes finished (or refused) partitions from `/admin/reassign_partitions`, deleting the
+    /// node when none is left (0.8.2 `removePartitionFromReassignedPartitions` /
+    /// `updatePartitionReassignmentData`). Conditional on the version read, retried on a race
+    /// with the tool. Returns what is still listed.
+    @discardableResult
+    public func removeFromReassignment(_ partitions: Set<TopicPartition>) async throws -> [TopicPartition: [Int32]] {
+        let path = ZkPaths.reassignPartitions
+        while true {
+            let got: (data: [UInt8]?, stat: ZNodeStat)
+            do { got = try await zk.get(path) } catch ZooKeeperError.noNode { return [:] }
+            let version = got.stat.version
+            var current = (try? ReassignmentData.parse(got.data, path: path)) ?? [:]
+            for tp in partitions { current[tp] = nil }
+            do {
+                if current.isEmpty {
+                    try await zk.delete(path, version: version)
+                } else {
+                    _ = try await zk.set(path, data: Self.bytes(ReassignmentData.json(current)), version: version)
+                }
+                return current
+            } catch ZooKeeperError.badVersion {
+                continue
+            } catch ZooKeeperError.noNode {
+                return [:]
+            }
+        }
+    }
+
+    /// A reassigned partition's state node, read with a data watch set (the controller follows
+    /// its ISR until the new replicas have caught up); nil when there is none (an exists watch
+    /// is set then).
+    public func watchPartitionState(_ tp: TopicPartition) async throws -> VersionedLeaderIsr? {
+        let path = ZkPaths.partitionState(tp)
+        do {
+            let (data, stat) = try await zk.get(path, watch: true)
+            return VersionedLeaderIsr(state: try LeaderIsrState.parse(data, path: path), zkVersion: stat.version)
+        } catch ZooKeeperError.noNode {
+            _ = try await zk.exists(path, watch: true)
+            return nil
+        }
+    }
+
     /// The reassignment in progress, nil when none.
     public func reassignment(watch: Bool = false) async throws -> [TopicPartition: [Int32]]? {
         let path = ZkPaths.reassignPartitions

@@ -212,6 +212,46 @@ public enum ReassignmentData {
     }
 }
 
+extension ReassignmentData {
+    /// The reassignment tool's `--reassignment-json-file`, entries in file order and duplicates
+    /// kept (0.8.2 `parsePartitionReassignmentDataWithoutDedup`), so the tool can name them.
+    /// A file without a `partitions` list yields no entries (0.8.2 then says the file is empty).
+    public static func parseList(_ bytes: [UInt8]?, path: String) throws -> [(TopicPartition, [Int32])] {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let raw = o["partitions"] else { return [] }
+        guard let list = raw as? [[String: Any]] else { throw ZkDataError(path: path, reason: "\"partitions\" is not a list of objects") }
+        return try list.map { e in
+            guard let t = e["topic"] as? String else { throw ZkDataError(path: path, reason: "entry without a \"topic\" string: \(entryText(e))") }
+            guard let p = ZkData.int(e["partition"]) else { throw ZkDataError(path: path, reason: "entry without an integer \"partition\": \(entryText(e))") }
+            guard let r = ZkData.int32Array(e["replicas"]) else { throw ZkDataError(path: path, reason: "entry without a \"replicas\" list of integers: \(entryText(e))") }
+            return (TopicPartition(t, Int32(p)), r)
+        }
+    }
+
+    static func entryText(_ e: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: e, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "\(e)"
+    }
+}
+
+/// The reassignment tool's `--topics-to-move-json-file`:
+/// `{"topics":[{"topic":"foo"},{"topic":"foo1"}],"version":1}` (0.8.2 `ZkUtils.parseTopicsData`;
+/// duplicates kept so the tool can name them).
+public enum TopicsToMoveData {
+    public static func json(_ topics: [String]) -> String {
+        "{\"topics\":[" + topics.map { "{\"topic\":\(ZkData.quote($0))}" }.joined(separator: ",") + "],\"version\":1}"
+    }
+
+    public static func parse(_ bytes: [UInt8]?, path: String) throws -> [String] {
+        let o = try ZkData.jsonObject(bytes, path: path)
+        guard let raw = o["topics"] else { return [] }
+        guard let list = raw as? [[String: Any]] else { throw ZkDataError(path: path, reason: "\"topics\" is not a list of objects") }
+        return try list.map { e in
+            guard let t = e["topic"] as? String else { throw ZkDataError(path: path, reason: "entry without a \"topic\" string: \(ReassignmentData.entryText(e))") }
+            return t
+        }
+    }
+}
+
 /// `/consumers/<g>/offsets/<t>/<p>`: the next offset to consume as a plain decimal string (what
 /// 0.8.2's consumer, its OffsetCommit v0 handling, kazoo scripts and Burrow read and write). The
 /// one codec of the node: readers trim surrounding whitespace (a hand-written `set` may end in a

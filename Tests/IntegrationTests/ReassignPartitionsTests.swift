@@ -1,0 +1,158 @@
+import Foundation
+import XCTest
+
+/// kafka-reassign-partitions.sh against 3 real brokers: the controller moves replicas while
+/// acks=-1 producers keep writing; nothing acknowledged is lost (issue 10 item 4).
+final class ReassignPartitionsTests: IntegrationTestCase {
+    func write(_ text: String, _ name: String, in c: TestCluster) throws -> String {
+        let path = "\(c.directory)/\(name)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testReassignUnderAcksAllLoadMovesReplicasAndLosesNothing() async throws {
+        let c = try await startCluster(brokerIds: [0, 1, 2])
+        let topic = "moving"
+        // Both partitions on {0,1}, led by 0.
+        let created = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", topic, "--replica-assignment", "0:1,0:1"])
+        XCTAssertEqual(created.exitCode, 0, created.summary)
+        try c.waitForLeaders(topic: topic, partitions: 2)
+        let zk = try await ZkInspector.connect(c.zkConnect)
+        defer { Task { await zk.close() } }
+        for p in 0..<2 { try await zk.waitForState(topic, p, timeout: 30, "ISR 0,1") { Set($0.isr) == [0, 1] } }
+
+        // --generate proposes a placement on the given brokers and changes nothing.
+        let topicsFile = try write("{\"topics\":\n\t[{\"topic\": \"\(topic)\"}],\n\"version\":1\n}", "topics.json", in: c)
+        let gen = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topicsFile, "--broker-list", "1,2"])
+        XCTAssertEqual(gen.exitCode, 0, gen.summary)
+        XCTAssertTrue(gen.stdout.hasPrefix("Current partition replica assignment\n\n{\"version\":1,\"partitions\":[{\"topic\":\"moving\",\"partition\":0,\"replicas\":[0,1]},{\"topic\":\"moving\",\"partition\":1,\"replicas\":[0,1]}]}\nProposed partition reassignment configuration\n\n{\"version\":1,\"partitions\":["), gen.summary)
+        let proposedLine = gen.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let proposed = try JSONSerialization.jsonObject(with: Data(proposedLine.utf8)) as? [String: Any]
+        let proposedReplicas = (proposed?["partitions"] as? [[String: Any]])?.map { ($0["replicas"] as? [Int]).map(Set.init) }
+        XCTAssertEqual(proposedReplicas, [[1, 2], [1, 2]], gen.summary)
+
+        // Producers with acks=-1, one per partition, writing until told to stop.
+        let ports = c.brokers.map(\.port)
+        let producers = (0..<2).map { p in FailoverProducer(topic: topic, partition: Int32(p), acks: -1, candidatePorts: { ports }) }
+        let work = producers.enumerated().map { (p, producer) in
+            BackgroundWork { w in
+                var i = 0
+                while !w.shouldStop {
+                    producer.send("p\(p)-m\(i)", timeout: 30)
+                    i += 1
+                }
+            }
+        }
+        defer { for w in work { w.stopAndWait(timeout: 60) } }
+        try await pollAsync(timeout: 30, "messages acknowledged before the move") { producers.allSatisfy { $0.acked.count >= 50 } ? true : nil }
+
+        // Partition 0 to {1,2} (leader 0 leaves), partition 1 to {2} alone (a full move).
+        let plan = "{\"version\":1,\"partitions\":[{\"topic\":\"moving\",\"partition\":0,\"replicas\":[1,2]},{\"topic\":\"moving\",\"partition\":1,\"replicas\":[2]}]}"
+        let planFile = try write(plan, "plan.json", in: c)
+        let exec = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", planFile])
+        XCTAssertEqual(exec.exitCode, 0, exec.summary)
+        XCTAssertEqual(exec.stdout, """
+            Current partition replica assignment
+
+            {"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[0,1]},{"topic":"moving","partition":1,"replicas":[0,1]}]}
+
+            Save this to use as the --reassignment-json-file option during rollback
+            Successfully started reassignment of partitions \(plan)
+
+            """, exec.summary)
+
+        // --verify until both partitions are done.
+        let verified = try await pollAsync(timeout: 90, "--verify to report both partitions completed") { () -> String? in
+            let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", planFile])
+            return v.stdout.components(separatedBy: "completed successfully").count == 3 ? v.stdout : nil
+        }
+        XCTAssertEqual(verified, """
+            Status of partition reassignment:
+            Reassignment of partition [moving,0] completed successfully
+            Reassignment of partition [moving,1] completed successfully
+
+            """)
+        let adminNode = try await zk.zk.exists("/admin/reassign_partitions")
+        XCTAssertNil(adminNode, "the controller deletes the admin node once every partition is done")
+
+        // Keep writing a little on the new leaders, then stop.
+        let before = producers.map { $0.acked.count }
+        try await pollAsync(timeout: 30, "messages acknowledged after the move") {
+            zip(producers, before).allSatisfy { $0.acked.count >= $1 + 20 } ? true : nil
+        }
+        for w in work { XCTAssertTrue(w.stopAndWait(timeout: 60)) }
+
+        let describe = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--describe", "--topic", topic])
+        let parts = DescribedPartition.parse(describe.stdout, topic: topic)
+        XCTAssertEqual(parts.map(\.replicas), [[1, 2], [2]], describe.summary)
+        XCTAssertEqual(parts.map(\.leader), [1, 2], describe.summary)
+
+        // Every acknowledged message is on every new replica, at its acknowledged offset.
+        let newReplicas: [[Int]] = [[1, 2], [2]]
+        for p in 0..<2 {
+            let acked = producers[p].acked
+            XCTAssertGreaterThan(acked.count, 70)
+            for b in newReplicas[p] {
+                let broker = c.brokers.first { $0.id == b }!
+                let read = try await pollAsync(timeout: 30, "broker \(b) to hold every acknowledged message of partition \(p)") { () -> [Int64: String]? in
+                    let all = try broker.connect().debugFetchAll(topic: topic, partition: Int32(p))
+                    let byOffset = Dictionary(all.messages.map { ($0.offset, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+                    return acked.allSatisfy { byOffset[$0.offset] == $0.value } ? byOffset : nil
+                }
+                XCTAssertGreaterThanOrEqual(read.count, acked.count)
+            }
+        }
+
+        // The old replicas' files are gone from broker 0 (and partition 1's from broker 1).
+        let b0 = c.brokers.first { $0.id == 0 }!, b1 = c.brokers.first { $0.id == 1 }!
+        try await pollAsync(timeout: 30, "old replica directories deleted") { () -> Bool? in
+            let on0 = (try? FileManager.default.contentsOfDirectory(atPath: b0.logDir)) ?? []
+            let on1 = (try? FileManager.default.contentsOfDirectory(atPath: b1.logDir)) ?? []
+            return on0.contains(where: { $0.hasPrefix("\(topic)-") }) || on1.contains("\(topic)-1") ? nil : true
+        }
+        let on1 = try FileManager.default.contentsOfDirectory(atPath: b1.logDir)
+        XCTAssertTrue(on1.contains("\(topic)-0"), "broker 1 keeps partition 0: \(on1)")
+    }
+
+    /// Misuse: each bad flag, file or JSON is an error naming it, exit status 1.
+    func testBadInputIsNamed() async throws {
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("t")
+        let bad = try write("{\"partitions\":[{\"topic\":\"t\",\"partition\":0}]}", "bad.json", in: c)
+        let dup = try write("{\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[0,0]}]}", "dup.json", in: c)
+        let topics = try write("{\"topics\":[{\"topic\":\"t\"}]}", "topics.json", in: c)
+        let missingTopic = try write("{\"topics\":[{\"topic\":\"nope\"}]}", "missing.json", in: c)
+        let cases: [(args: [String], message: String)] = [
+            (["--zookeeper", c.zkConnect], "Command must include exactly one action: --generate, --execute or --verify"),
+            (["--zookeeper", c.zkConnect, "--execute", "--verify", "--reassignment-json-file", bad], "Command must include exactly one action"),
+            (["--execute", "--reassignment-json-file", bad], "Missing required argument \"[zookeeper]\""),
+            (["--zookeeper", c.zkConnect, "--execute"], "If --execute option is used, command must include --reassignment-json-file"),
+            (["--zookeeper", c.zkConnect, "--generate", "--broker-list", "0"], "If --generate option is used, command must include both --topics-to-move-json-file and --broker-list options"),
+            (["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", "/nonexistent/plan.json"], "--reassignment-json-file /nonexistent/plan.json does not exist"),
+            (["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", bad], "--reassignment-json-file \(bad) is not a partition reassignment: entry without a \"replicas\" list of integers"),
+            (["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", dup], "Partition replica lists may not contain duplicate entries: [t,0] contains multiple entries for 0"),
+            (["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topics, "--broker-list", "0,x"], "--broker-list \"0,x\" is not a comma-separated list of broker ids"),
+            (["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topics, "--broker-list", "0,0"], "Broker list contains duplicate entries: 0"),
+            (["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", missingTopic, "--broker-list", "0"], "Topic nope named in --topics-to-move-json-file \(missingTopic) does not exist"),
+            (["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", bad, "--bogus"], "--bogus"),
+        ]
+        for (args, message) in cases {
+            let r = try Project.run("kafka-reassign-partitions.sh", args)
+            XCTAssertEqual(r.exitCode, 1, "\(args): \(r.summary)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): expected \(message) in \(r.summary)")
+        }
+        // A partition whose assignment does not match (the controller refused it): failed, exit 1.
+        let wrong = try write("{\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[5]}]}", "wrong.json", in: c)
+        let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", wrong])
+        XCTAssertEqual(v.exitCode, 1, v.summary)
+        XCTAssertEqual(v.stdout, "Status of partition reassignment:\nERROR: Assigned replicas (0) don't match the list of replicas for reassignment (5) for partition [t,0]\nReassignment of partition [t,0] failed\n", v.summary)
+        // Executing it: the controller refuses a dead broker and clears the admin node.
+        let e = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", wrong])
+        XCTAssertEqual(e.exitCode, 0, e.summary)
+        let zk = try await ZkInspector.connect(c.zkConnect)
+        defer { Task { await zk.close() } }
+        try await pollAsync(timeout: 30, "the refused reassignment removed from /admin/reassign_partitions") { () -> Bool? in
+            try await zk.zk.exists("/admin/reassign_partitions") == nil ? true : nil
+        }
+    }
+}
