@@ -3,6 +3,7 @@ import KafkaClient
 import KafkaProtocol
 import KafkaTestSupport
 import XCTest
+import ZooKeeper
 
 #if canImport(Glibc)
 import Glibc
@@ -94,6 +95,13 @@ final class MetricsTests: IntegrationTestCase {
         _ = try await conn2.send(OffsetCommitRequest(group: group, topics: [(topic, [.init(partition: 0, offset: 30)])]))
         await conn2.close()
         XCTAssertEqual(try Scrape.get(port: metricsPort).samples[lagKey], 0)
+        // A deleted group's series go away.
+        let zk = try await ZooKeeperClient.connect(c.zkConnect, sessionTimeoutMs: 30000)
+        try await zk.deleteRecursive("/consumers/\(group)")
+        await zk.close()
+        let afterDelete = try Scrape.get(port: metricsPort).samples
+        XCTAssertNil(afterDelete[lagKey])
+        XCTAssertNotNil(afterDelete["kafka_server_replicamanager_leadercount"])
 
         // Other paths and methods.
         XCTAssertEqual(try Scrape.get(port: metricsPort, path: "/").status, 404)
