@@ -135,6 +135,13 @@ final class ZooKeeperEnsembleTests: XCTestCase {
                 XCTAssertEqual(byOffset[offset], value, "broker \(b.id), offset \(offset)")
             }
         }
+
+        // The group consumer with the ensemble's connect string and the chroot reads the log from the start.
+        let firstHundred = expected.keys.sorted().prefix(100).map { expected[$0]! }
+        let consumed = try Project.run("kafka-console-consumer.sh", ["--zookeeper", zkConnect, "--topic", "ens", "--from-beginning",
+                                                                     "--max-messages", "100"], timeout: 60)
+        XCTAssertEqual(consumed.exitCode, 0, consumed.summary)
+        XCTAssertEqual(consumed.stdout.split(separator: "\n").map(String.init), firstHundred, consumed.summary)
     }
 
     /// The broker creates its chroot (0.8.2's KafkaServer.initZk) and registers under it; the tools
