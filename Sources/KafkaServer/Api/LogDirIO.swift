@@ -54,3 +54,11 @@ final class LogDirIO: Sendable {
         for pool in pools.values { try? await pool.shutdownGracefully() }
     }
 }
+
+extension LogDirIO: BlockingExecutor {
+    /// On the first dir's pool; inline once the pools have stopped (shutdown).
+    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        if let result = try? await runAny(work) { return result }
+        return work()
+    }
+}

@@ -227,7 +227,7 @@ public struct BrokerConfig: Sendable {
         let acceptedWithoutEffect: Set<String> = [
             "num.recovery.threads.per.data.dir", "background.threads", "controller.message.queue.size",
             "replica.socket.receive.buffer.bytes", "num.replica.fetchers", "fetch.purgatory.purge.interval.requests",
-            "producer.purgatory.purge.interval.requests", "num.io.threads", "zookeeper.sync.time.ms", "log.cleaner.threads",
+            "producer.purgatory.purge.interval.requests", "zookeeper.sync.time.ms", "log.cleaner.threads",
             "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor",
             "log.cleaner.io.max.bytes.per.second", "offset.metadata.max.bytes",
             "offsets.load.buffer.size", "offsets.topic.replication.factor", "offsets.topic.num.partitions",

@@ -177,7 +177,7 @@ final class RunningBroker: Sendable {
             }
             let replicaManager = ReplicaManager(brokerId: config.brokerId, logManager: logManager, logDirs: config.logDirs,
                                                 logger: Logger(label: "kafka.server.ReplicaManager"),
-                                                fetcherSettings: fetcherSettings, isrWriter: isrWriter)
+                                                fetcherSettings: fetcherSettings, isrWriter: isrWriter, blocking: io)
             undo.append { replicaManager.shutdown() }
             let metadataCache = MetadataCache()
             let applier = ControllerRequestApplier(replicaManager: replicaManager, metadataCache: metadataCache,

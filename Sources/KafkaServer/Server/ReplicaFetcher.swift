@@ -6,6 +6,16 @@ import Logging
 import NIOCore
 import Synchronization
 
+/// Runs blocking disk work somewhere other than the cooperative pool and awaits its result.
+protocol BlockingExecutor: Sendable {
+    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T
+}
+
+/// Runs the work on the calling thread (replica managers made without a broker, in tests).
+struct InlineExecutor: BlockingExecutor {
+    func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T { work() }
+}
+
 /// Follower replication (Kafka 0.8.2 `ReplicaFetcherThread`): one fetcher per leader broker
 /// fetches, as replica `brokerId`, every partition this broker follows from that leader and
 /// appends the leader's bytes with the leader's offsets.
@@ -41,18 +51,22 @@ final class ReplicaFetcher: @unchecked Sendable {
     let logger: Logger
     let partitionLookup: @Sendable (TopicPartition) -> Partition?
     let onAppend: @Sendable (TopicPartition) -> Void
+    /// Runs disk work (appends, truncation) off the cooperative pool: the broker's I/O pool.
+    let blocking: any BlockingExecutor
     /// Next offset to fetch, per partition.
     private let partitions = Mutex<[TopicPartition: Int64]>([:])
     private var task: Task<Void, Never>?
 
     init(brokerId: Int32, leader: BrokerEndpoint, settings: Settings, logger: Logger,
-         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void) {
+         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void,
+         blocking: any BlockingExecutor) {
         self.brokerId = brokerId
         self.leader = leader
         self.settings = settings
         self.logger = logger
         self.partitionLookup = partitionLookup
         self.onAppend = onAppend
+        self.blocking = blocking
     }
 
     var isEmpty: Bool { partitions.withLock { partitions in partitions.isEmpty } }
@@ -100,15 +114,25 @@ final class ReplicaFetcher: @unchecked Sendable {
                 let req = FetchRequest(replicaId: brokerId, maxWaitMs: settings.maxWaitMs, minBytes: settings.minBytes,
                                        topics: byTopic.map { .init(topic: $0.key, partitions: $0.value) })
                 let resp = try await conn!.fetch(req)
+                var appends: [FollowerAppend] = []
                 for t in resp.topics {
                     for pd in t.partitions {
                         let tp = TopicPartition(t.topic, pd.partition)
-                        if pd.error != .none && pd.error != .offsetOutOfRange {
+                        // Ignore answers for partitions removed or moved while the fetch was in flight.
+                        guard let asked = wanted[tp], partitions.withLock({ $0[tp] }) == asked,
+                              let p = partitionLookup(tp), !p.isLeader else { continue }
+                        switch pd.error {
+                        case .none:
+                            appends.append(FollowerAppend(partition: p, asked: asked, data: pd))
+                        case .offsetOutOfRange:
+                            await handleOutOfRange(tp, p, conn: conn!, asked: asked)
+                        default:
                             backoffUntil[tp] = clock.now + .milliseconds(Self.partitionErrorBackoffMs)
+                            logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error for partition \(tp) to broker \(leader.id): \(pd.error)")
                         }
-                        await handle(tp, pd, requested: wanted, conn: conn!)
                     }
                 }
+                if !appends.isEmpty { await appendAll(appends) }
             } catch {
                 if !Task.isCancelled {
                     logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error fetching from broker \(leader.id) at \(leader.host):\(leader.port): \(error)")
@@ -121,37 +145,53 @@ final class ReplicaFetcher: @unchecked Sendable {
         await conn?.close()
     }
 
-    private func handle(_ tp: TopicPartition, _ pd: FetchResponse.PartitionData, requested: [TopicPartition: Int64], conn: BrokerConnection) async {
-        // Ignore answers for partitions removed or moved while the fetch was in flight.
-        guard let asked = requested[tp], partitions.withLock({ partitions in partitions[tp] }) == asked, let p = partitionLookup(tp), !p.isLeader else { return }
-        switch pd.error {
-        case .none:
-            let bytes = pd.messageSet.getBytes(at: pd.messageSet.readerIndex, length: pd.messageSet.readableBytes) ?? []
-            if !bytes.isEmpty {
-                do {
-                    switch try p.appendAsFollower(bytes, fetchOffset: asked) {
-                    case .appended: break
-                    case .notFollower: return                 // became leader meanwhile
-                    case .offsetMoved:                        // truncated meanwhile: refetch from the new end
-                        let next = p.log.logEndOffset
-                        partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
-                        return
+    /// One partition's fetched data, appended by `appendAll`.
+    struct FollowerAppend: @unchecked Sendable {
+        var partition: Partition
+        var asked: Int64
+        var data: FetchResponse.PartitionData
+        var failure: String?
+    }
+
+    /// Appends a fetch response's partitions in one trip to the I/O pool, then moves each fetch
+    /// offset to the new log end.
+    private func appendAll(_ appends: [FollowerAppend]) async {
+        let leaderId = leader.id
+        let done: [FollowerAppend] = await blocking.run {
+            var out = appends
+            for i in out.indices {
+                let p = out[i].partition
+                let mset = out[i].data.messageSet
+                if mset.readableBytes > 0 {
+                    let bytes = mset.getBytes(at: mset.readerIndex, length: mset.readableBytes) ?? []
+                    do {
+                        switch try p.appendAsFollower(bytes, fetchOffset: out[i].asked) {
+                        case .appended: break
+                        case .notFollower: continue                 // became leader meanwhile
+                        case .offsetMoved: continue                 // truncated meanwhile: refetch from the new end
+                        }
+                    } catch {
+                        out[i].failure = "\(error)"
+                        continue
                     }
-                } catch {
-                    logger.error("[ReplicaFetcherThread-0-\(leader.id)], cannot append to \(tp) at offset \(asked): \(error)")
-                    try? await Task.sleep(nanoseconds: 500_000_000)
-                    return
                 }
+                p.updateFollowerHighWatermark(leaderHighWatermark: out[i].data.highWatermark)
             }
-            p.updateFollowerHighWatermark(leaderHighWatermark: pd.highWatermark)
-            let next = p.log.logEndOffset
-            partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
-            onAppend(tp)
-        case .offsetOutOfRange:
-            await handleOutOfRange(tp, p, conn: conn, asked: asked)
-        default:
-            logger.warning("[ReplicaFetcherThread-0-\(leader.id)], error for partition \(tp) to broker \(leader.id): \(pd.error)")
+            return out
         }
+        var failed = false
+        for a in done {
+            let tp = a.partition.topicPartition
+            if let failure = a.failure {
+                logger.error("[ReplicaFetcherThread-0-\(leaderId)], cannot append to \(tp) at offset \(a.asked): \(failure)")
+                failed = true
+                continue
+            }
+            let next = a.partition.log.logEndOffset
+            partitions.withLock { partitions in if partitions[tp] == a.asked { partitions[tp] = next } }
+            onAppend(tp)
+        }
+        if failed { try? await Task.sleep(nanoseconds: 500_000_000) }
     }
 
     /// The leader's log does not contain our fetch offset: if it ends below our log end,
@@ -165,11 +205,11 @@ final class ReplicaFetcher: @unchecked Sendable {
                     Halt.now("Exiting because log truncation is not allowed for topic \(tp.topic), current leader \(leader.id)'s latest offset \(latest) is less than replica \(brokerId)'s latest offset \(p.log.logEndOffset)", logger: logger)
                 }
                 logger.warning("Truncating \(tp) from log end \(p.log.logEndOffset) to the leader's log end \(latest)")
-                try p.truncateLog(to: latest)
+                try await runBlockingThrowing { try p.truncateLog(to: latest) }
             } else {
                 let earliest = try await leaderOffset(tp, time: OffsetsRequest.earliestTime, conn: conn)
                 logger.warning("Follower of \(tp) at \(p.log.logEndOffset) is below the leader's start \(earliest): restarting the log there")
-                try p.restartLog(at: earliest)
+                try await runBlockingThrowing { try p.restartLog(at: earliest) }
             }
             let next = p.log.logEndOffset
             partitions.withLock { partitions in if partitions[tp] == asked { partitions[tp] = next } }
@@ -177,6 +217,13 @@ final class ReplicaFetcher: @unchecked Sendable {
             logger.error("Cannot recover \(tp) from an out-of-range fetch: \(error)")
             try? await Task.sleep(nanoseconds: 500_000_000)
         }
+    }
+
+    private func runBlockingThrowing(_ work: @escaping @Sendable () throws -> Void) async throws {
+        let error: (any Error)? = await blocking.run {
+            do { try work(); return nil } catch { return error }
+        }
+        if let error { throw error }
     }
 
     private func leaderOffset(_ tp: TopicPartition, time: Int64, conn: BrokerConnection) async throws -> Int64 {
@@ -195,22 +242,25 @@ final class ReplicaFetcherManager: @unchecked Sendable {
     let logger: Logger
     let partitionLookup: @Sendable (TopicPartition) -> Partition?
     let onAppend: @Sendable (TopicPartition) -> Void
+    let blocking: any BlockingExecutor
     private let fetchers = Mutex<[BrokerEndpoint: ReplicaFetcher]>([:])
 
     init(brokerId: Int32, settings: ReplicaFetcher.Settings, logger: Logger,
-         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void) {
+         partitionLookup: @escaping @Sendable (TopicPartition) -> Partition?, onAppend: @escaping @Sendable (TopicPartition) -> Void,
+         blocking: any BlockingExecutor) {
         self.brokerId = brokerId
         self.settings = settings
         self.logger = logger
         self.partitionLookup = partitionLookup
         self.onAppend = onAppend
+        self.blocking = blocking
     }
 
     func follow(_ tp: TopicPartition, leader: BrokerEndpoint, offset: Int64) {
         fetchers.withLock { fetchers in
             for (ep, f) in fetchers where ep != leader { f.remove(tp) }
             let f = fetchers[leader] ?? ReplicaFetcher(brokerId: brokerId, leader: leader, settings: settings, logger: logger,
-                                                       partitionLookup: partitionLookup, onAppend: onAppend)
+                                                       partitionLookup: partitionLookup, onAppend: onAppend, blocking: blocking)
             fetchers[leader] = f
             f.add(tp, offset: offset)
         }

@@ -31,11 +31,13 @@ public final class ReplicaManager: @unchecked Sendable {
     /// With the default replica fetcher settings and no ISR writes (tests of the checkpoint and
     /// leadership logic).
     public convenience init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger) {
-        self.init(brokerId: brokerId, logManager: logManager, logDirs: logDirs, logger: logger, fetcherSettings: .init(), isrWriter: nil)
+        self.init(brokerId: brokerId, logManager: logManager, logDirs: logDirs, logger: logger, fetcherSettings: .init(), isrWriter: nil,
+                  blocking: InlineExecutor())
     }
 
+    /// `blocking` runs the replica fetchers' appends and truncations (the broker's I/O pools).
     init(brokerId: Int32, logManager: LogManager, logDirs: [String], logger: Logger,
-         fetcherSettings: ReplicaFetcher.Settings, isrWriter: IsrWriter?) {
+         fetcherSettings: ReplicaFetcher.Settings, isrWriter: IsrWriter?, blocking: any BlockingExecutor) {
         self.brokerId = brokerId
         self.logManager = logManager
         self.logDirs = logDirs
@@ -45,7 +47,7 @@ public final class ReplicaManager: @unchecked Sendable {
         let lookup = WeakReference<ReplicaManager>()
         self.fetchers = ReplicaFetcherManager(brokerId: brokerId, settings: fetcherSettings, logger: logger,
                                               partitionLookup: { lookup.value?.partition($0) },
-                                              onAppend: { _ in })
+                                              onAppend: { _ in }, blocking: blocking)
         for dir in logDirs {
             let cp = OffsetCheckpoint(path: (dir as NSString).appendingPathComponent("replication-offset-checkpoint"))
             if let hws = try? cp.read() { state.withLock { st in st.checkpointedHW.merge(hws) { a, _ in a } } }
