@@ -130,10 +130,15 @@ public final class OffsetIndex: @unchecked Sendable {
         try resize(entryCount * 8)
     }
 
+    /// msync runs outside the lock, so lookups (on event loops) never wait for the disk. Should
+    /// the index be resized or closed meanwhile, msync of a range no longer mapped fails with
+    /// ENOMEM (harmless: the new mapping is flushed by its own owner).
     func flush() {
-        state.withLock { st in
-            if let map = st.map, st.entries > 0 { _ = msync(map, st.mapLength, MS_SYNC) }
+        let range: (UnsafeMutableRawPointer, Int)? = state.withLock { st in
+            guard let map = st.map, st.entries > 0 else { return nil }
+            return (map, st.mapLength)
         }
+        if let (map, length) = range { _ = msync(map, length, MS_SYNC) }
     }
 
     /// 0.8.2's sanity check, strengthened: entries strictly increasing from ≥ base, positions non-decreasing
