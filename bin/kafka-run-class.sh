@@ -14,6 +14,7 @@
 #   kafka.admin.PreferredReplicaLeaderElectionCommand -> kafka-tools preferred-replica-election
 #   kafka.admin.ReassignPartitionsCommand -> kafka-tools reassign-partitions
 #   kafka.tools.ReplicaVerificationTool -> kafka-tools replica-verification
+#   kafka.tools.MirrorMaker            -> kafka-tools mirror-maker
 #
 # -daemon runs it in the background with output in $LOG_DIR/NAME.out (NAME
 # defaults to the class's last component), as Kafka's script does.
@@ -52,6 +53,7 @@ case "$class" in
     kafka.admin.PreferredReplicaLeaderElectionCommand) exe=kafka-tools; sub=preferred-replica-election ;;
     kafka.admin.ReassignPartitionsCommand) exe=kafka-tools; sub=reassign-partitions ;;
     kafka.tools.ReplicaVerificationTool) exe=kafka-tools; sub=replica-verification ;;
+    kafka.tools.MirrorMaker) exe=kafka-tools; sub=mirror-maker ;;
     *)
         {
             echo "kafka-run-class.sh: class $class is not available in this Swift implementation."
@@ -59,7 +61,8 @@ case "$class" in
             echo "           kafka.tools.ConsoleConsumer, kafka.tools.DumpLogSegments,"
             echo "           kafka.tools.ProducerPerformance, kafka.tools.ConsumerPerformance,"
             echo "           kafka.tools.ConsumerOffsetChecker, kafka.admin.PreferredReplicaLeaderElectionCommand,"
-            echo "           kafka.admin.ReassignPartitionsCommand, kafka.tools.ReplicaVerificationTool"
+            echo "           kafka.admin.ReassignPartitionsCommand, kafka.tools.ReplicaVerificationTool,"
+            echo "           kafka.tools.MirrorMaker"
         } >&2
         exit 1
         ;;

@@ -9,6 +9,7 @@ public enum KafkaToolsMain {
         "preferred-replica-election": PreferredReplicaElectionCommand.self,
         "reassign-partitions": ReassignPartitionsCommand.self,
         "replica-verification": ReplicaVerificationCommand.self,
+        "mirror-maker": MirrorMakerCommand.self,
         "console-producer": ConsoleProducerCommand.self,
         "console-consumer": ConsoleConsumerCommand.self,
         "consumer-offset-checker": ConsumerOffsetCheckerCommand.self,
