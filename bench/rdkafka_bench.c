@@ -527,6 +527,10 @@ static int run_produce(void) {
 static int run_consume(void) {
     rd_kafka_conf_t *conf = base_conf();
     conf_set(conf, "enable.partition.eof", "false");
+    /* A v0 Fetch response carries up to fetch.message.max.bytes (1 MiB) per partition: 100
+     * partitions exceed librdkafka's default 100 MB response limit, and it then drops the
+     * connection. Allow the largest response (librdkafka allocates only what arrives). */
+    conf_set(conf, "receive.message.max.bytes", "2147483647");
     conf_extra(conf);
     rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, conf);
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();

@@ -457,7 +457,11 @@ print_throughput() {
         IFS='|' read -r name run load line <<< "$row"
         bns=$(kv "$line" broker_cpu_ns_msg)
         ratio=$(echo "$bns / $LOG_NS_MSG" | bc -l | xargs printf '%.2f')
-        echo "| $name | $run (load $load) | $(fmt_int "$(kv "$line" msg_s)") | $(kv "$line" mb_s) | $(fmt_int "$bns") | $ratio | $(fmt_int "$(kv "$line" client_cpu_ns_msg)") | $(kv "$line" broker_rss_mb) |"
+        local done_n want_n note=""
+        done_n=$(kv "$line" delivered); [ -n "$done_n" ] || done_n=$(kv "$line" consumed)
+        want_n=$(kv "$line" messages)
+        [ "$done_n" = "$want_n" ] || note=" (INCOMPLETE: $(fmt_int "$done_n") of $(fmt_int "$want_n"))"
+        echo "| $name$note | $run (load $load) | $(fmt_int "$(kv "$line" msg_s)") | $(kv "$line" mb_s) | $(fmt_int "$bns") | $ratio | $(fmt_int "$(kv "$line" client_cpu_ns_msg)") | $(kv "$line" broker_rss_mb) |"
     done
 }
 
