@@ -105,6 +105,8 @@ let package = Package(
         .testTarget(name: "KafkaToolsTests", dependencies: ["KafkaTools", "KafkaClient", "KafkaProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "KafkaTestSupport", "ZooKeeper", "KafkaClient", "KafkaProtocol",
+        // Pure tests of the client: the group consumer's state machine and assignors, its config.
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "KafkaProtocol"]),
         ]),
     ]
 )

@@ -52,45 +52,79 @@ public final class SimpleConsumer: @unchecked Sendable {
         guard let p = resp.topics.first(where: { $0.topic == tp.topic })?.partitions.first(where: { $0.partition == tp.partition }) else {
             throw KafkaClientError("fetch response lacks \(tp)")
         }
-        guard p.error == .none else { return FetchResult(error: p.error, highWatermark: p.highWatermark, messages: [], nextOffset: offset, messageTooLarge: false) }
-        let bytes = p.messageSet.getBytes(at: p.messageSet.readerIndex, length: p.messageSet.readableBytes) ?? []
-        var next = offset
-        let entries: [ShallowEntry]
-        do { entries = try MessageSetDecoder.shallowEntries(bytes) } catch {
-            throw CorruptMessageError(topicPartition: tp, offset: offset, fetchOffset: offset, reason: "\(error)")
-        }
-        if let last = entries.last { next = last.offset + 1 }
-        var msgs: [ConsumedMessage] = []
-        do {
-            msgs = try Self.messages(MessageSetDecoder.decode(bytes, deep: true), tp, from: offset)
-        } catch {
-            // Something is corrupt: deliver the entries before it; fail once it is the first one.
-            msgs = []
-            next = offset
-            for e in entries {
-                do {
-                    msgs += try Self.messages(MessageSetDecoder.decode(Array(bytes[e.position..<(e.position + 12 + e.size)]),
-                                                                       deep: true), tp, from: offset)
-                } catch {
-                    if next > offset { break }
-                    throw CorruptMessageError(topicPartition: tp, offset: e.offset, fetchOffset: offset, reason: "\(error)")
-                }
-                next = e.offset + 1
-            }
-        }
-        return FetchResult(error: .none, highWatermark: p.highWatermark, messages: msgs, nextOffset: next,
-                           messageTooLarge: entries.isEmpty && !bytes.isEmpty)
+        return try Self.decode(tp, offset: offset, p)
     }
 
-    /// The messages at or after `offset`; a bad CRC is an error.
-    private static func messages(_ decoded: [DecodedMessage], _ tp: TopicPartition, from offset: Int64) throws -> [ConsumedMessage] {
+    /// One partition of a fetch response as messages at or after `offset`; a corrupt entry after
+    /// good ones ends the result before it, a corrupt first entry throws `CorruptMessageError`.
+    public static func decode(_ tp: TopicPartition, offset: Int64, _ p: FetchResponse.PartitionData) throws -> FetchResult {
+        guard p.error == .none else { return FetchResult(error: p.error, highWatermark: p.highWatermark, messages: [], nextOffset: offset, messageTooLarge: false) }
+        let (msgs, next, complete) = try p.messageSet.withUnsafeReadableBytes { raw in try decodeSet(raw, tp, from: offset) }
+        return FetchResult(error: .none, highWatermark: p.highWatermark, messages: msgs, nextOffset: next,
+                           messageTooLarge: complete == 0 && p.messageSet.readableBytes > 0)
+    }
+
+    /// One pass over a fetched message set, straight from the response buffer: each complete
+    /// top-level entry has its CRC checked; plain entries become messages directly, compressed
+    /// wrappers are decompressed (their inner CRCs checked too). The first corrupt entry ends the
+    /// result (it throws when nothing came before it). Returns the messages at or after `offset`,
+    /// the next fetch offset and the number of complete entries.
+    static func decodeSet(_ p: UnsafeRawBufferPointer, _ tp: TopicPartition, from offset: Int64) throws -> ([ConsumedMessage], Int64, Int) {
         var msgs: [ConsumedMessage] = []
-        msgs.reserveCapacity(decoded.count)
-        for d in decoded where d.offset >= offset {
-            guard d.crcValid else { throw KafkaClientError("message at offset \(d.offset) has a bad CRC") }
-            msgs.append(ConsumedMessage(topic: tp.topic, partition: tp.partition, offset: d.offset, key: d.key, value: d.value))
+        msgs.reserveCapacity(min(p.count / 40, 65536))
+        var pos = 0
+        var next = offset
+        var complete = 0
+        func corrupt(_ entryOffset: Int64, _ reason: String) throws {
+            if complete == 0 { throw CorruptMessageError(topicPartition: tp, offset: entryOffset, fetchOffset: offset, reason: reason) }
         }
-        return msgs
+        func be64(_ at: Int) -> Int64 { Int64(bigEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self)) }
+        func be32(_ at: Int) -> Int32 { Int32(bigEndian: p.loadUnaligned(fromByteOffset: at, as: Int32.self)) }
+        while p.count - pos >= 12 {
+            let entryOffset = be64(pos)
+            let size = Int(be32(pos + 8))
+            if size < 14 {
+                try corrupt(entryOffset, "\(MessageSetError.messageTooSmall(position: pos, size: size))")
+                break
+            }
+            if p.count - pos - 12 < size { break }
+            let entry = UnsafeRawBufferPointer(rebasing: p[pos..<(pos + 12 + size)])
+            let stored = UInt32(bigEndian: entry.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            guard stored == CRC32.checksum(UnsafeRawBufferPointer(rebasing: entry[16...])) else {
+                try corrupt(entryOffset, "message at offset \(entryOffset) has a bad CRC")
+                break
+            }
+            let attributes = entry[17]
+            if let codec = CompressionCodec(attributes: attributes), codec != .none {
+                let inner: [DecodedMessage]
+                do { inner = try MessageSetDecoder.decode(entry, deep: true) } catch {
+                    try corrupt(entryOffset, "\(error)")
+                    break
+                }
+                if let bad = inner.first(where: { !$0.crcValid }) {
+                    try corrupt(entryOffset, "message at offset \(bad.offset) has a bad CRC")
+                    break
+                }
+                for d in inner where d.offset >= offset {
+                    msgs.append(ConsumedMessage(topic: tp.topic, partition: tp.partition, offset: d.offset, key: d.key, value: d.value))
+                }
+            } else {
+                let kv: (key: Range<Int>?, value: Range<Int>?)
+                do { kv = try MessageParsing.keyValueRangesPublic(entry, size: size) } catch {
+                    try corrupt(entryOffset, "\(error)")
+                    break
+                }
+                if entryOffset >= offset {
+                    msgs.append(ConsumedMessage(topic: tp.topic, partition: tp.partition, offset: entryOffset,
+                                                key: kv.key.map { Array(UnsafeRawBufferPointer(rebasing: entry[$0])) },
+                                                value: kv.value.map { Array(UnsafeRawBufferPointer(rebasing: entry[$0])) }))
+                }
+            }
+            complete += 1
+            next = entryOffset + 1
+            pos += 12 + size
+        }
+        return (msgs, max(next, offset), complete)
     }
 
     /// Offsets request for one partition: time -1 latest, -2 earliest.

@@ -2,97 +2,46 @@ import Foundation
 import KafkaCluster
 import KafkaProtocol
 import Logging
-import Synchronization
-
-public struct ZookeeperConsumerConfig: Sendable {
-    public var zookeeperConnect: String
-    public var groupId: String
-    public var consumerId: String? = nil
-    /// `smallest` or `largest` (Kafka's auto.offset.reset).
-    public var autoOffsetReset = "largest"
-    public var autoCommitEnable = true
-    public var autoCommitIntervalMs = 60000
-    public var fetchMessageMaxBytes: Int32 = 1 << 20
-    public var fetchWaitMaxMs: Int32 = 100
-    public var sessionTimeoutMs = 6000
-    public var rebalanceMaxRetries = 4
-    public var rebalanceBackoffMs = 2000
-    /// `range` (default) or `roundrobin`.
-    public var partitionAssignmentStrategy = PartitionAssignmentStrategy.range
-    public var excludeInternalTopics = true
-    public var clientId: String { clientIdOverride ?? groupId }
-    public var clientIdOverride: String? = nil
-    public init(zookeeperConnect: String, groupId: String) {
-        self.zookeeperConnect = zookeeperConnect
-        self.groupId = groupId
-    }
-
-    /// A config from Kafka's consumer properties (ConsumerConfig's names and defaults);
-    /// `group.id` and `zookeeper.connect` are required. Unknown keys are ignored.
-    public init(properties p: [String: String]) throws {
-        guard let zk = p["zookeeper.connect"] else { throw ConsumerGroupError("Missing required configuration \"zookeeper.connect\"") }
-        guard let g = p["group.id"] else { throw ConsumerGroupError("Missing required configuration \"group.id\"") }
-        guard !g.isEmpty, g.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }) else {
-            throw ConsumerGroupError("group.id \(g) is illegal, contains a character other than ASCII alphanumerics, '.', '_' and '-'")
-        }
-        self.init(zookeeperConnect: zk, groupId: g)
-        func int(_ k: String) throws -> Int? {
-            guard let v = p[k] else { return nil }
-            guard let n = Int(v.trimmingCharacters(in: .whitespaces)) else { throw ConsumerGroupError("Invalid value \(v) for configuration \(k)") }
-            return n
-        }
-        func bool(_ k: String) -> Bool? { p[k].map { $0.trimmingCharacters(in: .whitespaces).lowercased() == "true" } }
-        consumerId = p["consumer.id"]
-        clientIdOverride = p["client.id"]
-        if let v = p["auto.offset.reset"] {
-            guard v == "smallest" || v == "largest" else { throw ConsumerGroupError("Wrong value \(v) of auto.offset.reset in ConsumerConfig; Valid values are smallest and largest") }
-            autoOffsetReset = v
-        }
-        if let v = bool("auto.commit.enable") { autoCommitEnable = v }
-        if let v = try int("auto.commit.interval.ms") { autoCommitIntervalMs = v }
-        if let v = try int("fetch.message.max.bytes") { fetchMessageMaxBytes = Int32(clamping: v) }
-        if let v = try int("fetch.wait.max.ms") { fetchWaitMaxMs = Int32(clamping: v) }
-        if let v = try int("zookeeper.session.timeout.ms") { sessionTimeoutMs = v }
-        if let v = try int("rebalance.max.retries") { rebalanceMaxRetries = max(v, 1) }
-        // rebalance.backoff.ms defaults to zookeeper.sync.time.ms (2000).
-        if let v = try int("zookeeper.sync.time.ms") { rebalanceBackoffMs = v }
-        if let v = try int("rebalance.backoff.ms") { rebalanceBackoffMs = v }
-        if let v = p["partition.assignment.strategy"] { partitionAssignmentStrategy = PartitionAssignmentStrategy(config: v) }
-        if let v = bool("exclude.internal.topics") { excludeInternalTopics = v }
-    }
-}
+import ZooKeeper
 
 /// The ZooKeeper-coordinated group consumer of Kafka 0.8 (the high-level consumer, with all of
-/// its streams merged into one iterator): registers under `/consumers/<g>/ids`, decides its
-/// partitions with `RebalanceDecision` (range or roundrobin), owns them under
-/// `/consumers/<g>/owners`, and commits the next offset to consume to `/consumers/<g>/offsets`.
-public final class ZookeeperConsumer: @unchecked Sendable {
-    public let config: ZookeeperConsumerConfig
+/// its streams merged into one iterator). `GroupMembership` decides (register, read the group,
+/// claim `/consumers/<g>/owners`, read offsets, start fetchers, retry, give up); this actor carries
+/// its actions out one at a time and feeds back what they produced. `GroupFetcher` fetches every
+/// partition a broker leads in one request; `next()` hands out messages and commits the next
+/// offset to consume to `/consumers/<g>/offsets`.
+public actor ZookeeperConsumer {
+    public nonisolated let config: ZookeeperConsumerConfig
+    public nonisolated let consumerId: String
     let logger: Logger
-    let kzk: KafkaZooKeeper
+    nonisolated let kzk: KafkaZooKeeper
     /// The group's ZooKeeper side (the console consumer's offset checks and clean-up).
-    public var zooKeeper: KafkaZooKeeper { kzk }
-    public let consumerId: String
+    public nonisolated var zooKeeper: KafkaZooKeeper { kzk }
+
+    private var machine: GroupMembership
     private var registration: ConsumerRegistration?
-    private var owned: [TopicPartition: Int64] = [:]      // next offset to consume (-1: not yet known)
-    private var ownerThread: [TopicPartition: ConsumerThreadId] = [:]
+    private var events: [GroupEvent] = []
+    private var eventsHead = 0
+    private var driving = false
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var ready: CheckedContinuation<Void, Error>?
+    private var watcher: Task<Void, Never>?
+    private var failure: GroupConsumerError?
+
+    private let queue: ChunkQueue
+    private let fetcher: GroupFetcher
+    private var generation = 0
+    /// Next offset to consume, per owned partition (absent: not known yet).
+    private var consumed: [TopicPartition: Int64] = [:]
+    /// What ZooKeeper holds for each owned partition (commits skip unchanged values).
     private var committed: [TopicPartition: Int64] = [:]
-    private var buffer: [ConsumedMessage] = []
-    private var bufferIndex = 0
-    private var consumers: [String: SimpleConsumer] = [:]   // "host:port" → connection
+    private var current: FetchedChunk?
+    private var currentIndex = 0
     private var lastCommit = Date()
-    private var eventsTask: Task<Void, Never>?
-    private var partitionCursor = 0
-    private struct State {
-        var needsRebalance = true
-        var sessionRenewed = false
-    }
-    private let state = Mutex(State())
-    /// The last successful decision (nil before the first one or after a failed rebalance).
-    public private(set) var lastDecision: RebalanceDecision?
 
     public static func connect(_ config: ZookeeperConsumerConfig, logger: Logger = Logger(label: "kafka.consumer.ZookeeperConsumerConnector")) async throws -> ZookeeperConsumer {
-        let zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.sessionTimeoutMs, connectionTimeoutMs: config.sessionTimeoutMs, logger: logger)
+        let zk = try await KafkaZooKeeper.connect(config.zookeeperConnect, sessionTimeoutMs: config.sessionTimeoutMs,
+                                                  connectionTimeoutMs: max(config.connectionTimeoutMs, config.sessionTimeoutMs), logger: logger)
         return ZookeeperConsumer(config: config, zk: zk, logger: logger)
     }
 
@@ -102,11 +51,26 @@ public final class ZookeeperConsumer: @unchecked Sendable {
         self.logger = logger
         let host = ProcessInfo.processInfo.hostName
         let uuid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(8)
-        self.consumerId = config.consumerId.map { "\(config.groupId)_\($0)" } ?? "\(config.groupId)_\(host)-\(Int64(Date().timeIntervalSince1970 * 1000))-\(uuid)"
+        let id = config.consumerId.map { "\(config.groupId)_\($0)" } ?? "\(config.groupId)_\(host)-\(Int64(Date().timeIntervalSince1970 * 1000))-\(uuid)"
+        self.consumerId = id
+        self.machine = GroupMembership(consumerId: id, settings: GroupMembership.Settings(config))
+        let queue = ChunkQueue(capacity: config.queuedMaxMessageChunks)
+        self.queue = queue
+        // Fetch failures go to the state machine through a stream the watcher task drains.
+        let (reports, reportSink) = AsyncStream<GroupEvent>.makeStream()
+        self.fetchReports = reports
+        self.fetcher = GroupFetcher(config: config, kzk: zk, queue: queue, logger: logger) { tp, f in reportSink.yield(.fetchFailed(tp, f)) }
     }
 
+    private let fetchReports: AsyncStream<GroupEvent>
+    private var reportsTask: Task<Void, Never>?
+
     /// The partitions this consumer owns now, with the owning thread.
-    public var ownedPartitions: [TopicPartition: ConsumerThreadId] { ownerThread }
+    public var ownedPartitions: [TopicPartition: ConsumerThreadId] { machine.owned }
+    /// The last installed decision (nil before the first one or after a failed rebalance).
+    public var lastDecision: RebalanceDecision? { machine.lastDecision }
+    /// The membership state machine as it is now.
+    public var membership: GroupMembership { machine }
 
     /// Subscribes to topics matching a whitelist regex (the console consumer's `--topic`,
     /// `--whitelist`; Kafka's createMessageStreamsByFilter), registers this consumer and runs the
@@ -128,272 +92,348 @@ public final class ZookeeperConsumer: @unchecked Sendable {
     private func subscribe(_ reg: ConsumerRegistration) async throws {
         precondition(registration == nil, "a consumer subscribes once")
         registration = reg
-        try await register()
         startWatching()
-        try await rebalanceWithRetries()
-    }
-
-    private var idsPath: String { ZkPaths.consumerIds(config.groupId) }
-
-    /// Writes the ephemeral registration. A node left by an earlier session of ours (same id) is
-    /// waited out, as Kafka does for ZOOKEEPER-1740.
-    private func register() async throws {
-        guard let registration else { return }
-        do {
-            try await kzk.registerConsumer(group: config.groupId, consumerId: consumerId, registrationJSON: registration.json(),
-                                           sessionTimeoutMs: config.sessionTimeoutMs, logger: logger)
-        } catch let e as ConsumerAlreadyRegistered {
-            throw KafkaClientError(e.description)
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            ready = c
+            enqueue(.started)
         }
     }
 
+    // MARK: Driving the state machine
+
+    /// Feeds an event to the machine (after the ones already waiting).
+    func post(_ e: GroupEvent) {
+        enqueue(e)
+    }
+
+    private func enqueue(_ e: GroupEvent) {
+        events.append(e)
+        guard !driving else { return }
+        driving = true
+        Task { await self.drive() }
+    }
+
+    /// Handles queued events one at a time, carrying out each one's actions in order; events
+    /// that arrive while an action awaits are queued behind it, so the machine sees a group
+    /// change before the result of the claim that was in flight.
+    private func drive() async {
+        while eventsHead < events.count {
+            let e = events[eventsHead]
+            eventsHead += 1
+            if eventsHead > 256 { events.removeFirst(eventsHead); eventsHead = 0 }
+            for a in machine.handle(e) {
+                if let produced = await perform(a) { events.append(produced) }
+            }
+        }
+        driving = false
+        let w = idleWaiters
+        idleWaiters.removeAll()
+        for c in w { c.resume() }
+    }
+
+    private func untilIdle() async {
+        guard driving else { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    private func perform(_ a: GroupAction) async -> GroupEvent? {
+        let group = config.groupId
+        let zk = kzk
+        switch a {
+        case .register:
+            guard let registration else { return nil }
+            do {
+                try await zk.registerConsumer(group: group, consumerId: consumerId, registrationJSON: registration.json(),
+                                              sessionTimeoutMs: config.sessionTimeoutMs, logger: logger)
+                return .registered
+            } catch let e as ConsumerAlreadyRegistered {
+                return .registrationConflict(e.description)
+            } catch {
+                return .registrationFailed("\(error)")
+            }
+
+        case .readGroup:
+            do { return .groupRead(try await readGroup()) } catch { return .groupReadFailed("\(error)") }
+
+        case .stopFetchers:
+            fetcher.stop()
+            generation += 1
+            queue.clear()
+            current = nil
+            return nil
+
+        case .commitOffsets:
+            await commit(Array(consumed.keys))
+            return nil
+
+        case .release(let tps):
+            await forEach(tps) { tp in try? await zk.releasePartition(group: group, tp) }
+            for tp in tps {
+                consumed[tp] = nil
+                committed[tp] = nil
+            }
+            return nil
+
+        case .claim(let wanted):
+            let results = await mapEach(Array(wanted.keys)) { tp -> PartitionClaim in
+                do { return try await zk.claimPartition(group: group, tp, threadId: wanted[tp]!.description) } catch { return .heldBy(nil) }
+            }
+            var claimed: [TopicPartition] = []
+            var conflicts: [TopicPartition: String?] = [:]
+            for (tp, r) in results {
+                switch r {
+                case .claimed: claimed.append(tp)
+                case .heldBy(let holder): conflicts[tp] = holder
+                }
+            }
+            return .claimResult(claimed: claimed, conflicts: conflicts)
+
+        case .awaitRelease(let tps, let timeoutMs):
+            let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
+            var held = Set(tps)
+            while true {
+                let stillHeld = await mapEach(Array(held)) { tp -> Bool in
+                    do { return try await zk.partitionOwner(group: group, tp) != nil } catch { return true }
+                }
+                for (tp, h) in stillHeld where !h { held.remove(tp) }
+                if held.isEmpty || Date() >= deadline { break }
+                // A group change ends the wait early: the machine restarts the attempt.
+                if eventsHead < events.count, events[eventsHead...].contains(.groupChanged) { break }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+            return .ownersReleased(tps.filter { !held.contains($0) })
+
+        case .readOffsets(let tps):
+            let results = await mapEach(tps) { tp in await Result(catching: { try await zk.consumerOffset(group: group, tp) }) }
+            var offsets: [TopicPartition: Int64?] = [:]
+            for (tp, r) in results {
+                switch r {
+                case .success(let off): offsets[tp] = off
+                case .failure(let e): return .offsetsReadFailed("cannot read the offset of \(tp): \(e)")
+                }
+            }
+            return .offsetsRead(offsets)
+
+        case .startFetchers(let starts):
+            generation += 1
+            queue.clear()
+            current = nil
+            for (tp, off) in starts {
+                if let off {
+                    consumed[tp] = off
+                    committed[tp] = off
+                }
+            }
+            queue.setCapacity(config.queuedMaxMessageChunks * max(1, Set(starts.keys.map(\.topic)).count))
+            fetcher.start(generation: generation, starts)
+            return nil
+
+        case .retryAfter(let ms):
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(max(ms, 0)) * 1_000_000)
+                self.post(.backoffElapsed)
+            }
+            return nil
+
+        case .refreshLeaders(let tps, let afterMs):
+            fetcher.refreshLeaders(tps, afterMs: afterMs)
+            return nil
+
+        case .resetOffsets(let tps):
+            logger.warning("[\(consumerId)] offsets of \(tps.map(\.description).joined(separator: ",")) are out of range; resetting by auto.offset.reset=\(config.autoOffsetReset.rawValue)")
+            fetcher.resetOffsets(tps)
+            return nil
+
+        case .reportReady:
+            ready?.resume()
+            ready = nil
+            return nil
+
+        case .reportGaveUp(let why):
+            logger.error("[\(consumerId)] \(why)")
+            ready?.resume(throwing: why)
+            ready = nil
+            return nil
+
+        case .fail(let why):
+            logger.error("[\(consumerId)] stopping: \(why)")
+            failure = .fetchFailed(why)
+            queue.interrupt()
+            return nil
+
+        case .log(let line):
+            logger.info("\(line)")
+            return nil
+        }
+    }
+
+    /// Everything a decision depends on; reading sets the watches again.
+    private func readGroup() async throws -> AssignmentContext {
+        let group = config.groupId
+        let zk = kzk
+        let ids = try await zk.consumerIds(group: group, watch: true)
+        var members: [String: ConsumerRegistration] = [:]
+        let datas = await mapEach(ids) { id in await Result(catching: { try await zk.consumerRegistrationData(group: group, consumerId: id) }) }
+        for (id, r) in datas {
+            guard let data = try r.get() else { continue }   // left meanwhile
+            members[id] = try ConsumerRegistration.parse(data, path: ZkPaths.consumerIds(group) + "/" + id)
+        }
+        let wildcard: Bool
+        if case .filter = registration?.subscription { wildcard = true } else { wildcard = false }
+        let topics = try await zk.topics(watch: wildcard)
+        var ctx = AssignmentContext(consumerId: consumerId, members: members, topics: topics, partitions: [:],
+                                    excludeInternalTopics: config.excludeInternalTopics)
+        for t in ctx.myTopicThreadIds.keys {
+            if let assignment = try await zk.assignment(t, watch: true) {
+                ctx.partitions[t] = Array(assignment.keys)
+            } else {
+                _ = try await zk.topicExists(t, watch: true)
+            }
+        }
+        return ctx
+    }
+
+    /// Runs `body` for every element, up to 16 at a time.
+    private nonisolated func forEach<T: Hashable & Sendable>(_ items: [T], _ body: @escaping @Sendable (T) async -> Void) async {
+        _ = await mapEach(items) { await body($0) }
+    }
+
+    private nonisolated func mapEach<K: Hashable & Sendable, V: Sendable>(_ items: [K], _ body: @escaping @Sendable (K) async -> V) async -> [K: V] {
+        var out: [K: V] = [:]
+        await withTaskGroup(of: (K, V).self) { g in
+            var it = items.makeIterator()
+            var running = 0
+            while running < 16, let k = it.next() { g.addTask { (k, await body(k)) }; running += 1 }
+            while let (k, v) = await g.next() {
+                out[k] = v
+                if let k = it.next() { g.addTask { (k, await body(k)) } }
+            }
+        }
+        return out
+    }
+
     private func startWatching() {
+        let reports = fetchReports
+        reportsTask = Task { [weak self] in
+            for await e in reports {
+                guard let self else { return }
+                await self.post(e)
+            }
+        }
         let events = kzk.events()
-        let idsPath = self.idsPath
-        eventsTask = Task { [weak self] in
+        let idsPath = ZkPaths.consumerIds(config.groupId)
+        watcher = Task { [weak self] in
             for await e in events {
                 guard let self else { return }
                 switch e {
                 case .nodeChildrenChanged(idsPath), .nodeChildrenChanged(ZkPaths.brokerTopics):
-                    self.state.withLock { st in st.needsRebalance = true }
+                    await self.post(.groupChanged)
                 case .nodeDataChanged(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
-                    self.state.withLock { st in st.needsRebalance = true }
+                    await self.post(.groupChanged)
                 case .nodeCreated(let p) where p.hasPrefix(ZkPaths.brokerTopics + "/"):
-                    self.state.withLock { st in st.needsRebalance = true }
+                    await self.post(.groupChanged)
                 case .session(.expired):
-                    // The new session has lost our registration and owner nodes.
-                    self.state.withLock { st in
-                        st.sessionRenewed = true
-                        st.needsRebalance = true
-                    }
+                    await self.post(.sessionExpired)
                 case .session(.connected):
-                    // Attempts made while the new session was being opened failed: go again.
-                    self.state.withLock { st in if st.sessionRenewed { st.needsRebalance = true } }
+                    await self.post(.sessionReestablished)
                 default: break
                 }
             }
         }
     }
 
-    private func rebalanceWithRetries() async throws {
-        var lastError: Error?
-        for attempt in 0..<config.rebalanceMaxRetries {
-            do {
-                try await rebalance()
-                return
-            } catch {
-                lastError = error
-                logger.info("[\(consumerId)], begin rebalancing consumer \(consumerId) try #\(attempt) failed: \(error)")
-                if config.autoCommitEnable { await commitOffsets() }
-                await releaseAll()
-                lastDecision = nil
-                try await Task.sleep(nanoseconds: UInt64(config.rebalanceBackoffMs) * 1_000_000)
-            }
-        }
-        throw KafkaClientError("\(consumerId) can't rebalance after \(config.rebalanceMaxRetries) retries: \(lastError.map { "\($0)" } ?? "")")
-    }
-
-    /// Forgets (and deletes the owner nodes of) everything owned.
-    private func releaseAll() async {
-        for tp in ownerThread.keys { try? await kzk.releasePartition(group: config.groupId, tp) }
-        owned.removeAll()
-        ownerThread.removeAll()
-        buffer.removeAll()
-        bufferIndex = 0
-    }
-
-    /// One rebalance attempt (Kafka's ZKRebalancerListener.rebalance).
-    private func rebalance() async throws {
-        let renewed = state.withLock { st -> Bool in
-            st.needsRebalance = false
-            return st.sessionRenewed
-        }
-        if renewed {
-            // A new session: the owned registry is gone with the old one (uncommitted progress
-            // too, as in Kafka: another member may own those partitions by now); register again.
-            owned.removeAll()
-            ownerThread.removeAll()
-            buffer.removeAll()
-            bufferIndex = 0
-            try await register()
-            state.withLock { st in st.sessionRenewed = false }
-            logger.info("[\(consumerId)], re-registered in a new ZooKeeper session")
-        }
-        // Commit while ownership is still held, then release it.
-        if config.autoCommitEnable { await commitOffsets() }
-        await releaseAll()
-
-        // Everything the decision depends on; reading sets the watches again.
-        let ids = try await kzk.consumerIds(group: config.groupId, watch: true)
-        if !ids.contains(consumerId) { try await register() }
-        var members: [String: ConsumerRegistration] = [:]
-        for id in ids {
-            guard let data = try? await kzk.consumerRegistrationData(group: config.groupId, consumerId: id) else { continue }   // left meanwhile
-            members[id] = try ConsumerRegistration.parse(data, path: idsPath + "/" + id)
-        }
-        members[consumerId] = registration
-        let wildcard: Bool
-        if case .filter = registration?.subscription { wildcard = true } else { wildcard = false }
-        let topics = try await kzk.topics(watch: wildcard)
-        var ctx = AssignmentContext(consumerId: consumerId, members: members, topics: topics, partitions: [:],
-                                    excludeInternalTopics: config.excludeInternalTopics)
-        for t in ctx.myTopicThreadIds.keys {
-            if let assignment = try await kzk.assignment(t, watch: true) {
-                ctx.partitions[t] = Array(assignment.keys)
-            } else {
-                _ = try await kzk.topicExists(t, watch: true)
-            }
-        }
-        let decision = try RebalanceDecision.decide(ctx, strategy: config.partitionAssignmentStrategy)
-
-        // Claim ownership; a node still held by the previous owner fails this attempt (and
-        // releases what this attempt claimed). A node holding our own thread id is ours.
-        var claimed: [TopicPartition: ConsumerThreadId] = [:]
-        do {
-            for tp in decision.partitions {
-                let thread = decision.ownership[tp]!
-                if case .heldBy(let holder) = try await kzk.claimPartition(group: config.groupId, tp, threadId: thread.description) {
-                    throw KafkaClientError("partition \(tp) is still owned by \(holder ?? "another consumer")")
-                }
-                claimed[tp] = thread
-            }
-        } catch {
-            for c in claimed.keys { try? await kzk.releasePartition(group: config.groupId, c) }
-            throw error
-        }
-        // Start positions: the committed offset, or -1 meaning "reset by auto.offset.reset when
-        // the leader is reachable" (resolved by the fetch loop, so a missing leader does not
-        // fail the rebalance).
-        for tp in claimed.keys {
-            var off: Int64 = -1
-            if let v = (try? await kzk.consumerOffset(group: config.groupId, tp)) ?? nil { off = v }
-            owned[tp] = off
-            committed[tp] = off
-        }
-        ownerThread = claimed
-        lastDecision = decision
-        logger.info("[\(consumerId)], \(config.partitionAssignmentStrategy.rawValue) assignment: \(decision.partitionsByThread.sorted { $0.key < $1.key }.map { "\($0.key) -> \($0.value.map(\.description).joined(separator: ","))" }.joined(separator: "; "))")
-    }
-
-    private func resetOffset(_ tp: TopicPartition) async throws -> Int64 {
-        let c = try await leader(tp)
-        return try await c.offsetBefore(tp, time: config.autoOffsetReset == "smallest" ? OffsetsRequest.earliestTime : OffsetsRequest.latestTime)
-    }
-
-    private func leader(_ tp: TopicPartition) async throws -> SimpleConsumer {
-        guard let state = try await kzk.partitionState(tp), state.state.leader >= 0 else { throw KafkaClientError("no leader for \(tp)") }
-        guard let reg = try await kzk.broker(state.state.leader) else { throw KafkaClientError("leader \(state.state.leader) of \(tp) is not registered") }
-        let key = "\(reg.host):\(reg.port)"
-        if let c = consumers[key] { return c }
-        let c = try await SimpleConsumer.connect(host: reg.host, port: Int(reg.port), clientId: config.clientId)
-        consumers[key] = c
-        return c
-    }
+    // MARK: Consuming
 
     /// The next message, waiting for one up to `timeoutMs` (nil when none arrived).
     public func next(timeoutMs: Int = Int.max) async throws -> ConsumedMessage? {
         let deadline = Date().addingTimeInterval(Double(min(timeoutMs, 1_000_000_000)) / 1000)
         while true {
-            if bufferIndex < buffer.count {
-                let m = buffer[bufferIndex]
-                bufferIndex += 1
-                owned[TopicPartition(m.topic, m.partition)] = m.offset + 1
+            if let c = current, currentIndex < c.messages.count {
+                let m = c.messages[currentIndex]
+                currentIndex += 1
+                consumed[c.topicPartition] = m.offset + 1
                 return m
             }
-            if config.autoCommitEnable && Date().timeIntervalSince(lastCommit) * 1000 >= Double(config.autoCommitIntervalMs) {
-                await commitOffsets()
-            }
-            if state.withLock({ st in st.needsRebalance }) {
-                // As on Kafka's watcher thread: a failed rebalance is logged, and the consumer is
-                // left with no partitions until the next change in the group.
-                do { try await rebalanceWithRetries() } catch let e as CancellationError { throw e } catch {
-                    logger.error("error during syncedRebalance: \(error)")
-                }
-            }
-            if Date() >= deadline { return nil }
-            try await fetchSome()
-            if Task.isCancelled { return nil }
+            guard try await refill(until: deadline) else { return nil }
         }
     }
 
-    private func fetchSome() async throws {
-        buffer.removeAll(keepingCapacity: true)
-        bufferIndex = 0
-        let parts = owned.keys.sorted()
-        guard !parts.isEmpty else {
-            try await Task.sleep(nanoseconds: 200_000_000)
-            return
+    /// The messages of one fetched chunk (what is left of it), waiting up to `timeoutMs` for one;
+    /// empty when none arrived. The next offset to consume moves past all of them.
+    public func nextChunk(timeoutMs: Int = Int.max) async throws -> ArraySlice<ConsumedMessage> {
+        let deadline = Date().addingTimeInterval(Double(min(timeoutMs, 1_000_000_000)) / 1000)
+        while true {
+            if let c = current, currentIndex < c.messages.count {
+                let out = c.messages[currentIndex...]
+                currentIndex = c.messages.count
+                consumed[c.topicPartition] = out.last!.offset + 1
+                return out
+            }
+            guard try await refill(until: deadline) else { return [] }
         }
-        // Partitions without a position get one from auto.offset.reset (all of them, as Kafka's
-        // fetchers do, so the next commit records a start for each).
-        for tp in parts where owned[tp]! < 0 {
-            do {
-                owned[tp] = try await resetOffset(tp)
-                logger.info("[\(consumerId)], \(tp) starts at offset \(owned[tp]!) (auto.offset.reset=\(config.autoOffsetReset))")
-            } catch {
-                logger.warning("Cannot reset the offset of \(tp) yet: \(error)")
+    }
+
+    private var pending: [FetchedChunk] = []
+    private var pendingIndex = 0
+
+    /// Makes `current` the next chunk of this generation; false at the deadline.
+    private func refill(until deadline: Date) async throws -> Bool {
+        while true {
+            if let failure { throw failure }
+            if config.autoCommitEnable && Date().timeIntervalSince(lastCommit) * 1000 >= Double(config.autoCommitIntervalMs) {
+                lastCommit = Date()
+                await commit(Array(consumed.keys))
+            }
+            while pendingIndex < pending.count {
+                let c = pending[pendingIndex]
+                pendingIndex += 1
+                guard c.generation == generation else { continue }
+                if let r = c.resetTo { consumed[c.topicPartition] = r; continue }
+                current = c
+                currentIndex = 0
+                return true
+            }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 || Task.isCancelled { return false }
+            var wait = Int(min(remaining, 3600) * 1000) + 1
+            if config.autoCommitEnable { wait = min(wait, max(config.autoCommitIntervalMs, 10)) }
+            if let batch = await queue.take(timeoutMs: wait) {
+                pending = batch
+                pendingIndex = 0
             }
         }
-        partitionCursor = (partitionCursor + 1) % parts.count
-        let tp = parts[partitionCursor]
-        do {
-            if owned[tp]! < 0 {
-                try await Task.sleep(nanoseconds: 200_000_000)
-                return
-            }
-            let c = try await leader(tp)
-            let r = try await c.fetch(tp, offset: owned[tp]!, maxBytes: config.fetchMessageMaxBytes,
-                                      maxWaitMs: parts.count == 1 ? max(config.fetchWaitMaxMs, 500) : config.fetchWaitMaxMs)
-            switch r.error {
-            case .none:
-                if r.messageTooLarge {
-                    throw KafkaClientError("Found a message larger than the maximum fetch size of this consumer on topic \(tp.topic) partition \(tp.partition) at fetch offset \(owned[tp]!). Increase the fetch size, or decrease the maximum message size the broker will allow.")
-                }
-                buffer = r.messages
-            case .offsetOutOfRange:
-                let reset = try await resetOffset(tp)
-                logger.warning("Offset \(owned[tp]!) of \(tp) is out of range; resetting to \(reset)")
-                owned[tp] = reset
-            default:
-                logger.warning("Fetch of \(tp) failed with \(r.error); retrying")
-                consumers.removeAll()
-                try await Task.sleep(nanoseconds: 200_000_000)
-            }
-        } catch let e as KafkaClientError where e.description.hasPrefix("Found a message larger") {
-            throw e
-        } catch let e as CorruptMessageError {
-            // Retrying cannot help: stop, as 0.8.2's ConsumerIterator does (InvalidMessageException).
-            throw e
-        } catch {
-            logger.warning("Fetch of \(tp) failed: \(error); retrying")
-            for c in consumers.values { await c.close() }
-            consumers.removeAll()
-            try await Task.sleep(nanoseconds: 200_000_000)
+    }
+
+    /// Writes the next offset to consume of `tps` where it changed (only while they are owned).
+    private func commit(_ tps: [TopicPartition]) async {
+        let group = config.groupId
+        let zk = kzk
+        var todo: [TopicPartition: Int64] = [:]
+        for tp in tps { if let off = consumed[tp], committed[tp] != off { todo[tp] = off } }
+        guard !todo.isEmpty else { return }
+        let values = todo
+        let results = await mapEach(Array(todo.keys)) { tp -> String? in
+            do { try await zk.commitConsumerOffset(group: group, tp, offset: values[tp]!); return nil } catch { return "\(error)" }
+        }
+        for (tp, err) in results {
+            if let err { logger.warning("Cannot commit offset \(todo[tp]!) of \(tp): \(err)") } else { committed[tp] = todo[tp]! }
         }
     }
 
     /// Writes the next offset to consume of every owned partition that changed.
     public func commitOffsets() async {
         lastCommit = Date()
-        // After a session expiry the positions belong to the old session's ownership.
-        if state.withLock({ st in st.sessionRenewed }) { return }
-        for (tp, off) in owned where off >= 0 && committed[tp] != off {
-            do {
-                try await kzk.commitConsumerOffset(group: config.groupId, tp, offset: off)
-                committed[tp] = off
-            } catch {
-                logger.warning("Cannot commit offset \(off) of \(tp): \(error)")
-            }
-        }
+        await commit(Array(machine.owned.keys))
     }
 
     /// Commits (when auto-commit is on), releases ownership, optionally deletes the group.
     public func shutdown(deleteGroup: Bool = false) async {
-        eventsTask?.cancel()
-        if config.autoCommitEnable { await commitOffsets() }
-        for tp in ownerThread.keys { try? await kzk.releasePartition(group: config.groupId, tp) }
-        for c in consumers.values { await c.close() }
-        consumers.removeAll()
+        watcher?.cancel()
+        reportsTask?.cancel()
+        enqueue(.shutdown)
+        await untilIdle()
+        fetcher.stop()
+        queue.interrupt()
         if deleteGroup { try? await kzk.deleteConsumerGroup(config.groupId) }
         await kzk.close()
     }

@@ -178,20 +178,23 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     }
 }
 
-/// kafka-consumer-perf-test.sh: reads a topic with `--threads` concurrent tasks (the partitions are dealt
-/// round-robin over them, each fetching from its partitions' leaders) and prints 0.8.2's columns.
+/// kafka-consumer-perf-test.sh: reads a topic through the ZooKeeper group consumer with `--threads`
+/// streams (ConsumerPerfGroup.swift), or with `--direct` by `--threads` concurrent tasks (the
+/// partitions dealt round-robin over them, each fetching from its partitions' leaders), and prints
+/// 0.8.2's columns.
 public struct ConsumerPerfCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "kafka-consumer-perf-test.sh",
         abstract: "Measure fetch throughput.",
         discussion: "Example: bin/kafka-consumer-perf-test.sh --zookeeper localhost:2181 --topic perf --messages 1000000")
     @Option(name: .customLong("zookeeper"), help: "REQUIRED: The connection string for the zookeeper connection in the form host:port. Multiple URLS can be given to allow fail-over.") var zookeeper: String?
     @Option(name: .customLong("topic"), help: "REQUIRED: The topic to consume from.") var topic: String?
-    @Option(name: .customLong("group"), help: "The group id to consume on. Accepted for 0.8.2 compatibility; this tool fetches directly from the leaders without a group, so it registers and commits nothing.") var group: String?
+    @Option(name: .customLong("group"), help: "The group id to consume on (default perf-consumer-<random>); its old offsets are deleted first unless --from-latest. Unused with --direct.") var group: String?
     @Option(name: .customLong("fetch-size"), help: "The amount of data to fetch in a single request.") var fetchSize: Int32 = 1048576
     @Flag(name: .customLong("from-latest"), help: "If the consumer does not already have an established offset to consume from, start with the latest message present in the log rather than the earliest message. (Without --messages nothing is then read, since reading stops at the log end seen at start.)") var fromLatest = false
     @Option(name: .customLong("socket-buffer-size"), help: "The size of the tcp RECV size. Accepted for 0.8.2 compatibility; the connections use the system's default receive buffer.") var socketBufferSize = 2 * 1024 * 1024
-    @Option(name: .customLong("threads"), help: "Number of processing threads: concurrent tasks, each reading its share of the partitions.") var threads = 10
+    @Option(name: .customLong("threads"), help: "Number of processing threads: the group consumer's streams (its thread ids in the group; the stats per thread with --show-detailed-stats), or with --direct concurrent tasks, each reading its share of the partitions.") var threads = 10
     @Option(name: .customLong("num-fetch-threads"), help: "Number of fetcher threads. Accepted for 0.8.2 compatibility; here each processing thread does its own fetching.") var numFetchThreads = 1
+    @Flag(name: .customLong("direct"), help: "Fetch straight from the partitions' leaders, without the group consumer (this project's addition; --threads tasks, each reading its share of the partitions). Without it the tool reads through the ZooKeeper group consumer, as 0.8.2 does.") var direct = false
     @OptionGroup var perf: PerfConfigOptions
     public init() {}
 
@@ -207,6 +210,7 @@ public struct ConsumerPerfCommand: AsyncParsableCommand {
     struct Part { let tp: TopicPartition; let consumer: SimpleConsumer; var offset: Int64; let end: Int64 }
 
     public func run() async throws {
+        if !direct { return try await runThroughGroup() }
         let topic = topic!
         let kzk = try await KafkaZooKeeper.connect(zookeeper!, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
         guard let assignment = try await kzk.assignment(topic) else { await kzk.close(); throw ToolError("Topic \(topic) does not exist") }
