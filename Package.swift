@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module map (one module per concern, Kafka 0.8's own split):
-//   C layer      CZooKeeper / CZlib / CSnappy / CLZ4 / CLZ4XXHash (system libraries), CZooKeeperShim,
+//   C layer      CZooKeeper / CZlib / CSnappy / CLZ4 / CLZ4XXHash / CISAL (system libraries), CZooKeeperShim,
 //                CCompression
 //   KafkaProtocol  pure wire codecs, message sets, CRC, compression
 //   KafkaLog       segments, index, recovery, checkpoints, retention (file I/O only, no NIO)
@@ -34,10 +34,13 @@ let package = Package(
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4"),
         .systemLibrary(name: "CLZ4XXHash", path: "Sources/CLZ4XXHash", pkgConfig: "libxxhash"),
+        // Intel ISA-L: the message CRC32 (IEEE, reflected) with carry-less multiplication.
+        .systemLibrary(name: "CISAL", path: "Sources/CISAL", pkgConfig: "libisal"),
         .target(name: "CZooKeeperShim", dependencies: ["CZooKeeper"], path: "Sources/CZooKeeperShim",
                 linkerSettings: [.linkedLibrary("zookeeper_mt")]),
-        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy", "CLZ4", "CLZ4XXHash"], path: "Sources/CCompression",
-                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("lz4"), .linkedLibrary("xxhash")]),
+        .target(name: "CCompression", dependencies: ["CZlib", "CSnappy", "CLZ4", "CLZ4XXHash", "CISAL"], path: "Sources/CCompression",
+                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("lz4"), .linkedLibrary("xxhash"),
+                                 .linkedLibrary("isal")]),
 
         // Swift modules
         .target(name: "KafkaProtocol", dependencies: [

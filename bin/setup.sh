@@ -38,6 +38,7 @@ step() { printf '\n==> %s\n' "$*"; }
 APT_PACKAGES=(
     libzookeeper-mt-dev libsnappy-dev zlib1g-dev pkg-config  # C libraries the Swift targets link
     liblz4-dev libxxhash-dev                                 # LZ4 blocks + XXH32 under Kafka's LZ4 frame
+    libisal-dev                                              # ISA-L: the message CRC32 (carry-less multiply)
     zookeeper                                                # ZooKeeper server (tests and bin/zookeeper-*)
     kcat                                                     # interop tests (librdkafka client)
     librdkafka-dev gcc                                       # bench/rdkafka_bench.c, the benchmark client
