@@ -29,7 +29,7 @@ public struct ReplicaVerificationCommand: AsyncParsableCommand {
     var maxWaitMs: Int32 = 1000
     @Option(name: .customLong("topic-white-list"), help: ArgumentHelp("White list of topics to verify replica consistency. Defaults to all topics.", valueName: "Java regex (String)"))
     var topicWhiteList: String = ".*"
-    @Option(name: .customLong("time"), help: ArgumentHelp("Timestamp for getting the initial offsets.", valueName: "timestamp/-1(latest)/-2(earliest)"))
+    @Option(name: .customLong("time"), parsing: .unconditional, help: ArgumentHelp("Timestamp for getting the initial offsets.", valueName: "timestamp/-1(latest)/-2(earliest)"))
     var time: Int64 = -1
     @Option(name: .customLong("report-interval-ms"), help: ArgumentHelp("The reporting interval.", valueName: "ms"))
     var reportIntervalMs: Int64 = 30_000
