@@ -105,11 +105,11 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Pure tests of the client: the group consumer's state machine and assignors, its config.
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "KafkaProtocol"]),
         .testTarget(name: "KafkaToolsTests", dependencies: ["KafkaTools", "KafkaClient", "KafkaProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "KafkaTestSupport", "ZooKeeper", "KafkaClient", "KafkaProtocol",
-        // Pure tests of the client: the group consumer's state machine and assignors, its config.
-        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "KafkaProtocol"]),
         ]),
     ]
 )
