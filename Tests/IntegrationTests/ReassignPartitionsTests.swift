@@ -114,6 +114,66 @@ final class ReassignPartitionsTests: IntegrationTestCase {
         XCTAssertTrue(on1.contains("\(topic)-0"), "broker 1 keeps partition 0: \(on1)")
     }
 
+    /// The controller dies in the middle of a reassignment (new replica held back, so it has not
+    /// caught up); the next controller reads `/admin/reassign_partitions` and finishes the move.
+    func testNewControllerResumesReassignmentInProgress() async throws {
+        let c = try await startCluster(brokerIds: [0, 1, 2], overrides: ["zookeeper.session.timeout.ms": "4000"])
+        let zk = try await ZkInspector.connect(c.zkConnect)
+        defer { Task { await zk.close() } }
+        let ctl = try await pollAsync(timeout: 30, "a controller") { try await zk.controllerId() }
+        let others = [0, 1, 2].filter { $0 != Int(ctl) }
+        let (a, b) = (others[0], others[1])
+        let topic = "resumed"
+        let created = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", topic, "--replica-assignment", "\(ctl):\(a)"])
+        XCTAssertEqual(created.exitCode, 0, created.summary)
+        try await zk.waitForState(topic, 0, timeout: 30, "ISR \(ctl),\(a)") { Set($0.isr) == [ctl, Int32(a)] }
+        let producer = FailoverProducer(topic: topic, acks: -1, candidatePorts: { c.brokers.map(\.port) })
+        for i in 0..<50 { XCTAssertNotNil(producer.send("before-\(i)")) }
+
+        // Broker b is frozen: it stays registered but cannot fetch, so the move waits for it.
+        let frozen = c.brokers.first { $0.id == b }!
+        kill(frozen.pid!, SIGSTOP)
+        var resumed = false
+        defer { if !resumed { kill(frozen.pid!, SIGCONT) } }
+        let plan = "{\"version\":1,\"partitions\":[{\"topic\":\"\(topic)\",\"partition\":0,\"replicas\":[\(a),\(b)]}]}"
+        let planFile = try write(plan, "plan.json", in: c)
+        let exec = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", planFile])
+        XCTAssertEqual(exec.exitCode, 0, exec.summary)
+        // Step 1 done: the assignment holds the new and the old replicas.
+        try await pollAsync(timeout: 10, "AR = RAR + OAR in /brokers/topics/\(topic)") { () -> Bool? in
+            let (data, _) = try await zk.zk.get("/brokers/topics/\(topic)")
+            return String(decoding: data ?? [], as: UTF8.self).contains("\"0\":[\(a),\(b),\(ctl)]") ? true : nil
+        }
+        let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", planFile])
+        XCTAssertTrue(v.stdout.contains("Reassignment of partition [\(topic),0] is still in progress"), v.summary)
+        // The controller dies; b thaws.
+        c.brokers.first { $0.id == Int(ctl) }!.kill9()
+        kill(frozen.pid!, SIGCONT)
+        resumed = true
+
+        let done = try await pollAsync(timeout: 60, "--verify to report completion under the new controller") { () -> String? in
+            let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", planFile])
+            return v.stdout.contains("completed successfully") ? v.stdout : nil
+        }
+        XCTAssertEqual(done, "Status of partition reassignment:\nReassignment of partition [\(topic),0] completed successfully\n")
+        let newController = try await zk.controllerId()
+        XCTAssertNotEqual(newController, ctl)
+        let state = try await zk.waitForState(topic, 0, timeout: 30, "ISR of the new replicas only") { Set($0.isr) == [Int32(a), Int32(b)] }
+        XCTAssertTrue([Int32(a), Int32(b)].contains(state.leader))
+        let adminNode = try await zk.zk.exists("/admin/reassign_partitions")
+        XCTAssertNil(adminNode)
+        for i in 0..<10 { XCTAssertNotNil(producer.send("after-\(i)")) }
+        let acked = producer.acked
+        for id in [a, b] {
+            let broker = c.brokers.first { $0.id == id }!
+            try await pollAsync(timeout: 30, "broker \(id) holds every acknowledged message") { () -> Bool? in
+                let all = try broker.connect().debugFetchAll(topic: topic).messages
+                let byOffset = Dictionary(all.map { ($0.offset, $0.value ?? "") }, uniquingKeysWith: { x, _ in x })
+                return acked.allSatisfy { byOffset[$0.offset] == $0.value } ? true : nil
+            }
+        }
+    }
+
     /// Misuse: each bad flag, file or JSON is an error naming it, exit status 1.
     func testBadInputIsNamed() async throws {
         let c = try await startCluster(brokerIds: [0])
