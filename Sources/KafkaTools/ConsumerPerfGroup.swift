@@ -97,8 +97,17 @@ extension ConsumerPerfCommand {
             loop: while !done() {
                 let chunk = try await nextChunk(consumer, timeoutMs: 5000)
                 if chunk.isEmpty { break }
-                for m in chunk {
-                    await count(m)
+                if !untilEnd && !detailed {
+                    // Only totals: the chunk's sizes up to the target, without copying each message.
+                    let n = min(chunk.count, target - total)
+                    var b = 0
+                    for i in chunk.startIndex..<(chunk.startIndex + n) { b += chunk[i].value?.count ?? 0 }
+                    total += n
+                    totalBytes += b
+                    continue
+                }
+                for i in chunk.indices {
+                    await count(chunk[i])
                     if done() { break loop }
                 }
             }
