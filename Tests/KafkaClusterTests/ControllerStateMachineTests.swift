@@ -118,6 +118,78 @@ final class ControllerStateMachineTests: XCTestCase {
         XCTAssertEqual(actions, [])
     }
 
+    /// Issue 9: a broker leading a third of 3,000 RF-3 partitions (and following the rest) dies.
+    /// The new leaders' state writes come as one run (the executor pipelines it), then one
+    /// LeaderAndIsr per surviving broker and an UpdateMetadata (clients find the new leaders
+    /// before the ISR step is done); then the shrunk ISRs' writes as one run, again one
+    /// LeaderAndIsr per broker and an UpdateMetadata. Never one request per partition.
+    func testFailoverOfManyPartitionsSendsOneLeaderAndIsrPerBrokerPerStep() {
+        var m = ControllerStateMachine(brokerId: 0)
+        var parts: [Int32: [Int32]] = [:]
+        var states: [TopicPartition: VersionedLeaderIsr] = [:]
+        for p in Int32(0)..<3000 {
+            let replicas = (0..<3).map { Int32((Int(p) + $0) % 3) }
+            parts[p] = replicas
+            states[TopicPartition("t", p)] = state(replicas[0], 0, replicas)
+        }
+        _ = m.handle(.elected(epoch: 2, liveBrokers: [b0, b1, b2], assignments: ["t": parts], states: states))
+        let actions = m.handle(.brokersChanged([b0, b1]))
+        // Shape: W^1000 L L U W^2000 L L U, where W is a state write.
+        var shape: [String] = []
+        for a in actions {
+            let c: String
+            switch a {
+            case .updateState, .createState: c = "W"
+            case .sendLeaderAndIsr: c = "L"
+            case .sendUpdateMetadata: c = "U"
+            default: c = "?"
+            }
+            if c == "W", let last = shape.last, last.hasPrefix("W") {
+                shape[shape.count - 1] = "W\(Int(last.dropFirst())! + 1)"
+            } else {
+                shape.append(c == "W" ? "W1" : c)
+            }
+        }
+        XCTAssertEqual(shape, ["W1000", "L", "L", "U", "W2000", "L", "L", "U"])
+        let leaderAndIsr = actions.compactMap { a -> (Int32, Int)? in
+            if case let .sendLeaderAndIsr(b, st, _) = a { return (b, st.count) } else { return nil }
+        }
+        XCTAssertEqual(leaderAndIsr.map(\.0), [0, 1, 0, 1])
+        XCTAssertEqual(leaderAndIsr.map(\.1).reduce(0, +), 2 * 3000, "each partition reaches both live replicas once")
+        XCTAssertEqual(m.partitionsLed(by: 2), [])
+        XCTAssertTrue(m.leadership.values.allSatisfy { !$0.state.isr.contains(2) })
+    }
+
+    /// Many lost races, each decided alone, carried out as one batch: writes first, then one
+    /// LeaderAndIsr per broker. Anything else is left as it was.
+    func testBatchedLostRacesSendOneLeaderAndIsrPerBroker() {
+        var m = ControllerStateMachine(brokerId: 0)
+        let tps = (Int32(0)..<50).map { TopicPartition("t", $0) }
+        var states: [TopicPartition: VersionedLeaderIsr] = [:]
+        for tp in tps { states[tp] = state(2, 1, [2, 0, 1]) }
+        _ = m.handle(.elected(epoch: 3, liveBrokers: [b0, b1, b2], assignments: ["t": Dictionary(uniqueKeysWithValues: tps.map { ($0.partition, [2, 0, 1]) })], states: states))
+        _ = m.handle(.brokersChanged([b0, b1]))
+        var actions: [ControllerAction] = []
+        // The leader changed every ISR meanwhile (version 2): each partition is decided again.
+        for tp in tps { actions += m.handle(.stateConflict(tp, state(2, 1, [2, 1], v: 2))) }
+        let batch = ControllerStateMachine.batched(actions)
+        XCTAssertEqual(batch.count, 50 + 2, "\(batch.count) actions")
+        XCTAssertTrue(batch.prefix(50).allSatisfy { if case .updateState(_, let s, 2) = $0 { return s.leader == 1 } else { return false } })
+        let sends = batch.suffix(2).compactMap { a -> (Int32, Int, [Int32])? in
+            if case let .sendLeaderAndIsr(b, st, l) = a { return (b, st.count, l.map(\.id)) } else { return nil }
+        }
+        XCTAssertEqual(sends.map(\.0), [0, 1])
+        XCTAssertEqual(sends.map(\.1), [50, 50])
+        XCTAssertEqual(sends.map(\.2), [[1], [1]])
+        // Not only writes and LeaderAndIsr: unchanged.
+        let mixed: [ControllerAction] = [.createState(tp, LeaderIsrState(leader: 0, leaderEpoch: 0, isr: [0], controllerEpoch: 1)),
+                                         .sendStopReplica(broker: 1, partitions: [tp], delete: false)]
+        XCTAssertEqual(ControllerStateMachine.batched(mixed), mixed)
+        let twice: [ControllerAction] = [.updateState(tp, LeaderIsrState(leader: 0, leaderEpoch: 1, isr: [0], controllerEpoch: 1), expectedVersion: 0),
+                                         .updateState(tp, LeaderIsrState(leader: 0, leaderEpoch: 2, isr: [0], controllerEpoch: 1), expectedVersion: 1)]
+        XCTAssertEqual(ControllerStateMachine.batched(twice), twice)
+    }
+
     func testNewTopicAssignmentsGetLeadersOnlyForNewPartitions() {
         var m = ControllerStateMachine(brokerId: 0)
         _ = m.handle(.elected(epoch: 1, liveBrokers: [b0, b1], assignments: ["a": [0: [0, 1]]], states: [TopicPartition("a", 0): state(0, 0, [0, 1])]))

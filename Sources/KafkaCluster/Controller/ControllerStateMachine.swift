@@ -218,7 +218,8 @@ public struct ControllerStateMachine: Sendable {
         }
         actions += electLeaders(for: needLeader, reason: .offline)
         // Every live replica learns the current leadership of the partitions that have one.
-        let rest = allPartitions.filter { !needLeader.contains($0) }
+        let electing = Set(needLeader)
+        let rest = allPartitions.filter { !electing.contains($0) }
         actions += leaderAndIsrActions(for: rest)
         actions += updateMetadataAll()
         return actions
@@ -233,9 +234,30 @@ public struct ControllerStateMachine: Sendable {
             return l.state.leader < 0 || dead.contains(l.state.leader) || liveBrokers[l.state.leader] == nil
         }
         actions += electLeaders(for: needLeader, reason: .offline)
-        // Dead followers leave the ISR (replica -> Offline).
-        for tp in allPartitions where !needLeader.contains(tp) {
-            guard var cur = leadership[tp] else { continue }
+        // As 0.8.2 sends each step's batch with its UpdateMetadata: every broker serves the
+        // new leaders before the (longer) ISR step is written.
+        if !needLeader.isEmpty { actions += updateMetadataAll() }
+        let electing = Set(needLeader)
+        let shrinks = shrinkIsrs(without: dead, except: electing)
+        actions += shrinks
+        // New brokers hear about the partitions they replicate.
+        if !new.isEmpty {
+            let theirs = allPartitions.filter { tp in !electing.contains(tp) && replicas(tp).contains(where: new.contains) }
+            actions += leaderAndIsrActions(for: theirs, only: new)
+        }
+        if !shrinks.isEmpty || (needLeader.isEmpty && !dead.isEmpty) { actions += updateMetadataAll() }
+        return actions
+    }
+
+    /// Dead followers leave the ISR (replica -> Offline): every state write first, then one
+    /// LeaderAndIsr per live broker for all the partitions that changed (not one per partition:
+    /// a broker following thousands of partitions dies in one event).
+    private mutating func shrinkIsrs(without dead: Set<Int32>, except electing: Set<TopicPartition>) -> [ControllerAction] {
+        guard !dead.isEmpty else { return [] }
+        var actions: [ControllerAction] = []
+        var changed: [TopicPartition] = []
+        for tp in allPartitions where !electing.contains(tp) {
+            guard let cur = leadership[tp] else { continue }
             let shrunk = cur.state.isr.filter { !dead.contains($0) }
             guard shrunk != cur.state.isr, !shrunk.isEmpty else { continue }
             var s = cur.state
@@ -243,17 +265,10 @@ public struct ControllerStateMachine: Sendable {
             s.leaderEpoch += 1
             s.controllerEpoch = epoch
             actions.append(.updateState(tp, s, expectedVersion: cur.zkVersion))
-            cur = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
-            leadership[tp] = cur
-            actions += leaderAndIsrActions(for: [tp])
+            leadership[tp] = VersionedLeaderIsr(state: s, zkVersion: cur.zkVersion + 1)
+            changed.append(tp)
         }
-        // New brokers hear about the partitions they replicate.
-        if !new.isEmpty {
-            let theirs = allPartitions.filter { tp in !needLeader.contains(tp) && replicas(tp).contains(where: new.contains) }
-            actions += leaderAndIsrActions(for: theirs, only: new)
-        }
-        if !needLeader.isEmpty || !dead.isEmpty { actions += updateMetadataAll() }
-        return actions
+        return actions + leaderAndIsrActions(for: changed)
     }
 
     /// New→Online (create the state node) or Offline→Online (offline leader selector).

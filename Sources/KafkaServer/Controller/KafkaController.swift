@@ -71,6 +71,9 @@ public actor KafkaController {
 
     /// The ZooKeeper session the current election (and the controller it made) belongs to.
     private var session: Int64 = 0
+    /// For the pipelined state writes (`ControllerStateWrites.swift`).
+    var currentSession: Int64 { session }
+    nonisolated var isStopped: Bool { stopped.withLock { $0 } }
 
     /// Every ZooKeeper call of the controller: retried on connection loss while its session
     /// lasts (zkclient's `retryUntilConnected`), and pinned to the session of the election: a
@@ -360,7 +363,9 @@ public actor KafkaController {
     /// Re-reads every partition's state znode into the state machine.
     private func refreshStates() async throws {
         let assignments = machine.assignments
-        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
+        let started = ContinuousClock.now
+        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments, concurrency: Self.stateWriteConcurrency) })
+        if states.count >= 1000 { logger.info("Read \(states.count) partition states in \(Self.millis(since: started)) ms") }
         _ = machine.handle(.statesRead(states))
     }
 
@@ -419,7 +424,10 @@ public actor KafkaController {
     private func run(_ actions: [ControllerAction]) async throws {
         var failed = Set<TopicPartition>()
         var followUps: [ControllerEvent] = []
-        for action in actions {
+        var index = actions.startIndex
+        while index < actions.endIndex {
+            let action = actions[index]
+            index += 1
             // A resignation (new session, shutdown) may interleave at any await: stop then.
             guard machine.isActive else { return }
             switch action {
@@ -427,6 +435,15 @@ public actor KafkaController {
                 do {
                     try await zkCall("Creating the state of \(tp)", { try await zk.createPartitionState(tp, state) })
                 } catch ZooKeeperError.nodeExists {
+            // A run of state writes (one partition each) goes to ZooKeeper pipelined.
+            let writes = Self.stateWriteRun(actions, from: index - 1)
+            if writes.count > 1 {
+                index = index - 1 + writes.count
+                let outcome = try await writeStates(writes)
+                failed.formUnion(outcome.failed)
+                followUps += outcome.followUps
+                continue
+            }
                     let fresh = try await zkCall("Reading the state of \(tp)", { try await zk.partitionState(tp) })
                     // Our own write, when a retry after a connection loss finds it done.
                     if let fresh, fresh.state == state, fresh.zkVersion == 0 { continue }
@@ -478,6 +495,19 @@ public actor KafkaController {
                 } catch where !isFatal(error) { logger.error("Cannot delete the znodes of topic \(topic): \(error)") }
             }
         }
-        for e in followUps { try await run(machine.handle(e)) }
+        try await runFollowUps(followUps)
+    }
+
+    /// Lost races are decided one partition at a time, but carried out as one batch (writes
+    /// pipelined, one LeaderAndIsr per broker); other follow-ups run one by one, in order.
+    private func runFollowUps(_ followUps: [ControllerEvent]) async throws {
+        let onlyConflicts = followUps.allSatisfy { if case .stateConflict = $0 { return true } else { return false } }
+        guard onlyConflicts, followUps.count > 1 else {
+            for e in followUps { try await run(machine.handle(e)) }
+            return
+        }
+        var actions: [ControllerAction] = []
+        for e in followUps { actions += machine.handle(e) }
+        try await run(ControllerStateMachine.batched(actions))
     }
 }
