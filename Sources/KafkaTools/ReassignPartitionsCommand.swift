@@ -166,6 +166,8 @@ public struct ReassignPartitionsCommand: AsyncParsableCommand {
                 Console.err("Skipping reassignment of partition \(tp) since it doesn't exist")
             }
         }
+        // Nothing left to move: writing an empty list would only block the next reassignment.
+        if valid.isEmpty { throw ToolError("None of the partitions in --reassignment-json-file \(file) exists; nothing to reassign") }
         if try await kzk.startReassignment(valid) {
             Console.out("Successfully started reassignment of partitions \(ReassignmentData.json(wanted))")
         } else {

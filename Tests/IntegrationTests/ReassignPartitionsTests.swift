@@ -181,6 +181,7 @@ final class ReassignPartitionsTests: IntegrationTestCase {
         let bad = try write("{\"partitions\":[{\"topic\":\"t\",\"partition\":0}]}", "bad.json", in: c)
         let dup = try write("{\"partitions\":[{\"topic\":\"t\",\"partition\":0,\"replicas\":[0,0]}]}", "dup.json", in: c)
         let topics = try write("{\"topics\":[{\"topic\":\"t\"}]}", "topics.json", in: c)
+        let nowhere = try write("{\"partitions\":[{\"topic\":\"nope\",\"partition\":0,\"replicas\":[0]},{\"topic\":\"t\",\"partition\":9,\"replicas\":[0]}]}", "nowhere.json", in: c)
         let missingTopic = try write("{\"topics\":[{\"topic\":\"nope\"}]}", "missing.json", in: c)
         let cases: [(args: [String], message: String)] = [
             (["--zookeeper", c.zkConnect], "Command must include exactly one action: --generate, --execute or --verify"),
@@ -195,6 +196,7 @@ final class ReassignPartitionsTests: IntegrationTestCase {
             (["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topics, "--broker-list", "0,0"], "Broker list contains duplicate entries: 0"),
             (["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", missingTopic, "--broker-list", "0"], "Topic nope named in --topics-to-move-json-file \(missingTopic) does not exist"),
             (["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", bad, "--bogus"], "--bogus"),
+            (["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", nowhere], "None of the partitions in --reassignment-json-file \(nowhere) exists; nothing to reassign"),
         ]
         for (args, message) in cases {
             let r = try Project.run("kafka-reassign-partitions.sh", args)

@@ -387,7 +387,12 @@ public actor KafkaController {
             logger.error("Partition reassignment failed: \(error)")
             return
         }
-        guard let listed, !listed.isEmpty else { return }
+        guard let listed else { return }
+        if listed.isEmpty {
+            // A node listing nothing would block every later reassignment: remove it.
+            try await zkCall("Deleting an empty \(ZkPaths.reassignPartitions)") { try await zk.removeFromReassignment([]) }
+            return
+        }
         let fresh = listed.filter { machine.reassigning[$0.key] == nil }
         guard !fresh.isEmpty else { return }
         let text = fresh.keys.sorted().map { tp in "\(tp) -> \(fresh[tp]!.map(String.init).joined(separator: ","))" }
@@ -430,11 +435,6 @@ public actor KafkaController {
             index += 1
             // A resignation (new session, shutdown) may interleave at any await: stop then.
             guard machine.isActive else { return }
-            switch action {
-            case let .createState(tp, state):
-                do {
-                    try await zkCall("Creating the state of \(tp)", { try await zk.createPartitionState(tp, state) })
-                } catch ZooKeeperError.nodeExists {
             // A run of state writes (one partition each) goes to ZooKeeper pipelined.
             let writes = Self.stateWriteRun(actions, from: index - 1)
             if writes.count > 1 {
@@ -444,6 +444,11 @@ public actor KafkaController {
                 followUps += outcome.followUps
                 continue
             }
+            switch action {
+            case let .createState(tp, state):
+                do {
+                    try await zkCall("Creating the state of \(tp)", { try await zk.createPartitionState(tp, state) })
+                } catch ZooKeeperError.nodeExists {
                     let fresh = try await zkCall("Reading the state of \(tp)", { try await zk.partitionState(tp) })
                     // Our own write, when a retry after a connection loss finds it done.
                     if let fresh, fresh.state == state, fresh.zkVersion == 0 { continue }
