@@ -161,7 +161,9 @@ public actor KafkaController {
         machine.brokerRegisteredAt = Self.registrationTimes(registrations)
         channel.setBrokers(brokers)
         let assignments = try await loadAssignments()
-        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments) })
+        let started = ContinuousClock.now
+        let states = try await zkCall("Reading partition states", { try await zk.allPartitionStates(assignments, concurrency: Self.stateWriteConcurrency) })
+        if states.count >= 1000 { logger.info("Read \(states.count) partition states in \(Self.millis(since: started)) ms") }
         try await readUncleanElectionOverrides(states, live: brokers)
         try await run(machine.handle(.elected(epoch: epoch, liveBrokers: brokers, assignments: assignments, states: states)))
         if deleteTopicEnable { try await handleDeletions() }
