@@ -103,6 +103,13 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
         } else {
+            // A frame that spans reads: make room for all of it at once, so its bytes are
+            // copied once rather than again at every doubling of the buffer.
+            let have = inbound!.readableBytes
+            if have >= 4, let size = inbound!.getInteger(at: inbound!.readerIndex, as: Int32.self),
+               size > 0, Int(size) <= maxFrameSize, have + bytes.readableBytes < 4 + Int(size) {
+                inbound!.reserveCapacity(minimumWritableBytes: 4 + Int(size) - have)
+            }
             inbound!.writeBuffer(&bytes)
         }
         step(context: context)
