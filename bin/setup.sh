@@ -6,11 +6,12 @@
 #   bin/setup.sh --no-start   install + build only (what bin/test.sh uses)
 #   bin/setup.sh --no-build   install + start only
 #
-# Safe to re-run: installed packages, the Python venv and running services are kept.
+# Safe to re-run: installed packages, the Python venvs and running services are kept.
 #
 # Steps:
 #   1. apt packages: libzookeeper-mt-dev libsnappy-dev zlib1g-dev zookeeper kcat librdkafka-dev python3-venv ...
-#   2. .venv/ with the Python test clients (Tests/interop/requirements.txt)
+#   2. .venv/ with the Python test clients (Tests/interop/requirements.txt), and .venv-modern/
+#      with kafka-python 3.0.12 (Tests/interop/requirements-modern.txt)
 #   3. swift build -c release, and the librdkafka benchmark client bench/rdkafka_bench.c
 #      (gcc, into .build/bench/rdkafka-bench; rebuilt when the source is newer)
 #   4. ZooKeeper (bin/zookeeper-server-start.sh -daemon config/zookeeper.properties) and the
@@ -25,7 +26,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-start) do_start=false ;;
         --no-build) do_build=false ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) kafka_die "unknown option: $arg (try --help)" ;;
     esac
 done
@@ -93,48 +94,58 @@ fi
 command -v swift >/dev/null 2>&1 || kafka_die "swift is not on PATH (expected Swift 6 at /opt/swift/usr/bin); install the Swift toolchain first"
 
 # --------------------------------------------------------------------------------------------
-# 2. Python venv with the interop test clients
+# 2. Python venvs with the interop test clients
 # --------------------------------------------------------------------------------------------
-VENV="$KAFKA_HOME/.venv"
-REQS="$KAFKA_HOME/Tests/interop/requirements.txt"
-STAMP="$VENV/.requirements.sha256"
-step "Python venv ($VENV)"
-
-venv_ok() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
-}
-
-want=$(sha256sum "$REQS" | awk '{print $1}')
-if venv_ok && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy, lz4.frame, xxhash' >/dev/null 2>&1; then
-    echo "   up to date ($("$VENV/bin/python" --version), $(grep -vc '^\s*\(#\|$\)' "$REQS") requirements)"
-else
+# make_venv DIR REQUIREMENTS IMPORTS FREEZE_RE: creates DIR with the requirements unless its stamp
+# (the requirements' sha256) matches and IMPORTS import; pip retried 3 times (offline blips).
+make_venv() {
+    local venv="$1" reqs="$2" imports="$3" freeze_re="$4"
+    local stamp="$venv/.requirements.sha256"
+    step "Python venv ($venv)"
+    venv_ok() {
+        [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1
+    }
+    local want
+    want=$(sha256sum "$reqs" | awk '{print $1}')
+    if venv_ok && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && "$venv/bin/python" -c "import $imports" >/dev/null 2>&1; then
+        echo "   up to date ($("$venv/bin/python" --version), $(grep -vc '^\s*\(#\|$\)' "$reqs") requirements)"
+        return 0
+    fi
     if ! venv_ok; then
-        rm -rf "$VENV"
-        created=false
+        rm -rf "$venv"
+        local created=false py
         # The first python3 on PATH may be a pyenv build; Debian's /usr/bin/python3 is the fallback.
         for py in python3 /usr/bin/python3; do
             command -v "$py" >/dev/null 2>&1 || continue
-            if "$py" -m venv "$VENV" >/dev/null 2>&1 && venv_ok && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-                echo "   created with $(command -v "$py") ($("$VENV/bin/python" --version))"
+            if "$py" -m venv "$venv" >/dev/null 2>&1 && venv_ok && "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+                echo "   created with $(command -v "$py") ($("$venv/bin/python" --version))"
                 created=true
                 break
             fi
-            rm -rf "$VENV"
+            rm -rf "$venv"
         done
         $created || kafka_die "could not create a Python venv (is python3-venv installed?)"
     fi
-    ok=false
+    local ok=false attempt
     for attempt in 1 2 3; do
-        if "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQS"; then ok=true; break; fi
+        if "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"; then ok=true; break; fi
         echo "   pip install failed (attempt $attempt/3); retrying in 5 s"
         sleep 5
     done
-    $ok || kafka_die "pip install -r $REQS failed"
-    "$VENV/bin/python" -c 'import kafka, kazoo, pykafka, snappy, lz4.frame, xxhash' || kafka_die "the venv's packages do not import"
-    echo "$want" >"$STAMP"
-    echo "   installed: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | grep -iE '^(kafka-python|pykafka|kazoo|python-snappy|cramjam|lz4|xxhash)==' | tr '\n' ' ')"
-fi
+    $ok || kafka_die "pip install -r $reqs failed"
+    "$venv/bin/python" -c "import $imports" || kafka_die "the venv's packages do not import"
+    echo "$want" >"$stamp"
+    echo "   installed: $("$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE "$freeze_re" | tr '\n' ' ')"
+}
+
+# 0.8.2-era clients (kafka-python 2.0.2, pykafka, kazoo) for the interop tests.
+make_venv "$KAFKA_HOME/.venv" "$KAFKA_HOME/Tests/interop/requirements.txt" \
+    'kafka, kazoo, pykafka, snappy, lz4.frame, xxhash' '^(kafka-python|pykafka|kazoo|python-snappy|cramjam|lz4|xxhash)=='
+# A modern client (kafka-python 3.0.12, no api_version: ApiVersions probing) for ModernClientTests.
+# Its own venv: both kafka-python versions install the same `kafka` package.
+make_venv "$KAFKA_HOME/.venv-modern" "$KAFKA_HOME/Tests/interop/requirements-modern.txt" \
+    'kafka' '^(kafka-python)=='
 
 # --------------------------------------------------------------------------------------------
 # 3. Release build
