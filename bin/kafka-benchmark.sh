@@ -3,14 +3,18 @@
 # prints tables of measured figures vs. targets.
 #
 #   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep] [--latency] [--throughput] [--all]
-#                          [--runs N] [--latency-seconds S] [--rates R,R,...]
-#                          [--bootstrap HOST:PORT --broker-pid PID[,PID,PID] --zookeeper HOST:PORT]
+#                          [--runs N] [--latency-seconds S] [--rates R,R,...] [--no-scenarios]
+#                          [--bootstrap HOST:PORT --broker-pid PID[,PID,PID] --zookeeper HOST:PORT
+#                           [--data-dir DIR]]
 #
 #   (no workload flag)  the roadmap-4 workloads: produce, consume, end-to-end latency (kafka-tools
 #               clients), RF 3 acks=-1, 1,000 partitions, the log's flat append
 #   --latency   issue 8: the librdkafka client (bench/rdkafka_bench.c) at 10k, 50k and 100k msg/s,
 #               acks=1, 60 s each after a 5 s warm-up, each rate --runs times back to back: p50, p99,
-#               p99.9, max
+#               p99.9, max; then the scenarios, each --runs times: latency at 50 % of the broker's
+#               measured maximum produce rate; 10k msg/s while a second consumer reads 2 GB from a
+#               cold log (pages dropped with posix_fadvise); 10k msg/s while another topic with
+#               flush.messages=1 is under load (targets: p99 <= 5 ms; within 2x the unloaded p99)
 #   --throughput  issue 9: the librdkafka client produces 100 B messages (acks=1, batches of up to
 #               10,000, linger 5 ms) to 1, 100 and 1,000 partitions, consumes 1 and 100 partitions,
 #               and produces with RF 3, acks=-1 on 3 brokers, each --runs times: msg/s, MB/s, broker
@@ -20,6 +24,7 @@
 #   --runs N    repetitions of each latency rate and throughput workload (default 3)
 #   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
 #   --rates LIST  latency rates (default 10000,50000,100000)
+#   --no-scenarios  --latency without the scenarios
 #   --quick     smaller runs: fewer messages, 5 s of latency (2 s warm-up), 1,000 partitions kept
 #   --full-log  the log's flat-append check with >= 10 GB stored (needs ~14 GB free in $TMPDIR, slow);
 #               by default the check runs with a 1 GB prefill
@@ -29,6 +34,7 @@
 #               started by hand) instead of starting brokers; topics are created through its
 #               ZooKeeper with kafka-tools. One pid: the single-broker workloads; three pids (a
 #               3-broker cluster): only the RF 3 workload. CPU and RSS are read from those pids.
+#               --data-dir: that broker's log dir, for the cold-read scenario (skipped without it)
 #
 # Builds nothing but the small C client (gcc, when bench/rdkafka_bench.c is newer than it): run
 # `swift build -c release` first. Starts ZooKeeper (Debian's, via java) and kafka-server processes
@@ -49,6 +55,8 @@ THROUGHPUT=0
 RUNS=3
 LAT_SECS=""
 RATES="10000,50000,100000"
+SCENARIOS=1
+EXT_DATA_DIR=""
 EXT_BOOTSTRAP=""
 EXT_PIDS=""
 EXT_ZK=""
@@ -63,6 +71,8 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?--runs needs a number}; shift ;;
         --latency-seconds) LAT_SECS=${2:?--latency-seconds needs a number}; shift ;;
         --rates) RATES=${2:?--rates needs a list}; shift ;;
+        --no-scenarios) SCENARIOS=0 ;;
+        --data-dir) EXT_DATA_DIR=${2:?--data-dir needs a directory}; shift ;;
         --bootstrap) EXT_BOOTSTRAP=${2:?--bootstrap needs HOST:PORT}; shift ;;
         --broker-pid|--broker-pids) EXT_PIDS=${2:?--broker-pid needs a pid}; shift ;;
         --zookeeper) EXT_ZK=${2:?--zookeeper needs HOST:PORT}; shift ;;
@@ -376,6 +386,142 @@ run_latency() {
 
 uptime_load() { cut -d' ' -f1 /proc/loadavg; }
 
+# --- issue 8: the latency scenarios (after the rates, same broker) ------------------------------
+# Each runs --runs times: the librdkafka latency client at a fixed rate on its own 1-partition topic
+# while something else loads the same broker.
+#   half-max   the broker's maximum produce rate is measured first (the throughput workload:
+#              batches of up to 10,000, linger 5 ms, 1 partition); latency at 50 % of it
+#   cold-read  10,000 msg/s while a second consumer reads a 2 GB topic from its beginning, over and
+#              over, its segment files' pages dropped first (dd iflag=nocache: posix_fadvise
+#              DONTNEED); needs the broker's data dir (--data-dir for an external broker)
+#   fsync      10,000 msg/s while another topic with flush.messages=1 takes 2,000 one-message produce
+#              requests per second (a second latency client, linger 0: every request is fsynced)
+# Background loads stop (between their iterations) when the latency client is done; each row
+# says how much load ran during it.
+SCN_ROWS=()
+
+# background_until FILE CMD... -> runs CMD repeatedly in the background until FILE exists; the
+# number of completed iterations is appended to FILE.count. Sets BG_PID.
+background_until() {
+    local stop=$1; shift
+    rm -f "$stop" "$stop.count"
+    ( n=0; while [ ! -e "$stop" ]; do "$@" >> "$WORK/background.txt" 2>> "$WORK/client.err" || break; n=$((n + 1)); done
+      echo "$n" > "$stop.count" ) &
+    BG_PID=$!
+}
+
+# stop_background FILE -> stops the loop of background_until FILE; BG_COUNT = iterations it completed.
+stop_background() {
+    touch "$1"
+    wait "$BG_PID" 2>/dev/null || true
+    BG_COUNT=$(cat "$1.count" 2>/dev/null || echo 0)
+}
+
+# drop_pages DIR -> evicts the page cache of every file under DIR (posix_fadvise DONTNEED via dd).
+drop_pages() {
+    local f
+    for f in "$1"/*; do dd if="$f" iflag=nocache count=0 status=none; done
+}
+
+# cold_read_pass DIR BOOTSTRAP TOPIC MESSAGES -> one cold read of the whole topic.
+cold_read_pass() {
+    drop_pages "$1"
+    "$BENCH" --mode consume --bootstrap "$2" --topic "$3" --messages "$4"
+}
+
+run_latency_scenarios() {
+    local bs=$1 pids=$2 data_dir=$3 secs warm run line topic max half cold_dir cold_msgs=200000
+    secs=${LAT_SECS:-$([ "$QUICK" -eq 1 ] && echo 5 || echo 60)}
+    warm=$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)
+    topic="scn-$RUN_TAG"
+    create_topic "$topic" 1 1
+    wait_led "$topic" 1 1 60
+    settle() { sync; sleep 2; } # earlier writes' writeback must not land in the next measurement
+    scn_latency() { # RATE -> the client's result in $line
+        line=$(bench_client --mode latency --bootstrap "$bs" --topic "$topic" --rate "$1" --seconds "$secs" \
+            --warmup "$warm" --acks 1 --size 100 --broker-pids "$pids")
+        say "  $line"
+    }
+
+    # half of the maximum produce rate
+    create_topic "max-$RUN_TAG" 1 1
+    wait_led "max-$RUN_TAG" 1 1 60
+    say "scenario half-max: the maximum produce rate first ($TP_MSGS x 100 B, 1 partition, acks=1, batches of up to 10,000, linger 5 ms)"
+    line=$(bench_client --mode produce --bootstrap "$bs" --topic "max-$RUN_TAG" --messages "$TP_MSGS" --size 100 \
+        --acks 1 --batch 10000 --linger-ms 5 --broker-pids "$pids")
+    say "  $line"
+    max=$(kv "$line" msg_s); half=$(printf '%.0f' "$(echo "$max / 2" | bc -l)")
+    for run in $(seq 1 "$RUNS"); do
+        settle
+        say "scenario half-max, run $run/$RUNS: latency at $(fmt_int "$half") msg/s (50 % of $(fmt_int "$max"))"
+        scn_latency "$half"
+        SCN_ROWS+=("half-max: $(fmt_int "$half") msg/s, 50 % of the measured maximum $(fmt_int "$max") msg/s|$run|$(uptime_load)|$line|-")
+    done
+
+    # a cold 2 GB read
+    if [ -z "$data_dir" ]; then
+        say "scenario cold-read skipped: the broker's data dir is unknown (--data-dir DIR)"
+    else
+        say "scenario cold-read: writing 2 GB ($cold_msgs x 10,000 B) to cold-$RUN_TAG"
+        create_topic "cold-$RUN_TAG" 1 1
+        wait_led "cold-$RUN_TAG" 1 1 60
+        line=$(bench_client --mode produce --bootstrap "$bs" --topic "cold-$RUN_TAG" --messages "$cold_msgs" --size 10000 \
+            --acks 1 --batch 100 --linger-ms 5)
+        say "  $line"
+        cold_dir="$data_dir/cold-$RUN_TAG-0"
+        [ -d "$cold_dir" ] || kafka_die "no log dir $cold_dir for the cold topic"
+        for run in $(seq 1 "$RUNS"); do
+            settle
+            say "scenario cold-read, run $run/$RUNS: 10,000 msg/s while a consumer reads cold-$RUN_TAG (2 GB) from a dropped page cache, repeatedly"
+            background_until "$WORK/stop-cold" cold_read_pass "$cold_dir" "$bs" "cold-$RUN_TAG" "$cold_msgs"
+            sleep 1
+            scn_latency 10000
+            stop_background "$WORK/stop-cold"
+            SCN_ROWS+=("cold-read: 10,000 msg/s while a consumer read 2 GB from a cold log $BG_COUNT time(s)|$run|$(uptime_load)|$line|x2")
+        done
+    fi
+
+    # another topic with flush.messages=1
+    "$TOOLS" topics --zookeeper "$ZK" --create --topic "fsync-$RUN_TAG" --partitions 1 --replication-factor 1 \
+        --config flush.messages=1 > /dev/null
+    wait_led "fsync-$RUN_TAG" 1 1 60
+    for run in $(seq 1 "$RUNS"); do
+        settle
+        say "scenario fsync, run $run/$RUNS: 10,000 msg/s while fsync-$RUN_TAG (flush.messages=1) takes 2,000 one-message produce requests/s, each fsynced"
+        background_until "$WORK/stop-fsync" "$BENCH" --mode latency --bootstrap "$bs" --topic "fsync-$RUN_TAG" \
+            --rate 2000 --seconds "$((secs + warm + 5))" --warmup 1 --acks 1 --size 100
+        sleep 2
+        scn_latency 10000
+        stop_background "$WORK/stop-fsync"
+        SCN_ROWS+=("fsync: 10,000 msg/s while another topic (flush.messages=1) took 2,000 fsynced produce requests/s (fsync topic's own p99 $(kv "$(grep "^mode=latency rate=2000 " "$WORK/background.txt" | tail -1)" p99_ms) ms)|$run|$(uptime_load)|$line|x2")
+    done
+}
+
+print_scenarios() {
+    local row name run load line rule p99 base target res sorted
+    # The unloaded 10,000 msg/s p99 of this run (median of its runs) is the scenarios' baseline.
+    sorted=$(for row in "${LAT_ROWS[@]}"; do IFS='|' read -r rate run load line <<< "$row"
+        [ "$rate" = 10000 ] && kv "$line" p99_ms; done | sort -n)
+    base=$(echo "$sorted" | awk 'NF { v[++n] = $1 } END { if (n) print v[int((n + 1) / 2)] }')
+    echo
+    echo "latency scenarios (same broker, same run); unloaded 10,000 msg/s p99 baseline: ${base:-not measured (add 10000 to --rates)} ms"
+    echo
+    echo "| scenario | run | achieved msg/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | target | result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for row in "${SCN_ROWS[@]}"; do
+        IFS='|' read -r name run load line rule <<< "$row"
+        p99=$(kv "$line" p99_ms)
+        if [ "$rule" = x2 ]; then
+            if [ -n "$base" ]; then target="p99 <= 2 x $base = $(echo "2 * $base" | bc -l | xargs printf '%.3f') ms"
+                res=$(pass "$p99 <= 2 * $base && $(kv "$line" lost) == 0")
+            else target="p99 <= 2 x unloaded"; res="-"; fi
+        else
+            target="p99 <= 5 ms"; res=$(pass "$p99 <= 5 && $(kv "$line" lost) == 0")
+        fi
+        echo "| $name | $run (load $load) | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $(kv "$line" max_ms) | $(kv "$line" lost) | $target | $res |"
+    done
+}
+
 print_latency() {
     local row rate run load line p99 max target
     echo
@@ -477,7 +623,10 @@ if [ "$EXTERNAL" -eq 1 ]; then
     ZK=$EXT_ZK
     say "external broker(s): $EXT_BOOTSTRAP, pid(s) $EXT_PIDS ($(tr '\0' ' ' < "/proc/${EXT_PIDS%%,*}/cmdline" | cut -c1-80)...), ZooKeeper $ZK; work dir $WORK"
     NPIDS=$(echo "$EXT_PIDS" | tr ',' '\n' | grep -c .)
-    if [ "$LATENCY" -eq 1 ]; then run_latency "$EXT_BOOTSTRAP" "$EXT_PIDS"; fi
+    if [ "$LATENCY" -eq 1 ]; then
+        run_latency "$EXT_BOOTSTRAP" "$EXT_PIDS"
+        [ "$SCENARIOS" -eq 1 ] && run_latency_scenarios "$EXT_BOOTSTRAP" "$EXT_PIDS" "$EXT_DATA_DIR"
+    fi
     if [ "$THROUGHPUT" -eq 1 ]; then
         log_alone "$LOG_ALONE_MSGS"
         if [ "$NPIDS" -ge 3 ]; then run_throughput_rf3 "$EXT_BOOTSTRAP" "$EXT_PIDS"
@@ -489,6 +638,7 @@ else
     if [ "$LATENCY" -eq 1 ]; then
         start_broker 11
         run_latency "127.0.0.1:$BROKER_PORT" "$BROKER_PID"
+        [ "$SCENARIOS" -eq 1 ] && run_latency_scenarios "127.0.0.1:$BROKER_PORT" "$BROKER_PID" "$WORK/broker-11/data"
         stop_pid "$BROKER_PID"
     fi
     if [ "$THROUGHPUT" -eq 1 ]; then
@@ -502,5 +652,5 @@ else
         run_throughput_rf3 "$R1" "$RP"
     fi
 fi
-if [ "$LATENCY" -eq 1 ]; then print_latency; fi
+if [ "$LATENCY" -eq 1 ]; then print_latency; [ "$SCENARIOS" -eq 1 ] && print_scenarios; fi
 if [ "$THROUGHPUT" -eq 1 ]; then print_throughput; fi
