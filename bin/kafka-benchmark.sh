@@ -2,7 +2,7 @@
 # Runs the benchmark workloads against its own ZooKeeper and brokers (or an external broker) and
 # prints tables of measured figures vs. targets.
 #
-#   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep] [--latency] [--throughput] [--all]
+#   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep] [--latency] [--throughput] [--connections] [--all]
 #                          [--runs N] [--latency-seconds S] [--rates R,R,...] [--no-scenarios]
 #                          [--bootstrap HOST:PORT --broker-pid PID[,PID,PID] --zookeeper HOST:PORT
 #                           [--data-dir DIR]]
@@ -20,6 +20,8 @@
 #               and produces with RF 3, acks=-1 on 3 brokers, each --runs times: msg/s, MB/s, broker
 #               CPU ns/msg (/proc/<pid>/stat), client CPU ns/msg, broker RSS, beside the log alone
 #               (kafka-tools log-perf-test) measured in the same run
+#   --connections  issue 9: 10,000 idle client connections: broker RSS added and the librdkafka
+#               latency p99 at 10,000 msg/s with them open vs. without (30 s each, --runs times)
 #   --all       all of the above
 #   --runs N    repetitions of each latency rate and throughput workload (default 3)
 #   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
@@ -56,6 +58,8 @@ RUNS=3
 LAT_SECS=""
 RATES="10000,50000,100000"
 SCENARIOS=1
+CONNS=0
+CONNECTIONS=10000
 EXT_DATA_DIR=""
 EXT_BOOTSTRAP=""
 EXT_PIDS=""
@@ -67,11 +71,12 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1 ;;
         --latency) LATENCY=1 ;;
         --throughput) THROUGHPUT=1 ;;
-        --all) LEGACY=1; LATENCY=1; THROUGHPUT=1 ;;
+        --all) LEGACY=1; LATENCY=1; THROUGHPUT=1; CONNS=1 ;;
         --runs) RUNS=${2:?--runs needs a number}; shift ;;
         --latency-seconds) LAT_SECS=${2:?--latency-seconds needs a number}; shift ;;
         --rates) RATES=${2:?--rates needs a list}; shift ;;
         --no-scenarios) SCENARIOS=0 ;;
+        --connections) CONNS=1 ;;
         --data-dir) EXT_DATA_DIR=${2:?--data-dir needs a directory}; shift ;;
         --bootstrap) EXT_BOOTSTRAP=${2:?--bootstrap needs HOST:PORT}; shift ;;
         --broker-pid|--broker-pids) EXT_PIDS=${2:?--broker-pid needs a pid}; shift ;;
@@ -86,9 +91,9 @@ if [ -n "$EXT_BOOTSTRAP" ]; then
     EXTERNAL=1
     [ -n "$EXT_PIDS" ] && [ -n "$EXT_ZK" ] || { echo "$PROG: --bootstrap needs --broker-pid and --zookeeper" >&2; exit 1; }
     [ "$LEGACY" -eq 1 ] && { echo "$PROG: the roadmap-4 workloads start their own brokers: use --latency / --throughput with --bootstrap" >&2; exit 1; }
-    [ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && { LATENCY=1; THROUGHPUT=1; }
+    [ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && [ "$CONNS" -eq 0 ] && { LATENCY=1; THROUGHPUT=1; }
 fi
-[ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && LEGACY=1
+[ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && [ "$CONNS" -eq 0 ] && LEGACY=1
 
 for exe in kafka-server kafka-tools; do
     if [ ! -x "$RELEASE_DIR/$exe" ]; then
@@ -539,6 +544,62 @@ print_latency() {
     done
 }
 
+# --- issue 9: 10,000 idle client connections ---------------------------------------------------
+# Each run: latency at 10,000 msg/s (the librdkafka client), then 10,000 idle TCP connections are
+# opened to the broker and held (no request sent) while the same latency run repeats; the broker's
+# RSS is read before and after they open.
+CONN_ROWS=()
+run_connections() {
+    local bs=$1 pid=$2 secs warm run base loaded rss0 rss1 n host=${1%:*} port=${1##*:}
+    secs=${LAT_SECS:-$([ "$QUICK" -eq 1 ] && echo 5 || echo 30)}
+    warm=$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)
+    create_topic "conn-$RUN_TAG" 1 1
+    wait_led "conn-$RUN_TAG" 1 1 60
+    for run in $(seq 1 "$RUNS"); do
+        say "connections, run $run/$RUNS: latency at 10,000 msg/s for $secs s without, then with $(fmt_int "$CONNECTIONS") idle connections"
+        base=$(bench_client --mode latency --bootstrap "$bs" --topic "conn-$RUN_TAG" --rate 10000 --seconds "$secs" --warmup "$warm" --acks 1 --size 100)
+        say "  without: $base"
+        sleep 2
+        rss0=$(rss_mb "$pid")
+        rm -f "$WORK/conns.ready"
+        python3 - "$host" "$port" "$CONNECTIONS" "$WORK/conns.ready" <<'PY' &
+import resource, socket, sys, time
+host, port, n, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 100)), hard))
+socks = [socket.create_connection((host, port)) for _ in range(n)]
+open(ready, "w").write(str(len(socks)))
+time.sleep(3600)
+PY
+        local holder=$!
+        for _ in $(seq 1 240); do [ -s "$WORK/conns.ready" ] && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.5; done
+        n=$(cat "$WORK/conns.ready" 2>/dev/null || echo 0)
+        [ "$n" = "$CONNECTIONS" ] || { kill "$holder" 2>/dev/null; kafka_die "only $n of $CONNECTIONS connections opened (ulimit -n is $(ulimit -n))"; }
+        sleep 3
+        rss1=$(rss_mb "$pid")
+        say "  $n connections open: broker RSS $rss0 -> $rss1 MB"
+        loaded=$(bench_client --mode latency --bootstrap "$bs" --topic "conn-$RUN_TAG" --rate 10000 --seconds "$secs" --warmup "$warm" --acks 1 --size 100)
+        say "  with: $loaded"
+        kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+        CONN_ROWS+=("$run|$(uptime_load)|$rss0|$rss1|$base|$loaded")
+        sleep 3
+    done
+}
+
+print_connections() {
+    local row run load rss0 rss1 base loaded pb pl
+    echo
+    echo "$(fmt_int "$CONNECTIONS") idle connections ($([ "$EXTERNAL" -eq 1 ] && echo "external broker $EXT_BOOTSTRAP, pid $EXT_PIDS" || echo "this broker, $SERVER")), $(date '+%Y-%m-%d %H:%M'), $(nproc) cores, load at start $LOAD_START"
+    echo
+    echo "| run | RSS before MB | RSS with connections MB | added MB | 10k msg/s p99 without ms | p99 with ms | ratio | max without / with ms | target | result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for row in "${CONN_ROWS[@]}"; do
+        IFS='|' read -r run load rss0 rss1 base loaded <<< "$row"
+        pb=$(kv "$base" p99_ms); pl=$(kv "$loaded" p99_ms)
+        echo "| $run (load $load) | $rss0 | $rss1 | $(echo "$rss1 - $rss0" | bc -l | xargs printf '%.1f') | $pb | $pl | $(echo "$pl / $pb" | bc -l | xargs printf '%.2f') | $(kv "$base" max_ms) / $(kv "$loaded" max_ms) | <= 100 MB, p99 ratio <= 1.5 | $(pass "$rss1 - $rss0 <= 100 && $pl <= 1.5 * $pb && $(kv "$loaded" lost) == 0") |"
+    done
+}
+
 # --- issue 9: throughput with the librdkafka client --------------------------------------------
 # log_alone -> the log's own append limit in this run: sets LOG_MSGS_S and LOG_NS_MSG (medians).
 log_alone() {
@@ -615,7 +676,7 @@ print_throughput() {
 if [ "$QUICK" -eq 1 ]; then TP_MSGS=1000000; TP_RF3_MSGS=500000; LOG_ALONE_MSGS=1000000
 else TP_MSGS=4000000; TP_RF3_MSGS=2000000; LOG_ALONE_MSGS=2000000; fi
 
-if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ]; then
+if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ] || [ "$CONNS" -eq 1 ]; then
     BENCH=$(kafka_build_bench_client) || exit 1
 fi
 
@@ -627,6 +688,7 @@ if [ "$EXTERNAL" -eq 1 ]; then
         run_latency "$EXT_BOOTSTRAP" "$EXT_PIDS"
         [ "$SCENARIOS" -eq 1 ] && run_latency_scenarios "$EXT_BOOTSTRAP" "$EXT_PIDS" "$EXT_DATA_DIR"
     fi
+    if [ "$CONNS" -eq 1 ]; then run_connections "$EXT_BOOTSTRAP" "${EXT_PIDS%%,*}"; fi
     if [ "$THROUGHPUT" -eq 1 ]; then
         log_alone "$LOG_ALONE_MSGS"
         if [ "$NPIDS" -ge 3 ]; then run_throughput_rf3 "$EXT_BOOTSTRAP" "$EXT_PIDS"
@@ -641,6 +703,11 @@ else
         [ "$SCENARIOS" -eq 1 ] && run_latency_scenarios "127.0.0.1:$BROKER_PORT" "$BROKER_PID" "$WORK/broker-11/data"
         stop_pid "$BROKER_PID"
     fi
+    if [ "$CONNS" -eq 1 ]; then
+        start_broker 16
+        run_connections "127.0.0.1:$BROKER_PORT" "$BROKER_PID"
+        stop_pid "$BROKER_PID"
+    fi
     if [ "$THROUGHPUT" -eq 1 ]; then
         log_alone "$LOG_ALONE_MSGS"
         start_broker 12
@@ -653,4 +720,5 @@ else
     fi
 fi
 if [ "$LATENCY" -eq 1 ]; then print_latency; [ "$SCENARIOS" -eq 1 ] && print_scenarios; fi
+if [ "$CONNS" -eq 1 ]; then print_connections; fi
 if [ "$THROUGHPUT" -eq 1 ]; then print_throughput; fi
