@@ -4,9 +4,10 @@ import KafkaProtocol
 import NIOCore
 
 /// Fetch (key 1, v0): consumers read up to the high watermark, followers (replica id >= 0) to the
-/// log end. Reads of the active segment (just written, in the page cache) run on the event loop;
-/// a request that reaches into older segments is read on the log dir's I/O pool, which also
-/// pulls the bytes into the page cache, so the event loop's sendfile does not wait for the disk.
+/// log end. Reads of cached pages (checked with mincore; the log's last bytes are taken to be
+/// cached) run on the event loop; a request that reaches into pages that are not cached is read on
+/// the log dir's I/O pool, which pulls those bytes into the page cache first, so the event loop's
+/// sendfile does not wait for the disk.
 /// Message sets go out as file regions (sendfile); a fetch with too few bytes parks in the
 /// purgatory until `minBytes` arrive or `maxWaitMs` passes.
 struct FetchHandler: RequestHandler {
@@ -81,13 +82,13 @@ struct FetchReader: Sendable {
         return size
     }
 
-    /// The log of the first partition whose fetch offset lies below its active segment (a read
-    /// that may miss the page cache), or nil when every read is of active segments.
+    /// The log of the first partition whose read may miss the page cache (mincore), or nil when
+    /// every read is cached.
     func firstColdLog(_ req: FetchRequest) -> Log? {
         for t in req.topics {
             for p in t.partitions {
                 guard let part = replicaManager.partition(TopicPartition(t.topic, p.partition)) else { continue }
-                if p.fetchOffset < part.log.activeSegmentBaseOffset { return part.log }
+                if part.log.readMayMissPageCache(from: p.fetchOffset, maxBytes: Int(p.maxBytes)) { return part.log }
             }
         }
         return nil
@@ -96,7 +97,7 @@ struct FetchReader: Sendable {
     /// Reads every requested partition (error codes as in 0.8.2) without sending anything yet.
     /// `req` must have its duplicates merged (`mergingDuplicates`). The message sets together stay
     /// within `maxResponseBytes` less the response's headers. With `warmingPageCache` (I/O pool
-    /// only: it blocks), slices of older segments are read into the page cache first.
+    /// only: it blocks), slices that are not all cached are read into the page cache first.
     func readPartitions(_ req: FetchRequest, warmingPageCache: Bool = false) -> [PartitionRead] {
         var out: [PartitionRead] = []
         out.reserveCapacity(req.topics.reduce(0) { $0 + $1.partitions.count })
@@ -127,7 +128,7 @@ struct FetchReader: Sendable {
                         // Never more than asked for, whatever the log returns.
                         slice.length = maxBytes
                     }
-                    if warmingPageCache, slice.length > 0, slice.segmentBaseOffset < part.log.activeSegmentBaseOffset {
+                    if warmingPageCache, slice.length > 0, !slice.isInPageCache {
                         Self.warmPageCache(slice)
                     }
                     budget -= slice.length

@@ -1,0 +1,53 @@
+import Glibc
+
+extension Log {
+    /// Bytes at the end of the active segment taken to be in the page cache without checking.
+    static let recentlyWrittenBytes = 256 * 1024
+
+    /// Whether reading up to `maxBytes` from `offset` would wait for the disk: some page of that
+    /// range is not in the page cache. Recently written data normally is cached, older segments
+    /// often are too (consumers close behind the producers), but evicted or dropped pages are
+    /// not, and a sendfile of them on an event loop would stall every connection of that loop.
+    /// Cost: one index lookup, mmap + mincore + munmap of at most `maxBytes` (no data is read,
+    /// nothing faults in); none for the last `recentlyWrittenBytes` of the log. False when
+    /// `offset` is outside the log (the read answers with an error) or the check itself fails.
+    public func readMayMissPageCache(from offset: Int64, maxBytes: Int) -> Bool {
+        let snap = snapshot
+        let segs = snap.segments
+        guard maxBytes > 0, let first = segs.first, offset >= first.baseOffset, offset < snap.logEndOffset else { return false }
+        let i = Log.floorIndex(segs, offset)
+        let segment = segs[i]
+        let size = segment.size
+        let start = segment.index.lookup(offset).position
+        guard start < size else { return false }
+        // The last bytes written: checking them would cost three syscalls (and a TLB flush) on
+        // every fetch at the log end.
+        if i == segs.count - 1 && size - start <= Self.recentlyWrittenBytes { return false }
+        return !pagesResident(fd: segment.fd, position: start, length: min(size - start, maxBytes))
+    }
+}
+
+private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+/// True when every page of [position, position + length) of `fd` is in the page cache (or the
+/// check could not be made).
+private func pagesResident(fd: Int32, position: Int, length: Int) -> Bool {
+    let alignedStart = position & ~(pageSize - 1)
+    let mappedLength = position + length - alignedStart
+    guard let map = mmap(nil, mappedLength, PROT_READ, MAP_SHARED, fd, off_t(alignedStart)), map != MAP_FAILED else {
+        return true
+    }
+    defer { munmap(map, mappedLength) }
+    let pages = (mappedLength + pageSize - 1) / pageSize
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pages) { vec in
+        guard mincore(map, mappedLength, vec.baseAddress) == 0 else { return true }
+        return vec.allSatisfy { $0 & 1 == 1 }
+    }
+}
+
+extension LogReadSlice {
+    /// Whether every page of the slice is in the page cache (mincore; true for an empty slice).
+    public var isInPageCache: Bool {
+        length <= 0 || pagesResident(fd: fileDescriptor, position: Int(position), length: length)
+    }
+}
