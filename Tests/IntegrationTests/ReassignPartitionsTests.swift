@@ -10,30 +10,41 @@ final class ReassignPartitionsTests: IntegrationTestCase {
         return path
     }
 
-    func testReassignUnderAcksAllLoadMovesReplicasAndLosesNothing() async throws {
-        let c = try await startCluster(brokerIds: [0, 1, 2])
+    /// Issue 10's acceptance case: an RF 2 topic's 6 partitions on brokers {1,2} move to {2,3}
+    /// while one acks=-1 producer per partition keeps writing. --verify reports every partition
+    /// completed, --describe shows the new replicas, and consuming the topic from the beginning
+    /// finds every acknowledged message (each also on both new replicas at its acknowledged offset).
+    func testReassignSixPartitionsFromBrokers12To23UnderAcksAllLoad() async throws {
+        let c = try await startCluster(brokerIds: [1, 2, 3])
         let topic = "moving"
-        // Both partitions on {0,1}, led by 0.
-        let created = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", topic, "--replica-assignment", "0:1,0:1"])
+        let partitions = 0..<6
+        // Leaders alternate between 1 and 2: 1:2,2:1,1:2,...
+        let created = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", topic, "--replica-assignment",
+                                                          partitions.map { $0 % 2 == 0 ? "1:2" : "2:1" }.joined(separator: ",")])
         XCTAssertEqual(created.exitCode, 0, created.summary)
-        try c.waitForLeaders(topic: topic, partitions: 2)
+        try c.waitForLeaders(topic: topic, partitions: partitions.count)
         let zk = try await ZkInspector.connect(c.zkConnect)
         defer { Task { await zk.close() } }
-        for p in 0..<2 { try await zk.waitForState(topic, p, timeout: 30, "ISR 0,1") { Set($0.isr) == [0, 1] } }
+        for p in partitions { try await zk.waitForState(topic, p, timeout: 30, "ISR 1,2") { Set($0.isr) == [1, 2] } }
+        let currentJSON = "{\"version\":1,\"partitions\":[" + partitions.map {
+            "{\"topic\":\"\(topic)\",\"partition\":\($0),\"replicas\":\($0 % 2 == 0 ? "[1,2]" : "[2,1]")}"
+        }.joined(separator: ",") + "]}"
 
-        // --generate proposes a placement on the given brokers and changes nothing.
+        // --generate proposes a placement on {2,3} and changes nothing.
         let topicsFile = try write("{\"topics\":\n\t[{\"topic\": \"\(topic)\"}],\n\"version\":1\n}", "topics.json", in: c)
-        let gen = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topicsFile, "--broker-list", "1,2"])
+        let gen = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--generate", "--topics-to-move-json-file", topicsFile, "--broker-list", "2,3"])
         XCTAssertEqual(gen.exitCode, 0, gen.summary)
-        XCTAssertTrue(gen.stdout.hasPrefix("Current partition replica assignment\n\n{\"version\":1,\"partitions\":[{\"topic\":\"moving\",\"partition\":0,\"replicas\":[0,1]},{\"topic\":\"moving\",\"partition\":1,\"replicas\":[0,1]}]}\nProposed partition reassignment configuration\n\n{\"version\":1,\"partitions\":["), gen.summary)
+        XCTAssertTrue(gen.stdout.hasPrefix("Current partition replica assignment\n\n\(currentJSON)\nProposed partition reassignment configuration\n\n{\"version\":1,\"partitions\":["), gen.summary)
         let proposedLine = gen.stdout.split(separator: "\n").last.map(String.init) ?? ""
         let proposed = try JSONSerialization.jsonObject(with: Data(proposedLine.utf8)) as? [String: Any]
         let proposedReplicas = (proposed?["partitions"] as? [[String: Any]])?.map { ($0["replicas"] as? [Int]).map(Set.init) }
-        XCTAssertEqual(proposedReplicas, [[1, 2], [1, 2]], gen.summary)
+        XCTAssertEqual(proposedReplicas, Array(repeating: [2, 3], count: partitions.count), gen.summary)
+        let unchanged = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--describe", "--topic", topic])
+        XCTAssertEqual(DescribedPartition.parse(unchanged.stdout, topic: topic).map(\.replicas), partitions.map { $0 % 2 == 0 ? [1, 2] : [2, 1] }, unchanged.summary)
 
-        // Producers with acks=-1, one per partition, writing until told to stop.
+        // One acks=-1 producer per partition, writing until told to stop.
         let ports = c.brokers.map(\.port)
-        let producers = (0..<2).map { p in FailoverProducer(topic: topic, partition: Int32(p), acks: -1, candidatePorts: { ports }) }
+        let producers = partitions.map { p in FailoverProducer(topic: topic, partition: Int32(p), acks: -1, candidatePorts: { ports }) }
         let work = producers.enumerated().map { (p, producer) in
             BackgroundWork { w in
                 var i = 0
@@ -46,72 +57,93 @@ final class ReassignPartitionsTests: IntegrationTestCase {
         defer { for w in work { w.stopAndWait(timeout: 60) } }
         try await pollAsync(timeout: 30, "messages acknowledged before the move") { producers.allSatisfy { $0.acked.count >= 50 } ? true : nil }
 
-        // Partition 0 to {1,2} (leader 0 leaves), partition 1 to {2} alone (a full move).
-        let plan = "{\"version\":1,\"partitions\":[{\"topic\":\"moving\",\"partition\":0,\"replicas\":[1,2]},{\"topic\":\"moving\",\"partition\":1,\"replicas\":[2]}]}"
+        // All six to {2,3}: even partitions [2,3] (their leader 1 leaves), odd ones [3,2] (leader 2 stays).
+        let newReplicas: [[Int32]] = partitions.map { $0 % 2 == 0 ? [2, 3] : [3, 2] }
+        let plan = "{\"version\":1,\"partitions\":[" + partitions.map {
+            "{\"topic\":\"\(topic)\",\"partition\":\($0),\"replicas\":[\(newReplicas[$0].map(String.init).joined(separator: ","))]}"
+        }.joined(separator: ",") + "]}"
         let planFile = try write(plan, "plan.json", in: c)
         let exec = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", planFile])
         XCTAssertEqual(exec.exitCode, 0, exec.summary)
         XCTAssertEqual(exec.stdout, """
             Current partition replica assignment
 
-            {"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[0,1]},{"topic":"moving","partition":1,"replicas":[0,1]}]}
+            \(currentJSON)
 
             Save this to use as the --reassignment-json-file option during rollback
             Successfully started reassignment of partitions \(plan)
 
             """, exec.summary)
 
-        // --verify until both partitions are done.
-        let verified = try await pollAsync(timeout: 90, "--verify to report both partitions completed") { () -> String? in
+        // --verify until every partition is done.
+        let verified = try await pollAsync(timeout: 120, "--verify to report all 6 partitions completed") { () -> String? in
             let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", planFile])
-            return v.stdout.components(separatedBy: "completed successfully").count == 3 ? v.stdout : nil
+            XCTAssertEqual(v.exitCode, 0, v.summary)
+            return v.stdout.components(separatedBy: "completed successfully").count == partitions.count + 1 ? v.stdout : nil
         }
-        XCTAssertEqual(verified, """
-            Status of partition reassignment:
-            Reassignment of partition [moving,0] completed successfully
-            Reassignment of partition [moving,1] completed successfully
-
-            """)
+        XCTAssertEqual(verified, "Status of partition reassignment:\n" + partitions.map { "Reassignment of partition [\(topic),\($0)] completed successfully\n" }.joined())
         let adminNode = try await zk.zk.exists("/admin/reassign_partitions")
         XCTAssertNil(adminNode, "the controller deletes the admin node once every partition is done")
 
-        // Keep writing a little on the new leaders, then stop.
+        // Keep writing a little on the new replicas, then stop.
         let before = producers.map { $0.acked.count }
         try await pollAsync(timeout: 30, "messages acknowledged after the move") {
             zip(producers, before).allSatisfy { $0.acked.count >= $1 + 20 } ? true : nil
         }
         for w in work { XCTAssertTrue(w.stopAndWait(timeout: 60)) }
 
+        // --describe: Replicas 2,3 / 3,2 and both in the ISR.
+        let described = try await pollAsync(timeout: 30, "--describe to show the new replicas, both in the ISR") { () -> [DescribedPartition]? in
+            let d = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--describe", "--topic", topic])
+            let parts = DescribedPartition.parse(d.stdout, topic: topic)
+            return parts.map(\.replicas) == newReplicas && parts.allSatisfy({ Set($0.isr) == [2, 3] }) ? parts : nil
+        }
+        XCTAssertTrue(described.allSatisfy { [2, 3].contains($0.leader) }, "\(described)")
         let describe = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--describe", "--topic", topic])
-        let parts = DescribedPartition.parse(describe.stdout, topic: topic)
-        XCTAssertEqual(parts.map(\.replicas), [[1, 2], [2]], describe.summary)
-        XCTAssertEqual(parts.map(\.leader), [1, 2], describe.summary)
+        for p in partitions {
+            XCTAssertTrue(describe.stdout.contains("\tTopic: \(topic)\tPartition: \(p)\tLeader: \(described[p].leader ?? -1)\tReplicas: \(p % 2 == 0 ? "2,3" : "3,2")\tIsr: "), describe.summary)
+        }
 
-        // Every acknowledged message is on every new replica, at its acknowledged offset.
-        let newReplicas: [[Int]] = [[1, 2], [2]]
-        for p in 0..<2 {
-            let acked = producers[p].acked
-            XCTAssertGreaterThan(acked.count, 70)
+        // Consume everything from the beginning: every acknowledged message is there.
+        var total: Int64 = 0
+        for p in partitions {
+            let conn = try c.brokers.first { $0.id == Int(described[p].leader ?? -1) }!.connect()
+            let latest = try conn.offsets(topic: topic, partition: Int32(p), time: -1)
+            XCTAssertEqual(latest.error, 0)
+            total += latest.offsets.first ?? 0
+        }
+        let acked = producers.map(\.acked)
+        let ackedCount = acked.map(\.count).reduce(0, +)
+        XCTAssertGreaterThanOrEqual(total, Int64(ackedCount))
+        let consumed = try Project.run("kafka-console-consumer.sh", ["--zookeeper", c.zkConnect, "--topic", topic, "--from-beginning",
+                                                                     "--max-messages", "\(total)", "--consumer-timeout-ms", "15000"], timeout: 90)
+        XCTAssertEqual(consumed.exitCode, 0, consumed.summary)
+        let lines = consumed.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, Int(total), "the console consumer reads every message up to the log end")
+        let seen = Set(lines)
+        let missing = acked.joined().filter { !seen.contains($0.value) }
+        XCTAssertEqual(missing.map(\.value), [], "acknowledged messages missing from the consumed topic")
+        print("reassignment under load: \(ackedCount) messages acknowledged over 6 partitions, \(total) in the log, \(producers.map(\.failures.count).reduce(0, +)) failed attempts retried")
+
+        // Each new replica holds every acknowledged message at its acknowledged offset.
+        for p in partitions {
+            XCTAssertGreaterThan(acked[p].count, 70)
             for b in newReplicas[p] {
-                let broker = c.brokers.first { $0.id == b }!
-                let read = try await pollAsync(timeout: 30, "broker \(b) to hold every acknowledged message of partition \(p)") { () -> [Int64: String]? in
+                let broker = c.brokers.first { $0.id == Int(b) }!
+                try await pollAsync(timeout: 30, "broker \(b) to hold every acknowledged message of partition \(p)") { () -> Bool? in
                     let all = try broker.connect().debugFetchAll(topic: topic, partition: Int32(p))
                     let byOffset = Dictionary(all.messages.map { ($0.offset, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
-                    return acked.allSatisfy { byOffset[$0.offset] == $0.value } ? byOffset : nil
+                    return acked[p].allSatisfy { byOffset[$0.offset] == $0.value } ? true : nil
                 }
-                XCTAssertGreaterThanOrEqual(read.count, acked.count)
             }
         }
 
-        // The old replicas' files are gone from broker 0 (and partition 1's from broker 1).
-        let b0 = c.brokers.first { $0.id == 0 }!, b1 = c.brokers.first { $0.id == 1 }!
-        try await pollAsync(timeout: 30, "old replica directories deleted") { () -> Bool? in
-            let on0 = (try? FileManager.default.contentsOfDirectory(atPath: b0.logDir)) ?? []
+        // Broker 1 no longer holds any replica: its partition directories are deleted.
+        let b1 = c.brokers.first { $0.id == 1 }!
+        try await pollAsync(timeout: 30, "broker 1's old replica directories deleted") { () -> Bool? in
             let on1 = (try? FileManager.default.contentsOfDirectory(atPath: b1.logDir)) ?? []
-            return on0.contains(where: { $0.hasPrefix("\(topic)-") }) || on1.contains("\(topic)-1") ? nil : true
+            return on1.contains(where: { $0.hasPrefix("\(topic)-") }) ? nil : true
         }
-        let on1 = try FileManager.default.contentsOfDirectory(atPath: b1.logDir)
-        XCTAssertTrue(on1.contains("\(topic)-0"), "broker 1 keeps partition 0: \(on1)")
     }
 
     /// The controller dies in the middle of a reassignment (new replica held back, so it has not
