@@ -59,6 +59,86 @@ final class ReplicaToolsTests: IntegrationTestCase {
         XCTAssertTrue(badList.stderr.contains("--broker-list localhost"), badList.summary)
     }
 
+    /// Issue 10's acceptance case: 1,000,000 keyed messages (100 keys, a sequence number per key)
+    /// copied by kafka-mirror-maker.sh between two clusters under two chroots of one ZooKeeper,
+    /// while they are being produced. On the target: exactly 1,000,000 messages, each key in one
+    /// partition with its sequence 0, 1, 2, ... complete and in order (no gap, no duplicate: a
+    /// failure-free run copies each message once).
+    func testMirrorMakerCopiesOneMillionKeyedMessagesInOrder() async throws {
+        let keys = 100, perKey = 10_000, total = keys * perKey
+        let source = try await startCluster(brokerIds: [0], chroot: "/source")
+        let target = try await TestCluster.start(brokerIds: [0], sharing: source.zooKeeper, chroot: "/target")
+        defer { target.stop() }
+        let topic = "mirrored"
+        try source.createTopic(topic, partitions: 4)
+        try target.createTopic(topic, partitions: 3)   // another partition count: the target partitions by key again
+        try source.waitForLeaders(topic: topic, partitions: 4)
+        try target.waitForLeaders(topic: topic, partitions: 3)
+
+        // The mirror maker runs from the start and copies while the source is being written.
+        let consumerFile = try write("zookeeper.connect=\(source.zkConnect)\ngroup.id=mirror-1m\nauto.offset.reset=smallest\nauto.commit.interval.ms=1000\n", "\(source.directory)/consumer.properties")
+        let producerFile = try write("metadata.broker.list=\(target.brokerList)\nrequest.required.acks=-1\nbatch.num.messages=1000\nclient.id=mm\n", "\(source.directory)/producer.properties")
+        let started = Date()
+        let mm = try launch("kafka-mirror-maker.sh", ["--consumer.config", consumerFile, "--producer.config", producerFile,
+                                                      "--whitelist", topic, "--num.streams", "2", "--num.producers", "2"],
+                            output: "\(source.directory)/mirror-maker.out")
+        defer { mm.stop() }
+
+        // Message i: key k<i % 100>, value "k<key>:<sequence of the key>"; 10,000 per request.
+        var cfg = ProducerConfig(brokerList: source.brokerList)
+        cfg.requiredAcks = 1
+        let producer = try Producer(config: cfg)
+        let keyBytes = (0..<keys).map { Array(String(format: "k%02d", $0).utf8) }
+        var batch: [(key: [UInt8]?, value: [UInt8]?)] = []
+        batch.reserveCapacity(10_000)
+        for i in 0..<total {
+            let k = i % keys
+            batch.append((keyBytes[k], keyBytes[k] + Array(":\(i / keys)".utf8)))
+            if batch.count == 10_000 {
+                _ = try await producer.send(topic: topic, messages: batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        await producer.close()
+        let produced = Date()
+
+        // Wait until the target's log end offsets add up to the total.
+        let conn = try target.broker.connect()
+        let copiedCount = try await pollAsync(timeout: 240, "\(total) messages on the target") { () -> Int64? in
+            if !mm.isRunning { throw WireError("kafka-mirror-maker.sh exited: \(mm.output())") }
+            let n = try (0..<3).map { try conn.offsets(topic: topic, partition: Int32($0), time: -1).offsets.first ?? 0 }.reduce(0, +)
+            return n >= Int64(total) ? n : nil
+        }
+        let copied = Date()
+        XCTAssertEqual(copiedCount, Int64(total), "copied exactly once")
+        XCTAssertEqual(mm.stop(grace: 30), 0, mm.output())
+
+        // Per key: one target partition, sequence numbers 0..<10,000 in offset order.
+        var next = [Int](repeating: 0, count: keys)
+        var partitionOf = [Int32?](repeating: nil, count: keys)
+        var problems: [String] = []
+        var read = 0
+        for p: Int32 in 0..<3 {
+            for m in try conn.fetchAll(topic: topic, partition: p) {
+                read += 1
+                guard let key = m.key, key.count == 3, let k = Int(key.dropFirst()), k < keys,
+                      let value = m.value, value.hasPrefix(key + ":"), let seq = Int(value.dropFirst(4)) else {
+                    problems.append("unexpected message \(m) in partition \(p)")
+                    continue
+                }
+                if partitionOf[k] == nil { partitionOf[k] = p }
+                if partitionOf[k] != p { problems.append("\(key) in partitions \(partitionOf[k]!) and \(p)") }
+                if seq != next[k] { problems.append("\(key): sequence \(seq) at offset \(m.offset) of partition \(p), expected \(next[k])") }
+                next[k] = seq + 1
+            }
+            if problems.count > 20 { break }
+        }
+        XCTAssertEqual(problems.prefix(20).map { $0 }, [])
+        XCTAssertEqual(read, total)
+        XCTAssertEqual(next, [Int](repeating: perKey, count: keys), "every key's last sequence number")
+        print("mirror maker, \(total) messages: produced in \(String(format: "%.1f", produced.timeIntervalSince(started))) s, all on the target \(String(format: "%.1f", copied.timeIntervalSince(started))) s after the mirror maker started")
+    }
+
     /// Two single-broker clusters on their own ZooKeepers: whitelisted topics are copied exactly
     /// (keys, values, per-key order), others are not.
     func testMirrorMakerCopiesWhitelistedTopics() async throws {

@@ -183,26 +183,36 @@ final class TestBroker {
 /// A ZooKeeper server plus brokers on free ports, with data in a temporary directory.
 final class TestCluster {
     let zooKeeper: ZooKeeperServer
+    /// The cluster's ZooKeeper chroot ("" for the root), part of `zkConnect`.
+    let chroot: String
+    /// False when the ZooKeeper server belongs to another cluster (`start(sharing:)`).
+    private let ownsZooKeeper: Bool
     let directory: String
     private(set) var brokers: [TestBroker] = []
 
-    var zkConnect: String { zooKeeper.connectString }
+    var zkConnect: String { zooKeeper.connectString + chroot }
     var broker: TestBroker { brokers[0] }
     var brokerList: String { brokers.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
 
-    private init(zooKeeper: ZooKeeperServer, directory: String) {
+    private init(zooKeeper: ZooKeeperServer, chroot: String, ownsZooKeeper: Bool, directory: String) {
         self.zooKeeper = zooKeeper
+        self.chroot = chroot
+        self.ownsZooKeeper = ownsZooKeeper
         self.directory = directory
     }
 
     /// Starts ZooKeeper and `brokerIds.count` brokers, and waits until each one is ready.
-    /// `overrides` are added to (or replace) every broker's properties.
-    static func start(brokerIds: [Int] = [0], overrides: [String: String] = [:]) async throws -> TestCluster {
+    /// `overrides` are added to (or replace) every broker's properties. With `sharing`, the
+    /// brokers use that (running) ZooKeeper server instead of a new one, and `stop()` leaves it
+    /// running; `chroot` (e.g. "/target") puts the cluster under a chroot, which the brokers create.
+    static func start(brokerIds: [Int] = [0], overrides: [String: String] = [:],
+                      sharing: ZooKeeperServer? = nil, chroot: String = "") async throws -> TestCluster {
         try Project.requireReleaseBuild()
-        let zk = try await ZooKeeperServer.start()
+        let zk: ZooKeeperServer
+        if let sharing { zk = sharing } else { zk = try await ZooKeeperServer.start() }
         let dir = NSTemporaryDirectory() + "kafka-swift-it-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let cluster = TestCluster(zooKeeper: zk, directory: dir)
+        let cluster = TestCluster(zooKeeper: zk, chroot: chroot, ownsZooKeeper: sharing == nil, directory: dir)
         do {
             for id in brokerIds {
                 let b = try cluster.addBroker(id: id, overrides: overrides)
@@ -238,7 +248,7 @@ final class TestCluster {
     /// Stops every broker and ZooKeeper; removes the data unless KAFKA_TEST_KEEP_TMP=1.
     func stop() {
         for b in brokers { b.stop() }
-        zooKeeper.stop()
+        if ownsZooKeeper { zooKeeper.stop() }
         if ProcessInfo.processInfo.environment["KAFKA_TEST_KEEP_TMP"] != "1" {
             try? FileManager.default.removeItem(atPath: directory)
         }
@@ -279,8 +289,8 @@ final class TestCluster {
 class IntegrationTestCase: XCTestCase {
     var cluster: TestCluster?
 
-    func startCluster(brokerIds: [Int] = [0], overrides: [String: String] = [:]) async throws -> TestCluster {
-        let c = try await TestCluster.start(brokerIds: brokerIds, overrides: overrides)
+    func startCluster(brokerIds: [Int] = [0], overrides: [String: String] = [:], chroot: String = "") async throws -> TestCluster {
+        let c = try await TestCluster.start(brokerIds: brokerIds, overrides: overrides, chroot: chroot)
         cluster = c
         return c
     }
