@@ -170,30 +170,13 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 start_zookeeper() {
     ZK_PORT=$(free_port)
     mkdir -p "$WORK/zk/data"
-    cat > "$WORK/zk/zoo.cfg" <<EOF
-tickTime=500
-initLimit=10
-syncLimit=5
-dataDir=$WORK/zk/data
-clientPort=$ZK_PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-minSessionTimeout=1000
-maxSessionTimeout=60000
-admin.enableServer=false
-4lw.commands.whitelist=*
-forceSync=no
-EOF
-    cat > "$WORK/zk/log4j.properties" <<EOF
-log4j.rootLogger=INFO, FILE
-log4j.appender.FILE=org.apache.log4j.FileAppender
-log4j.appender.FILE.File=$WORK/zk/zookeeper.log
-log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
-EOF
-    "$JAVA" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-        -Djava.net.preferIPv4Stack=true "-Dlog4j.configuration=file:$WORK/zk/log4j.properties" \
-        -Dzookeeper.jmx.log4j.disable=true -Dzookeeper.preAllocSize=1024 -cp "$ZK_JARS" \
+    # The settings, logging and JVM options the tests' ZooKeeper servers use (config/test-zookeeper/).
+    local shared="$KAFKA_HOME/config/test-zookeeper"
+    { cat "$shared/zoo.cfg"
+      printf 'dataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\n' "$WORK/zk/data" "$ZK_PORT"
+    } > "$WORK/zk/zoo.cfg"
+    "$JAVA" "@$shared/jvm.options" "-Dlog4j.configuration=file:$shared/log4j.properties" \
+        "-Dzookeeper.log.file=$WORK/zk/zookeeper.log" -cp "$ZK_JARS" \
         org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" > "$WORK/zk/zookeeper.out" 2>&1 < /dev/null &
     ZK_PID=$!
     PIDS+=("$ZK_PID")

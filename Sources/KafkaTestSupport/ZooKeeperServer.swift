@@ -14,8 +14,9 @@ import Darwin
 /// It runs `org.apache.zookeeper.server.ZooKeeperServerMain <dir>/zoo.cfg` with the jars from
 /// /usr/share/java (zookeeper.jar lists its dependencies in its manifest; slf4j-log4j12 + log4j-1.2
 /// are added so that ZooKeeper logs to `<dir>/zookeeper.log` instead of the test output).
-/// tickTime is 500 ms, so session timeouts from 1 s to 60 s are accepted. All four-letter words are
-/// whitelisted; the admin HTTP server is off; fsync is off (faster tests).
+/// Its settings, logging and JVM options are those of `config/test-zookeeper/` (shared with
+/// bin/kafka-benchmark.sh): tickTime 500 ms, so session timeouts from 1 s to 60 s are accepted;
+/// all four-letter words whitelisted; no admin HTTP server; no fsync (faster tests).
 ///
 /// Set KAFKA_TEST_KEEP_TMP=1 to keep the directory (and its logs) after `stop()`.
 public final class ZooKeeperServer: Sendable {
@@ -89,56 +90,41 @@ public final class ZooKeeperServer: Sendable {
         return java
     }
 
-    /// Writes `<directory>/zoo.cfg` (data in `<directory>/data`), `<directory>/log4j.properties`
-    /// (log to `<directory>/zookeeper.log`) and, for an ensemble member, `<directory>/data/myid`.
-    /// `servers` are the ensemble's `server.N=host:quorumPort:electionPort` lines (empty: standalone).
+    /// `config/test-zookeeper/`: the settings, logging and JVM options every scratch ZooKeeper
+    /// shares with bin/kafka-benchmark.sh (`zoo.cfg`, `log4j.properties`, `jvm.options`).
+    static var sharedConfigDirectory: String { ProjectPaths.root + "/config/test-zookeeper" }
+
+    /// Writes `<directory>/zoo.cfg` (the shared settings, data in `<directory>/data`) and, for an
+    /// ensemble member, `<directory>/data/myid`. `servers` are the ensemble's
+    /// `server.N=host:quorumPort:electionPort` lines (empty: standalone).
     static func writeConfiguration(directory dir: String, clientPort: Int, clientPortAddress: String,
                                    servers: [String] = [], myid: Int? = nil) throws {
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
-        var config = """
-            tickTime=500
-            initLimit=10
-            syncLimit=5
-            dataDir=\(dir)/data
-            clientPort=\(clientPort)
-            clientPortAddress=\(clientPortAddress)
-            maxClientCnxns=0
-            minSessionTimeout=1000
-            maxSessionTimeout=60000
-            admin.enableServer=false
-            4lw.commands.whitelist=*
-            forceSync=no
-
-            """
+        let shared = sharedConfigDirectory + "/zoo.cfg"
+        guard var config = try? String(contentsOfFile: shared, encoding: .utf8) else {
+            throw TestSupportError("cannot read \(shared), the settings of the test ZooKeeper servers")
+        }
+        if !config.hasSuffix("\n") { config += "\n" }
+        config += "dataDir=\(dir)/data\nclientPort=\(clientPort)\nclientPortAddress=\(clientPortAddress)\n"
         for line in servers { config += line + "\n" }
         try config.write(toFile: dir + "/zoo.cfg", atomically: true, encoding: .utf8)
         if let myid {
             try "\(myid)\n".write(toFile: dir + "/data/myid", atomically: true, encoding: .utf8)
         }
-        let log4j = """
-            log4j.rootLogger=INFO, FILE
-            log4j.appender.FILE=org.apache.log4j.FileAppender
-            log4j.appender.FILE.File=\(dir)/zookeeper.log
-            log4j.appender.FILE.Append=true
-            log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-            log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
-
-            """
-        try log4j.write(toFile: dir + "/log4j.properties", atomically: true, encoding: .utf8)
     }
 
     static let standaloneMain = "org.apache.zookeeper.server.ZooKeeperServerMain"
     static let quorumMain = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
-    /// The JVM arguments (after the java binary) that run `mainClass` on `<directory>/zoo.cfg`.
+    /// The JVM arguments (after the java binary) that run `mainClass` on `<directory>/zoo.cfg`,
+    /// logging to `<directory>/zookeeper.log`.
     static func jvmArguments(directory: String, mainClass: String = standaloneMain) -> [String] {
         let classpath = jars.map { "\(jarDir)/\($0)" }.joined(separator: ":")
+        let shared = sharedConfigDirectory
         return [
-            "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-            "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
-            "-Dlog4j.configuration=file:\(directory)/log4j.properties",
-            "-Dzookeeper.jmx.log4j.disable=true",
-            "-Dzookeeper.preAllocSize=1024",
+            "@\(shared)/jvm.options",
+            "-Dlog4j.configuration=file:\(shared)/log4j.properties",
+            "-Dzookeeper.log.file=\(directory)/zookeeper.log",
             "-cp", classpath,
             mainClass, directory + "/zoo.cfg",
         ]
