@@ -32,14 +32,14 @@ final class PerfTotals: Sendable {
 
 /// The options 0.8.2's PerfConfig gives both perf tools.
 struct PerfConfigOptions: ParsableArguments {
-    @Option(name: .customLong("messages"), help: "The number of messages to send or consume, in total over all threads (0.8.2's consumer applies it to each thread). The consumer without it reads up to the log end seen at start; with it, it stops after 5 s without new messages (0.8.2's consumer.timeout.ms).") var messages: Int?
-    @Option(name: .customLong("reporting-interval"), help: "Interval at which to print progress info (in messages; consumer with --show-detailed-stats).") var reportingInterval = 5000
-    @Option(name: .customLong("date-format"), help: "The date format to use for formatting the time field. See java.text.SimpleDateFormat for options.") var dateFormat = "yyyy-MM-dd HH:mm:ss:SSS"
+    @Option(name: .customLong("messages"), help: ArgumentHelp("The number of messages to send or consume, in total over all threads (0.8.2's consumer applies it to each thread). The consumer without it reads up to the log end seen at start; with it, it stops after 5 s without new messages (0.8.2's consumer.timeout.ms).", valueName: "count")) var messages: Int?
+    @Option(name: .customLong("reporting-interval"), help: ArgumentHelp("Interval at which to print progress info (in messages; consumer with --show-detailed-stats).", valueName: "size")) var reportingInterval = 5000
+    @Option(name: .customLong("date-format"), help: ArgumentHelp("The date format to use for formatting the time field. See java.text.SimpleDateFormat for options.", valueName: "date format")) var dateFormat = "yyyy-MM-dd HH:mm:ss:SSS"
     @Flag(name: .customLong("show-detailed-stats"), help: "If set, stats are reported for each reporting interval as configured by reporting-interval (consumer only; the 0.8.2 producer accepts it and prints nothing extra, as here).") var showDetailedStats = false
     @Flag(name: .customLong("hide-header"), help: "If set, skips printing the header for the stats.") var hideHeader = false
-    @Option(name: .customLong("message-size"), help: "The size of each message (producer; accepted and unused by the consumer, as in 0.8.2).") var messageSize = 100
-    @Option(name: .customLong("batch-size"), help: "Number of messages to write in a single batch (producer; accepted and unused by the consumer, as in 0.8.2).") var batchSize = 200
-    @Option(name: .customLong("compression-codec"), help: "If set, messages are sent compressed: NoCompressionCodec as 0, GZIPCompressionCodec as 1, SnappyCompressionCodec as 2, LZ4CompressionCodec as 3 (producer; accepted and unused by the consumer, as in 0.8.2).") var compressionCodec: Int8 = 0
+    @Option(name: .customLong("message-size"), help: ArgumentHelp("The size of each message (producer; accepted and unused by the consumer, as in 0.8.2).", valueName: "size")) var messageSize = 100
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp("Number of messages to write in a single batch (producer; accepted and unused by the consumer, as in 0.8.2).", valueName: "size")) var batchSize = 200
+    @Option(name: .customLong("compression-codec"), help: ArgumentHelp("If set, messages are sent compressed: NoCompressionCodec as 0, GZIPCompressionCodec as 1, SnappyCompressionCodec as 2, LZ4CompressionCodec as 3 (producer; accepted and unused by the consumer, as in 0.8.2).", valueName: "supported codec")) var compressionCodec: Int8 = 0
 }
 
 /// kafka-producer-perf-test.sh: fixed-size messages in batches, several requests in flight
@@ -48,8 +48,8 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "kafka-producer-perf-test.sh",
         abstract: "Measure produce throughput.",
         discussion: "Example: bin/kafka-producer-perf-test.sh --broker-list localhost:9092 --topics perf --messages 1000000")
-    @Option(name: .customLong("broker-list"), help: "REQUIRED: broker info the list of broker host and port for bootstrap.") var brokerList: String?
-    @Option(name: .customLong("topics"), help: "REQUIRED: The comma separated list of topics to produce to (this tool writes to partition 0 of the first one).") var topics: String?
+    @Option(name: .customLong("broker-list"), help: ArgumentHelp("REQUIRED: broker info (the list of broker host and port for bootstrap.", valueName: "hostname:port,..,hostname:port")) var brokerList: String?
+    @Option(name: .customLong("topics"), help: ArgumentHelp("REQUIRED: The comma separated list of topics to produce to (this tool writes to partition 0 of the first one).", valueName: "topic1,topic2..")) var topics: String?
     @OptionGroup var perf: PerfConfigOptions
     @Option(name: .customLong("request-timeout-ms"), help: "The produce request timeout in ms.") var requestTimeoutMs: Int32 = 3000
     @Option(name: .customLong("producer-num-retries"), help: "The producer retries number (a produce answered with an error is resent this many times).") var numRetries = 3
@@ -57,11 +57,11 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     @Option(name: .customLong("request-num-acks"), parsing: .unconditional, help: "Number of acks required for producer request to complete.") var acks: Int16 = -1
     @Flag(name: .customLong("vary-message-size"), help: "If set, message size will vary up to the given maximum.") var varyMessageSize = false
     @Flag(name: .customLong("sync"), help: "If set, messages are sent synchronously (one request in flight per thread).") var sync = false
-    @Option(name: .customLong("threads"), help: "Number of sending threads (each with its own connection; --messages is split between them).") var threads = 1
-    @Option(name: .customLong("initial-message-id"), help: "The is used for generating test data, If set, messages will be tagged with an ID and sent by producer starting from this ID sequentially. Message content will be String type and in the form of 'Message:000...1:xxx...'") var initialMessageId: Int?
-    @Option(name: .customLong("message-send-gap-ms"), help: "If set, the send thread will wait for specified time between two sends.") var messageSendGapMs = 0
+    @Option(name: .customLong("threads"), help: ArgumentHelp("Number of sending threads (each with its own connection; --messages is split between them).", valueName: "number of threads")) var threads = 1
+    @Option(name: .customLong("initial-message-id"), help: ArgumentHelp("The is used for generating test data, If set, messages will be tagged with an ID and sent by producer starting from this ID sequentially. Message content will be String type and in the form of 'Message:000...1:xxx...'", valueName: "initial message id")) var initialMessageId: Int?
+    @Option(name: .customLong("message-send-gap-ms"), help: ArgumentHelp("If set, the send thread will wait for specified time between two sends.", valueName: "message send time gap")) var messageSendGapMs = 0
     @Flag(name: .customLong("csv-reporter-enabled"), help: "If set, the CSV metrics reporter will be enabled. Accepted for 0.8.2 compatibility; this tool has no Yammer/CSV metrics reporter, so it does nothing.") var csvReporterEnabled = false
-    @Option(name: .customLong("metrics-dir"), help: "If csv-reporter-enable is set, and this parameter is set, the csv metrics will be outputed here. Accepted for 0.8.2 compatibility; does nothing here.") var metricsDir: String?
+    @Option(name: .customLong("metrics-dir"), help: ArgumentHelp("If csv-reporter-enable is set, and this parameter is set, the csv metrics will be outputed here. Accepted for 0.8.2 compatibility; does nothing here.", valueName: "metrics directory")) var metricsDir: String?
     @Flag(name: .customLong("new-producer"), help: "Use the new producer implementation. Accepted for 0.8.2 compatibility; this tool has one producer path, so it does nothing.") var newProducer = false
     @Option(name: .customLong("in-flight"), help: "Produce requests in flight per connection (pipelining; not in 0.8.2).") var inFlight = 8
     @Flag(name: .customLong("text-payload"), help: "Fill messages with text-like bytes instead of random bytes (for compression; not in 0.8.2).") var textPayload = false
@@ -186,14 +186,14 @@ public struct ConsumerPerfCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "kafka-consumer-perf-test.sh",
         abstract: "Measure fetch throughput.",
         discussion: "Example: bin/kafka-consumer-perf-test.sh --zookeeper localhost:2181 --topic perf --messages 1000000")
-    @Option(name: .customLong("zookeeper"), help: "REQUIRED: The connection string for the zookeeper connection in the form host:port. Multiple URLS can be given to allow fail-over.") var zookeeper: String?
-    @Option(name: .customLong("topic"), help: "REQUIRED: The topic to consume from.") var topic: String?
-    @Option(name: .customLong("group"), help: "The group id to consume on (default perf-consumer-<random>); its old offsets are deleted first unless --from-latest. Unused with --direct.") var group: String?
-    @Option(name: .customLong("fetch-size"), help: "The amount of data to fetch in a single request.") var fetchSize: Int32 = 1048576
+    @Option(name: .customLong("zookeeper"), help: ArgumentHelp("REQUIRED: The connection string for the zookeeper connection in the form host:port. Multiple URLS can be given to allow fail-over.", valueName: "urls")) var zookeeper: String?
+    @Option(name: .customLong("topic"), help: ArgumentHelp("REQUIRED: The topic to consume from.", valueName: "topic")) var topic: String?
+    @Option(name: .customLong("group"), help: ArgumentHelp("The group id to consume on (default perf-consumer-<random>); its old offsets are deleted first unless --from-latest. Unused with --direct.", valueName: "gid")) var group: String?
+    @Option(name: .customLong("fetch-size"), help: ArgumentHelp("The amount of data to fetch in a single request.", valueName: "size")) var fetchSize: Int32 = 1048576
     @Flag(name: .customLong("from-latest"), help: "If the consumer does not already have an established offset to consume from, start with the latest message present in the log rather than the earliest message. (Without --messages nothing is then read, since reading stops at the log end seen at start.)") var fromLatest = false
-    @Option(name: .customLong("socket-buffer-size"), help: "The size of the tcp RECV size. Accepted for 0.8.2 compatibility; the connections use the system's default receive buffer.") var socketBufferSize = 2 * 1024 * 1024
-    @Option(name: .customLong("threads"), help: "Number of processing threads: the group consumer's streams (its thread ids in the group; the stats per thread with --show-detailed-stats), or with --direct concurrent tasks, each reading its share of the partitions.") var threads = 10
-    @Option(name: .customLong("num-fetch-threads"), help: "Number of fetcher threads. Accepted for 0.8.2 compatibility; here each processing thread does its own fetching.") var numFetchThreads = 1
+    @Option(name: .customLong("socket-buffer-size"), help: ArgumentHelp("The size of the tcp RECV size. Accepted for 0.8.2 compatibility; the connections use the system's default receive buffer.", valueName: "size")) var socketBufferSize = 2 * 1024 * 1024
+    @Option(name: .customLong("threads"), help: ArgumentHelp("Number of processing threads: the group consumer's streams (its thread ids in the group; the stats per thread with --show-detailed-stats), or with --direct concurrent tasks, each reading its share of the partitions.", valueName: "count")) var threads = 10
+    @Option(name: .customLong("num-fetch-threads"), help: ArgumentHelp("Number of fetcher threads. Accepted for 0.8.2 compatibility; here each processing thread does its own fetching.", valueName: "count")) var numFetchThreads = 1
     @Flag(name: .customLong("direct"), help: "Fetch straight from the partitions' leaders, without the group consumer (this project's addition; --threads tasks, each reading its share of the partitions). Without it the tool reads through the ZooKeeper group consumer, as 0.8.2 does.") var direct = false
     @OptionGroup var perf: PerfConfigOptions
     public init() {}

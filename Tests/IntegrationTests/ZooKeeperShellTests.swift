@@ -12,6 +12,11 @@ final class ZooKeeperShellTests: IntegrationTestCase {
         let ids = try Project.run("zookeeper-shell.sh", [c.zkConnect, "ls", "/brokers/ids"], timeout: 60)
         XCTAssertEqual(ids.exitCode, 0, ids.summary)
         XCTAssertTrue(ids.stdout.contains("[\(c.broker.id)]"), ids.summary)
+        // A command ZooKeeperMain does not have: its command list, the command named, non-zero exit.
+        let bad = try Project.run("zookeeper-shell.sh", [c.zkConnect, "lsr", "/"], timeout: 60)
+        XCTAssertNotEqual(bad.exitCode, 0, bad.summary)
+        XCTAssertTrue(bad.stderr.contains("Command not found lsr"), bad.summary)
+        XCTAssertTrue(bad.stderr.contains("ls [-s] [-w] [-R] path"), bad.summary)
     }
 
     func testUnreachableServerFailsFast() throws {
