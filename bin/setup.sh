@@ -145,7 +145,7 @@ make_venv "$KAFKA_HOME/.venv" "$KAFKA_HOME/Tests/interop/requirements.txt" \
 # A modern client (kafka-python 3.0.12, no api_version: ApiVersions probing) for ModernClientTests.
 # Its own venv: both kafka-python versions install the same `kafka` package.
 make_venv "$KAFKA_HOME/.venv-modern" "$KAFKA_HOME/Tests/interop/requirements-modern.txt" \
-    'kafka' '^(kafka-python)=='
+    'kafka, snappy' '^(kafka-python|python-snappy|cramjam)=='
 
 # --------------------------------------------------------------------------------------------
 # 3. Release build

@@ -28,7 +28,8 @@ func check(_ ok: Bool, _ what: @autoclosure () -> String) {
 }
 
 func validateMessageSet(_ set: ByteBuffer) {
-    let bytes = Array(set.readableBytesView)
+    // Magic-1 sets are converted before validation, as the produce handler does.
+    let bytes = Array(MessageSetDowngrade.downgradeIfNeeded(set).readableBytesView)
     if let info = try? MessageSetValidator.analyze(bytes, maxMessageBytes: maxMessageBytes) {
         check(info.validBytes <= bytes.count, "validBytes beyond the set")
         if let v = try? MessageSetValidator.validateAndAssignOffsets(bytes, firstOffset: 1_000, maxMessageBytes: maxMessageBytes) {
@@ -54,6 +55,10 @@ func roundTrip<R: KafkaRequest & Equatable>(_ r: R, _ decode: (inout ByteBuffer)
     guard let again = try? decode(&b) else { fatalError("re-encoded \(R.self) does not decode") }
     check(again == r, "\(R.self) round trip differs")
 }
+
+/// Whether decoded strings can be written back (names longer than an int16 after U+FFFD
+/// replacement cannot).
+func roundTrippable(_ strings: [String]) -> Bool { strings.allSatisfy { $0.utf8.count <= Int(Int16.max) } }
 
 func handleFrame(_ frame: ByteBuffer) {
     var buf = frame
@@ -89,6 +94,27 @@ func handleFrame(_ frame: ByteBuffer) {
         _ = try? OffsetFetchRequest.decode(from: &body, version: header.apiVersion)
     case .consumerMetadata:
         _ = try? ConsumerMetadataRequest.decode(from: &body)
+    case .joinGroup:
+        if let req = try? JoinGroupRequest.decode(from: &body), roundTrippable([req.groupId, req.memberId, req.protocolType] + req.protocols.map(\.name)) {
+            roundTrip(req, JoinGroupRequest.decode)
+        }
+    case .syncGroup:
+        if let req = try? SyncGroupRequest.decode(from: &body), roundTrippable([req.groupId, req.memberId] + req.assignments.map(\.memberId)) {
+            roundTrip(req, SyncGroupRequest.decode)
+        }
+    case .heartbeat:
+        if let req = try? HeartbeatRequest.decode(from: &body), roundTrippable([req.groupId, req.memberId]) {
+            roundTrip(req, HeartbeatRequest.decode)
+        }
+    case .leaveGroup:
+        if let req = try? LeaveGroupRequest.decode(from: &body), roundTrippable([req.groupId, req.memberId]) {
+            roundTrip(req, LeaveGroupRequest.decode)
+        }
+    case .apiVersions:
+        if let req = try? ApiVersionsRequest.decode(from: &body, version: header.apiVersion),
+           roundTrippable([req.clientSoftwareName, req.clientSoftwareVersion]) {
+            roundTrip(req) { try ApiVersionsRequest.decode(from: &$0, version: header.apiVersion) }
+        }
     }
 }
 

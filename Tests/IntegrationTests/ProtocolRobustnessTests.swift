@@ -62,7 +62,8 @@ final class ProtocolRobustnessTests: IntegrationTestCase {
 
     func testUnknownApiKeyOrVersionClosesTheConnection() async throws {
         let c = try await startCluster(brokerIds: [0])
-        for (key, version, what) in [(Int16(99), Int16(0), "api key 99"), (Int16(18), Int16(0), "ApiVersions (key 18)"),
+        for (key, version, what) in [(Int16(99), Int16(0), "api key 99"), (Int16(16), Int16(0), "ListGroups (key 16)"),
+                                     (Int16(11), Int16(5), "JoinGroup v5"),
                                      (Int16(3), Int16(5), "Metadata v5"), (Int16(-1), Int16(0), "api key -1")] {
             var w = WireWriter()
             w.int16(key); w.int16(version); w.int32(42); w.string("probe")

@@ -22,6 +22,10 @@ public enum ErrorCode: Int16, Sendable, Error, CustomStringConvertible {
     case messageSetSizeTooLarge = 18
     case notEnoughReplicas = 19
     case notEnoughReplicasAfterAppend = 20
+    // Beyond 0.8.2: OffsetCommit v1 from members of groups that the group coordinator manages.
+    case illegalGeneration = 22
+    case unknownMemberId = 25
+    case rebalanceInProgress = 27
 
     public init(code: Int16) { self = ErrorCode(rawValue: code) ?? .unknown }
 
@@ -49,6 +53,9 @@ public enum ErrorCode: Int16, Sendable, Error, CustomStringConvertible {
         case .messageSetSizeTooLarge: return "MessageSetSizeTooLarge"
         case .notEnoughReplicas: return "NotEnoughReplicas"
         case .notEnoughReplicasAfterAppend: return "NotEnoughReplicasAfterAppend"
+        case .illegalGeneration: return "IllegalGeneration"
+        case .unknownMemberId: return "UnknownMemberId"
+        case .rebalanceInProgress: return "RebalanceInProgress"
         }
     }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// API keys served by a 0.8.2 broker (0-10; 11 and 12 parse but are not served).
+/// API keys served: a 0.8.2 broker's (0-10); beyond 0.8.2, 0.9's group membership (11-14,
+/// GroupCoordination.swift) and ApiVersions (18), so that modern clients learn what is served.
 public enum APIKey: Int16, Sendable, CaseIterable {
     case produce = 0
     case fetch = 1
@@ -13,6 +14,11 @@ public enum APIKey: Int16, Sendable, CaseIterable {
     case offsetCommit = 8
     case offsetFetch = 9
     case consumerMetadata = 10
+    case joinGroup = 11
+    case heartbeat = 12
+    case leaveGroup = 13
+    case syncGroup = 14
+    case apiVersions = 18
 }
 
 /// The common request header. ControlledShutdown v0 has no client id.

@@ -8,6 +8,10 @@ struct OffsetCommitHandler: RequestHandler {
     static let versions: ClosedRange<Int16> = 0...1
     let metadataCache: MetadataCache
     let zk: KafkaZooKeeper
+    /// A v1 commit naming a generation or member (a member of a group it manages) is checked
+    /// against it; commits outside group management (generation -1, no member, as 0.8 clients
+    /// send) are stored as before.
+    let groups: GroupCoordinator
 
     func decode(_ body: inout ByteBuffer, version: Int16) throws -> OffsetCommitRequest {
         try OffsetCommitRequest.decode(from: &body, version: version)
@@ -16,8 +20,17 @@ struct OffsetCommitHandler: RequestHandler {
     func handle(_ req: OffsetCommitRequest, _ ctx: RequestContext) -> EventLoopFuture<ResponseAction> {
         let zk = self.zk
         let cache = metadataCache
+        let groups = self.groups
         return ctx.async {
             var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])] = []
+            if req.apiVersion >= 1 && (req.generationId >= 0 || !req.consumerId.isEmpty) {
+                var check = groups.notServing ?? 0
+                if check == 0 { check = await groups.checkCommit(group: req.group, generation: req.generationId, memberId: req.consumerId) }
+                if check != 0 {
+                    let error = ErrorCode(code: check)
+                    return OffsetCommitResponse(topics: req.topics.map { t in (t.topic, t.partitions.map { ($0.partition, error) }) })
+                }
+            }
             for t in req.topics {
                 var parts: [(partition: Int32, error: ErrorCode)] = []
                 for p in t.partitions {

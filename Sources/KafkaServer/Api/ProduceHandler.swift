@@ -71,9 +71,12 @@ struct ProduceHandler: RequestHandler {
                     anyError = true
                     continue
                 }
-                slots.append(Slot(topicIndex: ti, partitionIndex: results[ti].partitions.count, partition: part, messageSet: p.messageSet))
+                // Magic-1 sets (clients that took this broker for 0.10+ through ApiVersions) are
+                // stored in 0.8's format (MessageSetDowngrade).
+                let set = MessageSetDowngrade.downgradeIfNeeded(p.messageSet)
+                slots.append(Slot(topicIndex: ti, partitionIndex: results[ti].partitions.count, partition: part, messageSet: set))
                 results[ti].partitions.append(.init(partition: p.partition, error: .none, offset: -1))
-                bytes += p.messageSet.readableBytes
+                bytes += set.readableBytes
                 if part.log.config.flushIntervalMessages != .max { mayFsync = true }
             }
         }

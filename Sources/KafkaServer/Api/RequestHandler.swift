@@ -13,6 +13,12 @@ protocol RequestHandler: Sendable {
     static var versions: ClosedRange<Int16> { get }
     func decode(_ body: inout ByteBuffer, version: Int16) throws -> Request
     func handle(_ request: Request, _ context: RequestContext) -> EventLoopFuture<ResponseAction>
+    /// The answer to a request version outside `versions`; nil (the default) closes the connection.
+    func answerUnsupportedVersion(_ context: RequestContext) -> EventLoopFuture<ResponseAction>?
+}
+
+extension RequestHandler {
+    func answerUnsupportedVersion(_ context: RequestContext) -> EventLoopFuture<ResponseAction>? { nil }
 }
 
 /// What a handler knows about the request it answers.
@@ -57,6 +63,7 @@ public final class KafkaApis: RequestProcessor {
     private struct Route: Sendable {
         let versions: ClosedRange<Int16>
         let run: @Sendable (inout ByteBuffer, RequestContext) throws -> EventLoopFuture<ResponseAction>
+        let unsupported: @Sendable (RequestContext) -> EventLoopFuture<ResponseAction>?
     }
     /// Indexed by api key.
     private let routes: [Route?]
@@ -68,11 +75,19 @@ public final class KafkaApis: RequestProcessor {
             let key = Int(H.Request.apiKey.rawValue)
             if routes.count <= key { routes += Array(repeating: nil, count: key + 1 - routes.count) }
             precondition(routes[key] == nil, "two handlers for \(H.Request.apiKey)")
-            routes[key] = Route(versions: H.versions) { body, ctx in
+            routes[key] = Route(versions: H.versions, run: { body, ctx in
                 h.handle(try h.decode(&body, version: ctx.apiVersion), ctx)
-            }
+            }, unsupported: { ctx in h.answerUnsupportedVersion(ctx) })
         }
         for h in handlers { add(h) }
+        // ApiVersions advertises exactly the routes registered here, itself included.
+        var advertised: [ApiVersionsResponse.ApiVersion] = []
+        for (i, r) in routes.enumerated() {
+            if let r { advertised.append(.init(apiKey: Int16(i), minVersion: r.versions.lowerBound, maxVersion: r.versions.upperBound)) }
+        }
+        let own = ApiVersionsHandler.versions
+        advertised.append(.init(apiKey: ApiVersionsRequest.apiKey.rawValue, minVersion: own.lowerBound, maxVersion: own.upperBound))
+        add(ApiVersionsHandler(advertised: advertised.sorted { $0.apiKey < $1.apiKey }))
         self.routes = routes
     }
 
@@ -94,6 +109,9 @@ public final class KafkaApis: RequestProcessor {
             return eventLoop.makeSucceededFuture(.close(reason: "unknown api key \(header.apiKey) (version \(header.apiVersion), client \(header.clientId))"))
         }
         guard route.versions.contains(header.apiVersion) else {
+            if let answer = route.unsupported(RequestContext(header: header, connection: connection, eventLoop: eventLoop, allocator: allocator)) {
+                return answer
+            }
             return eventLoop.makeSucceededFuture(.close(reason: "unsupported version \(header.apiVersion) of api key \(header.apiKey) (client \(header.clientId))"))
         }
         let ctx = RequestContext(header: header, connection: connection, eventLoop: eventLoop, allocator: allocator)

@@ -201,6 +201,7 @@ final class RunningBroker: Sendable {
             let autoCreator = TopicAutoCreator(config: config, metadataCache: metadataCache, zk: zk,
                                                logger: Logger(label: "kafka.server.KafkaApis"))
             let reader = FetchReader(replicaManager: replicaManager, metrics: metrics)
+            let groups = GroupCoordinator(brokerId: config.brokerId, metadataCache: metadataCache)
             let apis = KafkaApis([
                 ProduceHandler(replicaManager: replicaManager, metadataCache: metadataCache, autoCreator: autoCreator, io: io, metrics: metrics),
                 FetchHandler(reader: reader, io: io),
@@ -210,10 +211,14 @@ final class RunningBroker: Sendable {
                 StopReplicaHandler(applier: applier),
                 UpdateMetadataHandler(applier: applier),
                 ControlledShutdownHandler(controller: controller),
-                OffsetCommitHandler(metadataCache: metadataCache, zk: zk),
+                OffsetCommitHandler(metadataCache: metadataCache, zk: zk, groups: groups),
                 OffsetFetchHandler(zk: zk),
                 ConsumerMetadataHandler(coordinator: BrokerEndpoint(id: config.brokerId, host: config.advertisedHost,
-                                                                    port: Int32(config.advertisedPortValue))),
+                                                                    port: Int32(config.advertisedPortValue)), groups: groups),
+                JoinGroupHandler(groups: groups),
+                HeartbeatHandler(groups: groups),
+                LeaveGroupHandler(groups: groups),
+                SyncGroupHandler(groups: groups),
             ])
             var socketLimits = SocketServerLimits()
             socketLimits.queuedMaxRequests = config.queuedMaxRequests

@@ -1,0 +1,296 @@
+import Foundation
+import KafkaTestSupport
+import XCTest
+
+/// Clients that probe the broker with ApiVersions first, run with no version settings (issue 10
+/// item 7): kcat (librdkafka 2.0.2, default `api.version.request=true`) and kafka-python 3.0.12
+/// (no `api_version`), plus the ApiVersions and group-membership answers on the wire.
+final class ModernClientTests: IntegrationTestCase {
+    /// What the broker must advertise: exactly what it serves (0.8.2's keys, the group APIs, ApiVersions).
+    static let served: [Int16: ClosedRange<Int16>] = [
+        0: 0...0, 1: 0...0, 2: 0...0, 3: 0...0, 4: 0...0, 5: 0...0, 6: 0...0, 7: 0...0,
+        8: 0...1, 9: 0...1, 10: 0...0, 11: 0...0, 12: 0...0, 13: 0...0, 14: 0...0, 18: 0...4,
+    ]
+
+    static var modernPython: String { "\(Project.root)/.venv-modern/bin/python" }
+
+    private func requireModernPython() throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: Self.modernPython) else {
+            throw XCTSkip("\(Self.modernPython) is missing: run bin/setup.sh to create .venv-modern with kafka-python 3.0.12")
+        }
+        return Self.modernPython
+    }
+
+    /// kcat with NO -X settings.
+    private func kcat(_ c: TestCluster, _ args: [String], stdin: String? = nil, timeout: Double = 60) throws -> ProcessResult {
+        let exe = try Project.requireTool("kcat", install: "apt-get install kcat")
+        return try ProcessRunner.run(exe, ["-b", "127.0.0.1:\(c.broker.port)"] + args, stdin: stdin, timeout: timeout)
+    }
+
+    private func modern(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
+        try ProcessRunner.run(try requireModernPython(), [Project.interopScript("modern_client_check.py")] + args,
+                              stdin: stdin, currentDirectory: Project.root, timeout: timeout)
+    }
+
+    private func jsonLines(_ text: String) throws -> [[String: Any]] {
+        try text.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
+            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw WireError("not a JSON object: \(line)")
+            }
+            return obj
+        }
+    }
+
+    /// "partition/offset key=value" per consumed message, sorted.
+    private func records(_ objs: [[String: Any]]) -> [String] {
+        objs.filter { $0["offset"] != nil }.map { o in
+            "\((o["partition"] as? NSNumber)?.intValue ?? -1)/\((o["offset"] as? NSNumber)?.intValue ?? -1) \(o["key"] as? String ?? "null")=\(o["value"] as? String ?? "null")"
+        }.sorted()
+    }
+
+    // MARK: ApiVersions on the wire
+
+    private func readVarint(_ r: inout WireReader) throws -> UInt32 {
+        var v: UInt32 = 0
+        var shift: UInt32 = 0
+        while true {
+            let b = UInt8(bitPattern: try r.int8())
+            v |= UInt32(b & 0x7F) << shift
+            if b & 0x80 == 0 { return v }
+            shift += 7
+            if shift > 28 { throw WireError("varint too long") }
+        }
+    }
+
+    /// Sends ApiVersions `version` (flexible body for v3+) and decodes the answer in `answerVersion`.
+    private func apiVersions(_ conn: WireConnection, version: Int16, answerVersion: Int16? = nil, flexibleBody: [UInt8]? = nil)
+        throws -> (error: Int16, keys: [Int16: ClosedRange<Int16>], throttle: Int32?)
+    {
+        var body: [UInt8] = []
+        if version >= 3 {
+            body = flexibleBody ?? ([0x00, 0x0E] + Array("swift-it-test".utf8) + [0x04] + Array("1.0".utf8) + [0x00])
+        }
+        let cid = try conn.sendRequest(apiKey: 18, apiVersion: version, body: body)
+        let (got, reader) = try conn.receiveResponse()
+        var r = reader
+        XCTAssertEqual(got, cid)
+        let v = answerVersion ?? version
+        let error = try r.int16()
+        var keys: [Int16: ClosedRange<Int16>] = [:]
+        let n = v >= 3 ? Int(try readVarint(&r)) - 1 : Int(try r.int32())
+        for _ in 0..<max(n, 0) {
+            let k = try r.int16(), lo = try r.int16(), hi = try r.int16()
+            guard lo <= hi else { throw WireError("key \(k): min version \(lo) above max \(hi)") }
+            keys[k] = lo...hi
+            if v >= 3 { XCTAssertEqual(try readVarint(&r), 0, "entry tagged fields") }
+        }
+        var throttle: Int32?
+        if v >= 1 { throttle = try r.int32() }
+        if v >= 3 { XCTAssertEqual(try readVarint(&r), 0, "body tagged fields") }
+        XCTAssertEqual(r.remaining, 0, "v\(version): bytes left in the answer")
+        return (error, keys, throttle)
+    }
+
+    func testApiVersionsAdvertisesExactlyWhatIsServed() async throws {
+        let c = try await startCluster(brokerIds: [0])
+        let conn = try c.broker.connect()
+        for v: Int16 in 0...4 {
+            let a = try apiVersions(conn, version: v)
+            XCTAssertEqual(a.error, 0, "v\(v)")
+            XCTAssertEqual(a.keys, Self.served, "v\(v)")
+            if v >= 1 { XCTAssertEqual(a.throttle, 0, "v\(v)") }
+        }
+        // A version the broker does not know: a v0 answer with UNSUPPORTED_VERSION and the
+        // ApiVersions versions it serves.
+        for v: Int16 in [5, 99, Int16.max] {
+            let a = try apiVersions(conn, version: v, answerVersion: 0, flexibleBody: [0xFF, 0xFF])
+            XCTAssertEqual(a.error, 35, "v\(v)")
+            XCTAssertEqual(a.keys, [18: 0...4], "v\(v)")
+        }
+        // A v3 body that does not parse, or names that Kafka refuses: INVALID_REQUEST (42).
+        for bad: [UInt8] in [[0x00, 0x40, 0x61], [0x00, 0x01, 0x01, 0x00], [0x00, 0x03, 0x2D, 0x61, 0x02, 0x31, 0x00]] {
+            let a = try apiVersions(conn, version: 3, flexibleBody: bad)
+            XCTAssertEqual(a.error, 42, "\(bad)")
+            XCTAssertEqual(a.keys, [:], "\(bad)")
+        }
+        // The connection still serves 0.8 requests.
+        XCTAssertEqual(try conn.metadata().brokers.map(\.id), [0])
+
+        // Every advertised range is served: one version above it closes the connection, as does a
+        // key not advertised.
+        for key: Int16 in 0...20 {
+            let probe = Self.served[key].map { $0.upperBound + 1 } ?? 0
+            if key == 18 { continue }
+            let raw = try WireConnection(port: c.broker.port, timeout: 10)
+            _ = try raw.sendRequest(apiKey: key, apiVersion: probe, body: [0, 0, 0, 0])
+            let (closed, detail) = raw.waitForClose()
+            XCTAssertTrue(closed, "key \(key) v\(probe) must close the connection (\(detail))")
+        }
+        XCTAssertTrue(c.broker.isRunning)
+    }
+
+    // MARK: Magic-1 messages (clients that take the broker for 0.10)
+
+    /// One magic-1 message (8-byte timestamp after the attributes) as a log entry.
+    private func magic1Entry(offset: Int64, key: String?, value: String, timestamp: Int64) -> [UInt8] {
+        var body = WireWriter()
+        body.int8(1)            // magic
+        body.int8(0)            // attributes
+        body.int64(timestamp)
+        if let key { body.int32(Int32(key.utf8.count)); body.raw(Array(key.utf8)) } else { body.int32(-1) }
+        body.int32(Int32(value.utf8.count)); body.raw(Array(value.utf8))
+        var w = WireWriter()
+        w.int64(offset)
+        w.int32(Int32(4 + body.bytes.count))
+        w.int32(Int32(bitPattern: CRC32.checksum(body.bytes)))
+        w.raw(body.bytes)
+        return w.bytes
+    }
+
+    func testMagicOneMessagesAreStoredInTheZeroEightFormat() async throws {
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("m1")
+        try c.waitForLeaders(topic: "m1")
+        let conn = try c.broker.connect()
+        let set = magic1Entry(offset: 0, key: "k1", value: "v1", timestamp: 1_700_000_000_000)
+            + magic1Entry(offset: 1, key: nil, value: "v2", timestamp: 1_700_000_000_001)
+        var r = try conn.sendAndReceive(apiKey: 0, body: WireConnection.produceBody(topic: "m1", partition: 0, messageSet: set, acks: 1, timeoutMs: 5000))
+        _ = try r.int32(); _ = try r.string(); _ = try r.int32(); _ = try r.int32()
+        XCTAssertEqual(try r.int16(), 0, "magic-1 produce must be accepted")
+        XCTAssertEqual(try r.int64(), 0)
+        // A corrupt magic-1 message is refused as any corrupt message (InvalidMessage).
+        var bad = magic1Entry(offset: 0, key: nil, value: "bad", timestamp: 0)
+        bad[bad.count - 1] ^= 0xFF
+        r = try conn.sendAndReceive(apiKey: 0, body: WireConnection.produceBody(topic: "m1", partition: 0, messageSet: bad, acks: 1, timeoutMs: 5000))
+        _ = try r.int32(); _ = try r.string(); _ = try r.int32(); _ = try r.int32()
+        XCTAssertEqual(try r.int16(), 2)
+        // Stored as magic 0: the 0.8 decoder reads the keys and values back.
+        XCTAssertEqual(try conn.fetchAll(topic: "m1"), [WireMessage(offset: 0, key: "k1", value: "v1"), WireMessage(offset: 1, key: nil, value: "v2")])
+        let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/m1-0/00000000000000000000.log", "--print-data-log"])
+        XCTAssertEqual(dump.stdout.components(separatedBy: "magic: 0").count - 1, 2, dump.summary)
+    }
+
+    // MARK: kcat without -X
+
+    func testKcatWithoutFlagsListsProducesSnappyAndConsumes() async throws {
+        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("plain", partitions: 2)
+        try c.waitForLeaders(topic: "plain", partitions: 2)
+
+        let list = try kcat(c, ["-L", "-J"], timeout: 30)
+        XCTAssertEqual(list.exitCode, 0, list.summary)
+        let json = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((json?["brokers"] as? [[String: Any]])?.compactMap { ($0["id"] as? NSNumber)?.intValue }, [0], list.stdout)
+        let topic = (json?["topics"] as? [[String: Any]])?.first { $0["topic"] as? String == "plain" }
+        XCTAssertEqual((topic?["partitions"] as? [Any])?.count, 2, list.stdout)
+
+        let input = (1...6).map { "k\($0):snappy value \($0)" }.joined(separator: "\n") + "\n"
+        let produced = try kcat(c, ["-P", "-t", "plain", "-p", "1", "-K:", "-z", "snappy"], stdin: input, timeout: 30)
+        XCTAssertEqual(produced.exitCode, 0, produced.summary)
+        let consumed = try kcat(c, ["-C", "-t", "plain", "-p", "1", "-e", "-o", "beginning", "-f", "%k=%s@%o\\n"], timeout: 30)
+        XCTAssertEqual(consumed.exitCode, 0, consumed.summary)
+        XCTAssertEqual(consumed.stdout, (1...6).map { "k\($0)=snappy value \($0)@\($0 - 1)\n" }.joined(), consumed.summary)
+        // Stored as one snappy wrapper (librdkafka sent magic 0 with snappy: it saw Produce v0 only).
+        let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/plain-1/00000000000000000000.log"])
+        XCTAssertTrue(dump.stdout.contains("compresscodec: SnappyCompressionCodec"), dump.summary)
+        XCTAssertTrue(dump.stdout.contains("magic: 0"), dump.summary)
+    }
+
+    func testKcatGroupConsumerCommitsToZooKeeperAndResumes() async throws {
+        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("grouped", partitions: 2)
+        try c.waitForLeaders(topic: "grouped", partitions: 2)
+        for p in 0..<2 {
+            let input = (1...5).map { "k\(p)\($0):p\(p) value \($0)" }.joined(separator: "\n") + "\n"
+            let r = try kcat(c, ["-P", "-t", "grouped", "-p", "\(p)", "-K:", "-z", "snappy"], stdin: input, timeout: 30)
+            XCTAssertEqual(r.exitCode, 0, r.summary)
+        }
+        // A balanced consumer (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit v1,
+        // LeaveGroup) from the beginning to the end of both partitions.
+        let first = try kcat(c, ["-G", "kg", "-o", "beginning", "-e", "-f", "%p/%o %k=%s\\n", "grouped"], timeout: 90)
+        XCTAssertEqual(first.exitCode, 0, first.summary)
+        let expected = (0..<2).flatMap { p in (1...5).map { "\(p)/\($0 - 1) k\(p)\($0)=p\(p) value \($0)" } }.sorted()
+        XCTAssertEqual(first.stdout.split(separator: "\n").map(String.init).sorted(), expected, first.summary)
+
+        // The offsets it committed are in 0.8's ZooKeeper nodes, where 0.8 tools read them.
+        for p in 0..<2 {
+            let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/kg/offsets/grouped/\(p)"], timeout: 60)
+            XCTAssertTrue(get.stdout.split(separator: "\n").contains("5"), "partition \(p): \(get.summary)")
+        }
+
+        // More messages; the group resumes from its committed offsets.
+        let more = try kcat(c, ["-P", "-t", "grouped", "-p", "0", "-K:"], stdin: "late:after the commit\n", timeout: 30)
+        XCTAssertEqual(more.exitCode, 0, more.summary)
+        let second = try kcat(c, ["-G", "kg", "-e", "-f", "%p/%o %k=%s\\n", "grouped"], timeout: 90)
+        XCTAssertEqual(second.exitCode, 0, second.summary)
+        XCTAssertEqual(second.stdout, "0/5 late=after the commit\n", second.summary)
+    }
+
+    // MARK: kafka-python 3.0.12 without api_version
+
+    func testKafkaPythonWithoutApiVersionProducesAndConsumes() async throws {
+        _ = try requireModernPython()
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("py", partitions: 2)
+        try c.waitForLeaders(topic: "py", partitions: 2)
+        let bootstrap = "127.0.0.1:\(c.broker.port)"
+
+        var acked: [String] = []
+        for compression in ["none", "gzip", "snappy"] {
+            let input = (1...4).map { "\(compression)\($0):\(compression) value \($0)" }.joined(separator: "\n") + "\n"
+            let p = try modern(["produce", "--bootstrap", bootstrap, "--topic", "py", "--compression", compression], stdin: input)
+            XCTAssertEqual(p.exitCode, 0, p.summary)
+            let lines = try jsonLines(p.stdout)
+            // ApiVersions answered: the client concludes "0.10.0" (it knows no older broker that answers
+            // ApiVersions) and sends magic-1 messages, which the broker stores as magic 0.
+            XCTAssertEqual(lines.last?["broker_version"] as? String, "0.10.0", p.summary)
+            acked += records(lines)
+        }
+        XCTAssertEqual(acked.count, 12, acked.description)
+
+        // The log holds what was acknowledged, every message (inside the compressed ones too) in
+        // 0.8's format (magic 0).
+        var stored: [String] = []
+        for p in 0..<2 {
+            let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/py-\(p)/00000000000000000000.log",
+                                                             "--deep-iteration", "--print-data-log"])
+            for line in dump.stdout.split(separator: "\n") where line.hasPrefix("offset: ") {
+                let f = line.split(separator: " ").map(String.init)
+                func field(_ name: String) -> String? { f.firstIndex(of: name + ":").map { f[$0 + 1] } }
+                XCTAssertEqual(field("magic"), "0", String(line))
+                let payload = line.range(of: " payload: ").map { String(line[$0.upperBound...]) } ?? "?"
+                stored.append("\(p)/\(field("offset") ?? "?") \(field("key") ?? "?")=\(payload)")
+            }
+        }
+        XCTAssertEqual(stored.sorted(), acked.sorted())
+        let conn = try c.broker.connect()
+
+        // Read back without a group...
+        let plain = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "12"])
+        XCTAssertEqual(plain.exitCode, 0, plain.summary)
+        XCTAssertEqual(records(try jsonLines(plain.stdout)), acked.sorted(), plain.summary)
+
+        // ...and as a group member, twice: the second run finds the offsets committed by the first.
+        let grouped = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "12", "--group", "pyg"])
+        XCTAssertEqual(grouped.exitCode, 0, grouped.summary)
+        XCTAssertEqual(records(try jsonLines(grouped.stdout)), acked.sorted(), grouped.summary)
+        _ = try conn.produce(topic: "py", partition: 1, messages: [(key: "z", value: "after")])
+        let resumed = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "1", "--group", "pyg"])
+        XCTAssertEqual(resumed.exitCode, 0, resumed.summary)
+        let after = records(try jsonLines(resumed.stdout))
+        XCTAssertEqual(after.count, 1, resumed.summary)
+        XCTAssertTrue(after.first?.hasSuffix(" z=after") == true, resumed.summary)
+    }
+}
+
+private extension WireConnection {
+    /// One request, its response body (after the correlation id).
+    func sendAndReceive(apiKey: Int16, apiVersion: Int16 = 0, body: [UInt8]) throws -> WireReader {
+        let cid = try sendRequest(apiKey: apiKey, apiVersion: apiVersion, body: body)
+        let (got, reader) = try receiveResponse()
+        guard got == cid else { throw WireError("correlation id \(got) in the response to request \(cid)") }
+        return reader
+    }
+}
