@@ -97,8 +97,36 @@ public final class BrokerConnection: @unchecked Sendable {
             let ch = try await bootstrap.connect(host: host, port: port).get()
             return BrokerConnection(host: host, port: port, channel: ch, handler: handler, clientId: clientId, requestTimeout: requestTimeout)
         } catch {
-            throw KafkaClientError("cannot connect to broker \(host):\(port): \(error)")
+            throw KafkaClientError("cannot connect to broker \(host):\(port): \(Self.describe(connectError: error))")
         }
+    }
+
+    /// A failed connect in words (`connection refused`, `unknown host`), not NIO's
+    /// `NIOConnectionError(... SingleConnectionFailure(target: [IPv4]localhost/127.0.0.1:9999, ...))`.
+    public static func describe(connectError error: Error) -> String {
+        if let e = error as? NIOConnectionError {
+            var reasons: [String] = []
+            for failure in e.connectionErrors {
+                let r = describe(connectError: failure.error)
+                if !reasons.contains(r) { reasons.append(r) }
+            }
+            // "localhost" is tried over IPv6 and IPv4: a refusal is the answer that matters.
+            let refused = String(cString: strerror(ECONNREFUSED)).lowercased()
+            if reasons.contains(refused) { return refused }
+            if !reasons.isEmpty { return reasons.joined(separator: "; ") }
+            if e.dnsAError != nil || e.dnsAAAAError != nil { return "unknown host \(e.host)" }
+            return "no address found for \(e.host)"
+        }
+        if let e = error as? IOError {
+            return String(cString: strerror(e.errnoCode)).lowercased()
+        }
+        if let e = error as? ChannelError, case .connectTimeout(let t) = e {
+            return "no answer within \(t.nanoseconds / 1_000_000) ms"
+        }
+        if let e = error as? SocketAddressError.UnknownHost {
+            return "unknown host \(e.host)"
+        }
+        return "\(error)"
     }
 
     private func nextId() -> Int32 {

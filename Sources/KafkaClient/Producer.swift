@@ -220,6 +220,28 @@ public final class Producer: @unchecked Sendable {
         }
     }
 
+    /// Asks the bootstrap brokers for metadata (of no topic, so nothing is auto-created), so that
+    /// a wrong broker list fails at start-up instead of at the first message. Names every broker
+    /// that failed: `cannot connect to broker localhost:9999: connection refused`.
+    public func checkBrokers() async throws {
+        var failures: [String] = []
+        for b in metadata.bootstrap {
+            do {
+                let conn = try await metadata.connection(host: b.host, port: b.port)
+                do {
+                    _ = try await conn.metadata([])
+                    return
+                } catch {
+                    await metadata.drop(conn)
+                    failures.append("broker \(b.host):\(b.port) did not answer a Metadata request: \(error)")
+                }
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        throw KafkaClientError(failures.isEmpty ? "no broker in the broker list" : failures.joined(separator: "\n"))
+    }
+
     public func close() async { await metadata.closeAll() }
 }
 

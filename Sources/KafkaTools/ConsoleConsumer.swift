@@ -14,6 +14,9 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
         Example:
           bin/kafka-console-consumer.sh --zookeeper localhost:2181 --topic test --from-beginning
         It follows new messages until interrupted (Ctrl-C) or until --max-messages were printed.
+        A topic that does not exist yet is waited for, as Kafka 0.8.2 does: a line
+        on stderr says so, and consuming starts once the topic is created
+        (--consumer-timeout-ms bounds the wait).
         The group comes from group.id in --consumer.config (default: console-consumer-<random>).
         """)
 
@@ -40,9 +43,11 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
-        let filters = [topic, whitelist, blacklist].compactMap { $0 }
-        guard filters.count == 1 else { throw ValidationError("Exactly one of whitelist/blacklist/topic is required.") }
+        var usage = UsageCheck()
+        usage.require("zookeeper", zookeeper != nil)
+        if [topic, whitelist, blacklist].compactMap({ $0 }).count != 1 { usage.problem("Exactly one of whitelist/blacklist/topic is required.") }
+        try usage.check()
+        let zookeeper = zookeeper!
         let props = try parseKeyValues(property, flag: "--property")
         let printKey = props["print.key"]?.lowercased() == "true"
         let keySep = props["key.separator"] ?? "\t"
@@ -59,9 +64,7 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
         do { cfg = try ZookeeperConsumerConfig(properties: fileProps) } catch { throw ToolError("\(error)") }
 
         let consumer: ZookeeperConsumer
-        do { consumer = try await ZookeeperConsumer.connect(cfg) } catch {
-            throw ToolError("cannot connect to ZooKeeper at \(zookeeper): \(error)")
-        }
+        consumer = try await ToolZooKeeper.connectConsumer(cfg, properties: fileProps)
         if deleteConsumerOffsets {
             try? await consumer.zooKeeper.deleteConsumerGroup(group)
         } else if fromBeginning, await ZookeeperConsumer.groupHasOffsets(zk: consumer.zooKeeper, group: group) {
@@ -76,6 +79,7 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
             } else {
                 try await consumer.subscribe(whitelist: topic ?? whitelist!)
             }
+            await Self.noteMissingTopics(consumer, topic: topic, whitelist: whitelist, blacklist: blacklist)
             let out = FileHandle.standardOutput
             while !stop.requested {
                 if let max = maxMessages, count >= max { break }
@@ -97,6 +101,25 @@ public struct ConsoleConsumerCommand: AsyncParsableCommand {
         }
         await consumer.shutdown(deleteGroup: generated)
         Console.err("Consumed \(count) messages")
+    }
+}
+
+extension ConsoleConsumerCommand {
+    /// 0.8.2's consumer waits silently for a topic that does not exist; say so on stderr.
+    static func noteMissingTopics(_ consumer: ZookeeperConsumer, topic: String?, whitelist: String?, blacklist: String?) async {
+        guard let existing = try? await consumer.zooKeeper.topics() else { return }
+        let filter: KafkaClient.TopicFilter
+        do {
+            if let blacklist { filter = try KafkaClient.TopicFilter(.blacklist, blacklist) } else { filter = try KafkaClient.TopicFilter(.whitelist, topic ?? whitelist ?? "") }
+        } catch { return }
+        guard !existing.contains(where: { filter.isTopicAllowed($0) }) else { return }
+        if let topic {
+            Console.err("Topic \"\(topic)\" does not exist yet; waiting for it to be created (Ctrl-C to stop).")
+        } else if let whitelist {
+            Console.err("No topic matches --whitelist \"\(whitelist)\" yet; waiting for one to be created (Ctrl-C to stop).")
+        } else if let blacklist {
+            Console.err("No topic outside --blacklist \"\(blacklist)\" exists yet; waiting for one to be created (Ctrl-C to stop).")
+        }
     }
 }
 

@@ -108,8 +108,11 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        guard let brokerList else { throw ValidationError("Missing required argument \"[broker-list]\"") }
-        guard let topic else { throw ValidationError("Missing required argument \"[topic]\"") }
+        var usage = UsageCheck()
+        usage.require("broker-list", brokerList != nil)
+        usage.require("topic", topic != nil)
+        try usage.check()
+        let brokerList = brokerList!, topic = topic!
         let props = try parseKeyValues(property, flag: "--property")
         let parseKey = props["parse.key"]?.lowercased() == "true"
         let separator = props["key.separator"] ?? "\t"
@@ -135,6 +138,11 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
         }
         cfg.codec = codec
         let producer = try Producer(config: cfg)
+        // Connect before reading stdin, so a wrong --broker-list shows before anything is typed.
+        do { try await producer.checkBrokers() } catch {
+            await producer.close()
+            throw ToolError("\(error)")
+        }
         let queue = LineQueue()
         queue.startReading()
         var lineNo = 0

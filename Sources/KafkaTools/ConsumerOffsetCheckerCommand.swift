@@ -44,11 +44,15 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        // Kafka's CommandLineUtils.checkRequiredArgs: the message and the help on stderr, exit 1.
-        guard let group else { throw ToolError("Missing required argument \"[group]\"\n" + Self.helpMessage()) }
+        // Kafka's CommandLineUtils.checkRequiredArgs: the message (and here a one-line usage) on stderr, exit 1.
+        var usage = UsageCheck()
+        usage.require("group", group != nil)
+        try usage.check()
+        let group = group!
         let zk: KafkaZooKeeper
-        do { zk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
-            Console.out("Exiting due to: Unable to connect to zookeeper server within timeout: 30000.")
+        do { zk = try await ToolZooKeeper.connect(zookeeper) } catch {
+            // 0.8.2 reports a ZooKeeper it cannot reach on stdout and exits 0.
+            Console.out("Exiting due to: \(error).")
             return
         }
         var connections: [Int32: BrokerConnection?] = [:]

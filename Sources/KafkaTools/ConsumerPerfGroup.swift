@@ -37,7 +37,7 @@ extension ConsumerPerfCommand {
                      "client.id": "consumer-performance"]
         let cfg: ZookeeperConsumerConfig
         do { cfg = try ZookeeperConsumerConfig(properties: props) } catch { throw ToolError("\(error)") }
-        let consumer = try await ZookeeperConsumer.connect(cfg)
+        let consumer = try await ToolZooKeeper.connectConsumer(cfg)
         let ends: [Int32: Int64]
         do {
             ends = try await Self.logEnds(consumer.zooKeeper, topic: topic)

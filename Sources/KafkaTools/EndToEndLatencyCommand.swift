@@ -30,7 +30,8 @@ public struct EndToEndLatencyCommand: AsyncParsableCommand {
             requests are pipelined on one connection. Each message is stamped with the monotonic time at
             which its request is built. The consumer long-polls (--max-wait-ms, min bytes 1) from the log
             end at start. Latencies of the first --warmup-seconds are left out of the percentiles.
-            Example: kafka-tools end-to-end-latency --broker-list localhost:9092 --topic e2e --rate 10000 --seconds 10
+            Example:
+              kafka-tools end-to-end-latency --broker-list localhost:9092 --topic e2e --rate 10000 --seconds 10
             """)
     @Option(name: .customLong("broker-list"), help: "REQUIRED: a broker to bootstrap from (host:port[,host:port]).") var brokerList: String?
     @Option(name: .customLong("topic"), help: "REQUIRED: the topic (partition 0 is used).") var topic: String?
@@ -45,8 +46,11 @@ public struct EndToEndLatencyCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        guard let brokerList else { throw ValidationError("Missing required argument \"[broker-list]\"") }
-        guard let topic else { throw ValidationError("Missing required argument \"[topic]\"") }
+        var usage = UsageCheck()
+        usage.require("broker-list", brokerList != nil)
+        usage.require("topic", topic != nil)
+        try usage.check()
+        let brokerList = brokerList!, topic = topic!
         guard rate > 0, seconds > 0 else { throw ValidationError("--rate and --seconds must be positive") }
         guard messageSize >= 16 else { throw ValidationError("--message-size must be at least 16 (timestamp and sequence number)") }
         guard [0, 1, -1].contains(acks) else { throw ValidationError("--acks must be 0, 1 or -1") }

@@ -12,7 +12,8 @@ public struct FaultCampaignCommand: AsyncParsableCommand {
             The campaign runs until --duration-seconds have passed and at least --min-faults faults were applied.
             Exit status 0 when nothing acknowledged with acks=-1 was lost or moved and the replicas are identical
             (with --unsafe: always 0 once the table is printed; losses are expected there).
-            Example: kafka-tools fault-campaign --seed 42 --duration-seconds 900 --min-faults 100
+            Example:
+              kafka-tools fault-campaign --seed 42 --duration-seconds 900 --min-faults 100
             """)
     @Option(name: .customLong("seed"), help: "Seed of the fault schedule (default: the current time). Printed, so that a run replays.") var seed: UInt64?
     @Option(name: .customLong("duration-seconds"), help: "Keep applying faults for this long.") var duration: Double = 120

@@ -32,7 +32,7 @@ public enum KafkaToolsMain {
         args.removeFirst()
         if args.isEmpty {
             // Kafka's tools print their help when run without arguments.
-            Console.err(command.helpMessage())
+            Console.err(ToolHelp.render(command))
             exit(1)
         }
         do {
@@ -49,12 +49,37 @@ public enum KafkaToolsMain {
         } catch {
             let code = command.exitCode(for: error)
             if code == .success {
-                Console.out(command.fullMessage(for: error))
+                // --help / -h
+                let full = command.fullMessage(for: error)
+                Console.out(full == command.helpMessage() ? ToolHelp.render(command) : full)
                 exit(0)
             }
-            Console.err(command.fullMessage(for: error))
-            if error is ValidationError { Console.err(command.helpMessage()) }
+            if code == .validationFailure {
+                // A usage error (a bad or missing argument): the error (every missing argument at
+                // once) and a one-line usage, not the whole help.
+                Console.err(command.message(for: error))
+                Console.err(usageLine(name, command))
+            } else {
+                Console.err(command.fullMessage(for: error))
+            }
             exit(1)   // Kafka's tools exit 1 on any usage error
         }
+    }
+
+    /// The one-line usage printed after a usage error.
+    static func usageLine(_ name: String, _ command: any ParsableCommand.Type) -> String {
+        let script = command.configuration.commandName.map { $0.hasSuffix(".sh") ? "bin/\($0)" : "kafka-tools \(name)" } ?? "kafka-tools \(name)"
+        let line = (command as? any ToolUsage.Type)?.usageLine ?? "\(script) [options]"
+        return "USAGE: \(line)  (see --help)"
+    }
+
+    /// Every command's help text as `--help` prints it (for tests).
+    public static func helpText(_ name: String, columns: Int) -> String? {
+        commands[name].map { ToolHelp.render($0, columns: columns) }
+    }
+
+    /// The commands' names and their configured discussions (for tests).
+    public static var commandDiscussions: [String: String] {
+        commands.mapValues { $0.configuration.discussion }
     }
 }

@@ -96,8 +96,11 @@ public struct MirrorMakerCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        guard !consumerConfigs.isEmpty else { throw ValidationError("Missing required argument \"[consumer.config]\"") }
-        guard let producerConfig else { throw ValidationError("Missing required argument \"[producer.config]\"") }
+        var usage = UsageCheck()
+        usage.require("consumer.config", !consumerConfigs.isEmpty)
+        usage.require("producer.config", producerConfig != nil)
+        try usage.check()
+        let producerConfig = producerConfig!
         guard [whitelist, blacklist].compactMap({ $0 }).count == 1 else { throw ToolError("Exactly one of whitelist or blacklist is required.") }
         for (name, v) in [("--num.producers", numProducers), ("--num.streams", numStreams), ("--queue.size", queueSize)] where v < 1 {
             throw ToolError("\(name) must be at least 1, got \(v)")
@@ -121,7 +124,7 @@ public struct MirrorMakerCommand: AsyncParsableCommand {
         }
         var connectors: [ZookeeperConsumer] = []
         for (path, cfg) in sources {
-            do { connectors.append(try await ZookeeperConsumer.connect(cfg)) } catch {
+            do { connectors.append(try await ToolZooKeeper.connectConsumer(cfg, properties: try Self.consumerProperties(path))) } catch {
                 for c in connectors { await c.shutdown() }
                 throw ToolError("Unable to create stream from --consumer.config \(path) (ZooKeeper \(cfg.zookeeperConnect)): \(error)")
             }

@@ -47,7 +47,7 @@ struct PerfConfigOptions: ParsableArguments {
 public struct ProducerPerfCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "kafka-producer-perf-test.sh",
         abstract: "Measure produce throughput.",
-        discussion: "Example: bin/kafka-producer-perf-test.sh --broker-list localhost:9092 --topics perf --messages 1000000")
+        discussion: "Example:\n  bin/kafka-producer-perf-test.sh --broker-list localhost:9092 --topics perf --messages 1000000")
     @Option(name: .customLong("broker-list"), help: ArgumentHelp("REQUIRED: broker info (the list of broker host and port for bootstrap.", valueName: "hostname:port,..,hostname:port")) var brokerList: String?
     @Option(name: .customLong("topics"), help: ArgumentHelp("REQUIRED: The comma separated list of topics to produce to (this tool writes to partition 0 of the first one).", valueName: "topic1,topic2..")) var topics: String?
     @OptionGroup var perf: PerfConfigOptions
@@ -68,11 +68,11 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        var missing: [String] = []
-        if brokerList == nil { missing.append("broker-list") }
-        if topics == nil { missing.append("topics") }
-        if perf.messages == nil { missing.append("messages") }
-        if !missing.isEmpty { throw ValidationError("Missing required argument \"[\(missing.joined(separator: ", "))]\"") }
+        var usage = UsageCheck()
+        usage.require("broker-list", brokerList != nil)
+        usage.require("topics", topics != nil)
+        usage.require("messages", perf.messages != nil)
+        try usage.check()
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if perf.messageSize < 1 || perf.batchSize < 1 { throw ValidationError("--message-size and --batch-size must be at least 1") }
         if CompressionCodec(rawValue: perf.compressionCodec) == nil { throw ValidationError("Invalid --compression-codec \(perf.compressionCodec): expected 0, 1, 2 or 3") }
@@ -185,7 +185,7 @@ public struct ProducerPerfCommand: AsyncParsableCommand {
 public struct ConsumerPerfCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "kafka-consumer-perf-test.sh",
         abstract: "Measure fetch throughput.",
-        discussion: "Example: bin/kafka-consumer-perf-test.sh --zookeeper localhost:2181 --topic perf --messages 1000000")
+        discussion: "Example:\n  bin/kafka-consumer-perf-test.sh --zookeeper localhost:2181 --topic perf --messages 1000000")
     @Option(name: .customLong("zookeeper"), help: ArgumentHelp("REQUIRED: The connection string for the zookeeper connection in the form host:port. Multiple URLS can be given to allow fail-over.", valueName: "urls")) var zookeeper: String?
     @Option(name: .customLong("topic"), help: ArgumentHelp("REQUIRED: The topic to consume from.", valueName: "topic")) var topic: String?
     @Option(name: .customLong("group"), help: ArgumentHelp("The group id to consume on (default perf-consumer-<random>); its old offsets are deleted first unless --from-latest. Unused with --direct.", valueName: "gid")) var group: String?
@@ -199,10 +199,10 @@ public struct ConsumerPerfCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        var missing: [String] = []
-        if topic == nil { missing.append("topic") }
-        if zookeeper == nil { missing.append("zookeeper") }
-        if !missing.isEmpty { throw ValidationError("Missing required argument \"[\(missing.joined(separator: ", "))]\"") }
+        var usage = UsageCheck()
+        usage.require("zookeeper", zookeeper != nil)
+        usage.require("topic", topic != nil)
+        try usage.check()
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if perf.reportingInterval < 1 { throw ValidationError("--reporting-interval must be at least 1") }
     }
@@ -212,7 +212,7 @@ public struct ConsumerPerfCommand: AsyncParsableCommand {
     public func run() async throws {
         if !direct { return try await runThroughGroup() }
         let topic = topic!
-        let kzk = try await KafkaZooKeeper.connect(zookeeper!, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
+        let kzk = try await ToolZooKeeper.connect(zookeeper!)
         guard let assignment = try await kzk.assignment(topic) else { await kzk.close(); throw ToolError("Topic \(topic) does not exist") }
         var parts: [Part] = []
         for p in assignment.keys.sorted() {

@@ -24,8 +24,8 @@ public struct PreferredReplicaElectionCommand: AsyncParsableCommand {
     public func run() async throws {
         guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
         let kzk: KafkaZooKeeper
-        do { kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
-            throw ToolError("Failed to start preferred replica election: cannot connect to ZooKeeper at \(zookeeper): \(error)")
+        do { kzk = try await ToolZooKeeper.connect(zookeeper) } catch {
+            throw ToolError("Failed to start preferred replica election: \(error)")
         }
         do {
             var partitions: [TopicPartition]

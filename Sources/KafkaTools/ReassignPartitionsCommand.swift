@@ -59,8 +59,8 @@ public struct ReassignPartitionsCommand: AsyncParsableCommand {
             throw ValidationError("If --execute option is used, command must include --reassignment-json-file that was output during the --generate option")
         }
         let kzk: KafkaZooKeeper
-        do { kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000) } catch {
-            throw ToolError("Partitions reassignment failed due to: cannot connect to ZooKeeper at \(zookeeper): \(error)")
+        do { kzk = try await ToolZooKeeper.connect(zookeeper) } catch {
+            throw ToolError("Partitions reassignment failed due to: \(error)")
         }
         var failed: [TopicPartition] = []
         do {

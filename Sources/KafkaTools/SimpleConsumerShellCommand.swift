@@ -31,8 +31,11 @@ public struct SimpleConsumerShellCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        guard let brokerList else { throw ValidationError("Missing required argument \"[broker-list]\"") }
-        guard let topic else { throw ValidationError("Missing required argument \"[topic]\"") }
+        var usage = UsageCheck()
+        usage.require("broker-list", brokerList != nil)
+        usage.require("topic", topic != nil)
+        try usage.check()
+        let brokerList = brokerList!, topic = topic!
         let props = try parseKeyValues(property, flag: "--property")
         let printKey = props["print.key"]?.lowercased() == "true"
         let keySep = props["key.separator"] ?? "\t"

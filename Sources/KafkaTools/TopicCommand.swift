@@ -41,14 +41,16 @@ public struct TopicCommand: AsyncParsableCommand {
         guard actions == 1 else {
             throw ValidationError("Command must include exactly one action: --list, --describe, --create, --alter or --delete")
         }
-        guard let zookeeper else { throw ValidationError("Missing required argument \"[zookeeper]\"") }
-        if (create || alter || delete) && topic == nil { throw ValidationError("Missing required argument \"[topic]\"") }
-        let kzk: KafkaZooKeeper
-        do {
-            kzk = try await KafkaZooKeeper.connect(zookeeper, sessionTimeoutMs: 30000, connectionTimeoutMs: 30000)
-        } catch {
-            throw ToolError("Error while executing topic command cannot connect to ZooKeeper at \(zookeeper): \(error)")
+        var usage = UsageCheck()
+        usage.require("zookeeper", zookeeper != nil)
+        usage.require("topic", !((create || alter || delete) && topic == nil))
+        if create && replicaAssignment == nil {
+            usage.require("partitions", partitions != nil)
+            usage.require("replication-factor", replicationFactor != nil)
         }
+        try usage.check()
+        let zookeeper = zookeeper!
+        let kzk = try await ToolZooKeeper.connect(zookeeper)
         defer { Task { await kzk.close() } }
         do {
             if create { try await createTopic(kzk) } else if list { try await listTopics(kzk) } else if describe { try await describeTopics(kzk) } else if alter { try await alterTopic(kzk) } else { try await deleteTopic(kzk) }
