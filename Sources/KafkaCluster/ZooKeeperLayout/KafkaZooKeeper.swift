@@ -52,8 +52,22 @@ public struct KafkaZooKeeper: Sendable {
                     continue
                 }
                 let desc = existing.data.map { String(decoding: $0, as: UTF8.self) } ?? "null"
-                throw ZkDataError(path: path, reason: "A broker is already registered on the path \(path) (\(desc)). This probably indicates that you either have configured a brokerid that is already in use, or else you have shutdown this broker and restarted it faster than the zookeeper timeout so it appears to be re-registering.")
+                throw BrokerIdInUse(id: reg.id, path: path, other: other.map { "\($0.host):\($0.port)" }, data: desc)
             }
+        }
+    }
+
+    /// Another live broker holds `/brokers/ids/<id>` (0.8.2: "A broker is already registered on
+    /// the path ...").
+    public struct BrokerIdInUse: Error, CustomStringConvertible, Sendable {
+        public var id: Int32
+        public var path: String
+        /// `host:port` of the registered broker (nil when its node is not a broker registration).
+        public var other: String?
+        public var data: String
+        public var description: String {
+            let at = other.map { "a running broker at \($0)" } ?? "another broker (\(path): \(data))"
+            return "broker.id \(id) is already registered by \(at) (\(path)). Give every broker its own broker.id in its server.properties, or stop that broker first."
         }
     }
 
