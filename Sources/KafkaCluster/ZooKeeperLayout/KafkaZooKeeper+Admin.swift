@@ -28,6 +28,9 @@ extension KafkaZooKeeper {
     /// The current session id (0 while none is established).
     public var sessionId: Int64 { zk.sessionId }
 
+    /// Whether the client is connected to a ZooKeeper server right now.
+    public var isConnected: Bool { zk.isConnected }
+
     public func close() async { await zk.close() }
 
     // MARK: Brokers and topics

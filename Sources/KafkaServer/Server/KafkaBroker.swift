@@ -382,7 +382,9 @@ final class RunningBroker: Sendable {
     /// Asks the controller to move this broker's leaderships away before it stops
     /// (`controlled.shutdown.*`); after the retries it shuts down uncleanly, as 0.8.2 does.
     private func controlledShutdown() async {
-        for attempt in 1...max(1, config.controlledShutdownMaxRetries) {
+        let attempts = max(1, config.controlledShutdownMaxRetries)
+        logger.info("Controlled shutdown: asking the controller to move this broker's partition leaderships (up to \(attempts) attempts, \(config.controlledShutdownRetryBackoffMs) ms apart)")
+        for attempt in 1...attempts {
             do {
                 guard let cid = try await zk.controllerId() else { throw KafkaClientError("no controller") }
                 let resp: ControlledShutdownResponse
@@ -401,7 +403,8 @@ final class RunningBroker: Sendable {
                 }
                 logger.info("Remaining partitions to move: \(resp.partitionsRemaining.map(\.description).joined(separator: ",")) (error \(resp.error))")
             } catch {
-                logger.warning("Controlled shutdown attempt \(attempt) failed: \(error)")
+                let zkDown = !zk.isConnected
+                logger.warning("Controlled shutdown attempt \(attempt) of \(attempts) failed: \(error)\(zkDown ? " (ZooKeeper is not connected: the controller cannot be found)" : "")\(attempt < attempts ? "; retrying in \(config.controlledShutdownRetryBackoffMs) ms" : "")")
             }
             if attempt < config.controlledShutdownMaxRetries {
                 try? await Task.sleep(nanoseconds: UInt64(config.controlledShutdownRetryBackoffMs) * 1_000_000)
