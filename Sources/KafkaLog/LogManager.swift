@@ -27,6 +27,13 @@ public struct LogManagerSettings: Sendable, Equatable {
 public final class LogManager: @unchecked Sendable {
     public static let recoveryPointCheckpointFile = "recovery-point-offset-checkpoint"
     public static let cleanShutdownFile = ".kafka_cleanshutdown"
+
+    /// Whether `dir` holds any partition directory (`<topic>-<partition>`).
+    static func hasPartitionDirs(_ dir: String) -> Bool {
+        ((try? FS.listDirectory(dir)) ?? []).contains { name in
+            TopicPartition(directoryName: name) != nil && FS.isDirectory(dir + "/" + name)
+        }
+    }
     public static let lockFile = ".lock"
 
     public let logDirs: [String]
@@ -114,7 +121,10 @@ public final class LogManager: @unchecked Sendable {
             } catch {
                 logger.warning("Error reading recovery points in \(dir), recovering every log from the start: \(error)")
             }
-            if !clean { logger.info("Found no clean shutdown marker in \(dir): recovering logs past their recovery points") }
+            // A new or empty log dir has nothing to recover: no marker there is not news.
+            if !clean && Self.hasPartitionDirs(dir) {
+                logger.info("Found no clean shutdown marker in \(dir): recovering logs past their recovery points")
+            }
             for name in try FS.listDirectory(dir).sorted() {
                 let path = dir + "/" + name
                 guard FS.isDirectory(path), let tp = TopicPartition(directoryName: name) else { continue }
