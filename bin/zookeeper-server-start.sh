@@ -69,6 +69,14 @@ port_open() {
     (exec 3<>"/dev/tcp/$1/$2") >/dev/null 2>&1
 }
 
+# zk_serves HOST PORT -> true when ZooKeeper answers the `srvr` four-letter word there (a bare
+# connect-and-close would make it log an EndOfStreamException for every probe).
+zk_serves() {
+    local reply
+    reply=$( (exec 3<>"/dev/tcp/$1/$2" && printf srvr >&3 && timeout 2 cat <&3) 2>/dev/null || true)
+    case "$reply" in *"Zookeeper version"*|*"not executed"*) return 0 ;; *) return 1 ;; esac
+}
+
 PORT=$(prop clientPort 2181)
 HOST=$(prop clientPortAddress 127.0.0.1)
 [ "$HOST" = "0.0.0.0" ] && HOST=127.0.0.1
@@ -90,13 +98,20 @@ if port_open "$HOST" "$PORT"; then
     die "port $PORT on $HOST is already in use (is another ZooKeeper running?)"
 fi
 
-# Console logging (to this terminal, or to zookeeper.out with -daemon).
+# Console logging (to this terminal, or to zookeeper.out with -daemon). A client that goes away
+# without closing its session (a port probe, a killed process) makes ZooKeeper log a WARN with an
+# EndOfStreamException: that logger prints the exception's one-line message, not a stack trace.
 LOG4J="$PID_DIR/zookeeper-log4j.properties"
 cat > "$LOG4J" <<'PROPS'
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=INFO, cnxn
+log4j.additivity.org.apache.zookeeper.server.NIOServerCnxn=false
+log4j.appender.cnxn=org.apache.log4j.ConsoleAppender
+log4j.appender.cnxn.layout=org.apache.log4j.EnhancedPatternLayout
+log4j.appender.cnxn.layout.ConversionPattern=[%d] %p %m (%c)%n%throwable{short}
 PROPS
 
 CLASSPATH="$ZK_JAR:/usr/share/java/zookeeper-jute.jar"
@@ -117,6 +132,14 @@ CMD=("$JAVA" "${HEAP[@]}" -server -XX:+UseG1GC -Djava.awt.headless=true
      "${EXTRA[@]}"
      -cp "$CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain "$CONFIG")
 
+# A command started with `&` from a non-interactive shell (this script's -daemon, or a caller's
+# background job) inherits SIGINT and SIGQUIT ignored, and the JVM keeps an ignored SIGINT ignored:
+# Ctrl-C-style stops then do nothing. Reset SIGINT to its default so SIGINT and SIGTERM both run
+# ZooKeeper's clean JVM shutdown.
+if env --default-signal=INT true 2>/dev/null; then
+    CMD=(env --default-signal=INT "${CMD[@]}")
+fi
+
 if [ "$DAEMON" -eq 0 ]; then
     exec "${CMD[@]}"
 fi
@@ -135,7 +158,7 @@ for _ in $(seq 1 120); do
         tail -n 20 "$OUT" >&2
         exit 1
     fi
-    if port_open "$HOST" "$PORT"; then
+    if zk_serves "$HOST" "$PORT"; then
         echo "ZooKeeper started (pid $PID) on $HOST:$PORT; data in $DATA_DIR; log $OUT"
         exit 0
     fi

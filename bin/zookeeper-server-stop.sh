@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stops the ZooKeeper started by bin/zookeeper-server-start.sh: the pid in $PID_DIR/zookeeper.pid
 # (default run/), else any ZooKeeper started from this project (matched by its -Dswiftkafka.home).
-# Sends SIGINT (as Kafka's script does), waits up to 20 s, then SIGTERM, then SIGKILL.
+# Sends SIGTERM (the JVM's clean shutdown; it works even for a ZooKeeper started with SIGINT
+# ignored, which Kafka's SIGINT does not stop), waits up to 10 s, then SIGKILL. It says which
+# pid it stopped and how long it took.
 set -euo pipefail
 
 HOME_DIR=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd -P)
@@ -30,18 +32,26 @@ if [ ${#PIDS[@]} -eq 0 ]; then
     exit 1
 fi
 
+alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)
+    [ "$state" != "Z" ]
+}
+
+START=$SECONDS
 for PID in "${PIDS[@]}"; do
-    kill -INT "$PID" 2>/dev/null || true
+    kill -TERM "$PID" 2>/dev/null || true
 done
 for PID in "${PIDS[@]}"; do
-    for i in $(seq 1 80); do
-        kill -0 "$PID" 2>/dev/null || break
-        [ "$i" -eq 40 ] && kill -TERM "$PID" 2>/dev/null || true
-        sleep 0.25
+    for _ in $(seq 1 100); do
+        alive "$PID" || break
+        sleep 0.1
     done
-    if kill -0 "$PID" 2>/dev/null; then
+    if alive "$PID"; then
+        echo "ZooKeeper (pid $PID) did not stop within 10 s of SIGTERM; killing it (SIGKILL)" >&2
         kill -KILL "$PID" 2>/dev/null || true
     fi
-    echo "ZooKeeper (pid $PID) stopped"
+    echo "ZooKeeper (pid $PID) stopped in $((SECONDS - START)) s"
 done
 rm -f "$PID_FILE"
