@@ -43,10 +43,18 @@ public struct SimpleConsumerShellCommand: AsyncParsableCommand {
 
         // Find the leader, or the requested replica, from metadata.
         var endpoint: BrokerEndpoint?
+        var failures: [String] = []
         for b in try BrokerList.parse(brokerList) {
-            guard let conn = try? await BrokerConnection.connect(host: b.host, port: b.port, clientId: clientId) else { continue }
+            let conn: BrokerConnection
+            do { conn = try await BrokerConnection.connect(host: b.host, port: b.port, clientId: clientId) } catch {
+                failures.append("\(error)")
+                continue
+            }
             defer { Task { await conn.close() } }
-            guard let md = try? await conn.metadata([topic]) else { continue }
+            guard let md = try? await conn.metadata([topic]) else {
+                failures.append("broker \(b.host):\(b.port) did not answer a Metadata request")
+                continue
+            }
             guard let t = md.topics.first(where: { $0.topic == topic }), t.error == .none || t.error == .replicaNotAvailable,
                   let p = t.partitions.first(where: { $0.partition == partition }) else {
                 throw ToolError("Error: partition \(partition) does not exist for topic \(topic)")
@@ -58,7 +66,9 @@ public struct SimpleConsumerShellCommand: AsyncParsableCommand {
             endpoint = ep
             break
         }
-        guard let endpoint else { throw ToolError("Error: cannot get metadata for topic \(topic) from \(brokerList)") }
+        guard let endpoint else {
+            throw ToolError("Error: cannot get metadata for topic \(topic) from \(brokerList)" + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))"))
+        }
         let consumer = try await SimpleConsumer.connect(host: endpoint.host, port: Int(endpoint.port), clientId: clientId)
         var next = offset
         if offset < 0 {

@@ -143,7 +143,8 @@ final class NewcomerTests: IntegrationTestCase {
 
         // Other broker-list tools print the same words.
         for (script, args) in [("kafka-producer-perf-test.sh", ["--broker-list", "localhost:\(port)", "--topics", "t", "--messages", "10"]),
-                               ("kafka-replica-verification.sh", ["--broker-list", "localhost:\(port)"])] {
+                               ("kafka-replica-verification.sh", ["--broker-list", "localhost:\(port)"]),
+                               ("kafka-simple-consumer-shell.sh", ["--broker-list", "localhost:\(port)", "--topic", "t"])] {
             let t = try Project.run(script, args, timeout: 40)
             XCTAssertEqual(t.exitCode, 1, "\(script): \(t.summary)")
             XCTAssertTrue(t.stderr.contains("cannot connect to broker localhost:\(port): connection refused"), "\(script): \(t.summary)")
