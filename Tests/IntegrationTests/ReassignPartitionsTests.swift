@@ -146,6 +146,47 @@ final class ReassignPartitionsTests: IntegrationTestCase {
         }
     }
 
+    /// A full move under load: a partition's only replica (its leader) on broker 0 moves to
+    /// broker 1, which held nothing, while an acks=-1 producer writes; the new leader holds every
+    /// acknowledged message and broker 0's copy is deleted.
+    func testFullMoveToANewBrokerUnderLoad() async throws {
+        let c = try await startCluster(brokerIds: [0, 1])
+        let topic = "relocated"
+        let created = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--create", "--topic", topic, "--replica-assignment", "0"])
+        XCTAssertEqual(created.exitCode, 0, created.summary)
+        try c.waitForLeaders(topic: topic)
+        let ports = c.brokers.map(\.port)
+        let producer = FailoverProducer(topic: topic, acks: -1, candidatePorts: { ports })
+        let work = BackgroundWork { w in
+            var i = 0
+            while !w.shouldStop { producer.send("m\(i)", timeout: 30); i += 1 }
+        }
+        defer { work.stopAndWait(timeout: 60) }
+        try await pollAsync(timeout: 30, "messages acknowledged before the move") { producer.acked.count >= 50 ? true : nil }
+
+        let planFile = try write("{\"version\":1,\"partitions\":[{\"topic\":\"\(topic)\",\"partition\":0,\"replicas\":[1]}]}", "plan.json", in: c)
+        let exec = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--execute", "--reassignment-json-file", planFile])
+        XCTAssertEqual(exec.exitCode, 0, exec.summary)
+        try await pollAsync(timeout: 60, "--verify to report completion") { () -> Bool? in
+            let v = try Project.run("kafka-reassign-partitions.sh", ["--zookeeper", c.zkConnect, "--verify", "--reassignment-json-file", planFile])
+            return v.stdout.contains("Reassignment of partition [\(topic),0] completed successfully") ? true : nil
+        }
+        let before = producer.acked.count
+        try await pollAsync(timeout: 30, "messages acknowledged by the new leader") { producer.acked.count >= before + 20 ? true : nil }
+        XCTAssertTrue(work.stopAndWait(timeout: 60))
+
+        let describe = try Project.run("kafka-topics.sh", ["--zookeeper", c.zkConnect, "--describe", "--topic", topic])
+        XCTAssertEqual(DescribedPartition.parse(describe.stdout, topic: topic), [DescribedPartition(partition: 0, leader: 1, replicas: [1], isr: [1])], describe.summary)
+        let acked = producer.acked
+        let all = try c.brokers[1].connect().fetchAll(topic: topic)
+        let byOffset = Dictionary(all.map { ($0.offset, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(acked.filter { byOffset[$0.offset] != $0.value }.map(\.value), [], "acknowledged messages missing on the new leader")
+        try await pollAsync(timeout: 30, "broker 0's replica directory deleted") { () -> Bool? in
+            let on0 = (try? FileManager.default.contentsOfDirectory(atPath: c.brokers[0].logDir)) ?? []
+            return on0.contains("\(topic)-0") ? nil : true
+        }
+    }
+
     /// The controller dies in the middle of a reassignment (new replica held back, so it has not
     /// caught up); the next controller reads `/admin/reassign_partitions` and finishes the move.
     func testNewControllerResumesReassignmentInProgress() async throws {
