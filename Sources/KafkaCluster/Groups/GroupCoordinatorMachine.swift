@@ -152,13 +152,12 @@ public struct GroupCoordinatorMachine: Sendable {
     public var groupCount: Int { groups.count }
 
     /// Whether an OffsetCommit (v1) from `memberId` in `generation` may be stored: commits outside
-    /// group management (generation -1, no member id, as every 0.8 client sends) always may; a
-    /// member's commit must come from a current member in the current generation.
+    /// group management (generation -1, as 0.8 clients send, some with a consumer id of their own,
+    /// e.g. pykafka's balanced consumer) always may, as in 0.8.2; a commit naming a generation must
+    /// come from a current member in the current generation.
     public func checkCommit(group: String, generation: Int32, memberId: String) -> Int16 {
-        if generation < 0 && memberId.isEmpty { return Code.none }
-        guard let g = groups[group], g.index(memberId) != nil else {
-            return generation < 0 ? Code.unknownMemberId : Code.illegalGeneration
-        }
+        if generation < 0 { return Code.none }
+        guard let g = groups[group], g.index(memberId) != nil else { return Code.illegalGeneration }
         return generation == g.generation ? Code.none : Code.illegalGeneration
     }
 

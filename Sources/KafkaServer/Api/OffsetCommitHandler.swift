@@ -8,9 +8,8 @@ struct OffsetCommitHandler: RequestHandler {
     static let versions: ClosedRange<Int16> = 0...1
     let metadataCache: MetadataCache
     let zk: KafkaZooKeeper
-    /// A v1 commit naming a generation or member (a member of a group it manages) is checked
-    /// against it; commits outside group management (generation -1, no member, as 0.8 clients
-    /// send) are stored as before.
+    /// A v1 commit naming a generation (from a member of a group it manages) is checked against
+    /// it; commits outside group management (generation -1, as 0.8 clients send) are stored as before.
     let groups: GroupCoordinator
 
     func decode(_ body: inout ByteBuffer, version: Int16) throws -> OffsetCommitRequest {
@@ -23,7 +22,7 @@ struct OffsetCommitHandler: RequestHandler {
         let groups = self.groups
         return ctx.async {
             var topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])] = []
-            if req.apiVersion >= 1 && (req.generationId >= 0 || !req.consumerId.isEmpty) {
+            if req.apiVersion >= 1 && req.generationId >= 0 {
                 var check = groups.notServing ?? 0
                 if check == 0 { check = await groups.checkCommit(group: req.group, generation: req.generationId, memberId: req.consumerId) }
                 if check != 0 {
