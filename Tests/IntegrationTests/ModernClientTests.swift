@@ -129,6 +129,92 @@ final class ModernClientTests: IntegrationTestCase {
         XCTAssertTrue(c.broker.isRunning)
     }
 
+    // MARK: The group coordinator on the wire
+
+    private func joinGroup(_ conn: WireConnection, group: String, member: String = "", sessionTimeoutMs: Int32 = 6000)
+        throws -> (error: Int16, generation: Int32, leader: String, member: String, members: Int)
+    {
+        var w = WireWriter()
+        w.string(group); w.int32(sessionTimeoutMs); w.string(member); w.string("consumer")
+        w.int32(1); w.string("range"); w.bytesField([0, 1, 2])
+        var r = try conn.sendAndReceive(apiKey: 11, body: w.bytes)
+        let error = try r.int16(), generation = try r.int32()
+        _ = try r.string()
+        let leader = try r.string() ?? "", memberId = try r.string() ?? ""
+        let n = Int(try r.int32())
+        for _ in 0..<n { _ = try r.string(); _ = try r.bytesField() }
+        return (error, generation, leader, memberId, n)
+    }
+
+    private func groupCall(_ conn: WireConnection, key: Int16, group: String, generation: Int32? = nil, member: String,
+                           assignment: [UInt8]? = nil) throws -> (error: Int16, assignment: [UInt8]?) {
+        var w = WireWriter()
+        w.string(group)
+        if let generation { w.int32(generation) }
+        w.string(member)
+        if let assignment { w.int32(1); w.string(member); w.bytesField(assignment) }
+        var r = try conn.sendAndReceive(apiKey: key, body: w.bytes)
+        let error = try r.int16()
+        return (error, key == 14 ? try r.bytesField() : nil)
+    }
+
+    private func coordinator(_ conn: WireConnection, group: String) throws -> Int32 {
+        var w = WireWriter()
+        w.string(group)
+        var r = try conn.sendAndReceive(apiKey: 10, body: w.bytes)
+        XCTAssertEqual(try r.int16(), 0)
+        return try r.int32()
+    }
+
+    func testTheLowestLiveBrokerCoordinatesGroups() async throws {
+        let c = try await startCluster(brokerIds: [1, 2])
+        let one = try c.brokers[0].connect(), two = try c.brokers[1].connect()
+        // Both name broker 1 once they know it is alive.
+        _ = try poll(timeout: 30, "broker 2 to name broker 1 as coordinator") { try coordinator(two, group: "wg") == 1 ? true : nil }
+        XCTAssertEqual(try coordinator(one, group: "wg"), 1)
+        XCTAssertEqual(try joinGroup(two, group: "wg").error, 16, "NOT_COORDINATOR on broker 2")
+        XCTAssertEqual(try groupCall(two, key: 12, group: "wg", generation: 1, member: "m").error, 16)
+
+        XCTAssertEqual(try joinGroup(one, group: "wg", sessionTimeoutMs: 10).error, 26, "session timeout below 6 s")
+        XCTAssertEqual(try joinGroup(one, group: "wg", member: "stranger").error, 25)
+        let j = try joinGroup(one, group: "wg")
+        XCTAssertEqual(j.error, 0)
+        XCTAssertEqual(j.generation, 1)
+        XCTAssertEqual(j.leader, j.member)
+        XCTAssertEqual(j.members, 1, "the leader gets every member's metadata")
+        let sync = try groupCall(one, key: 14, group: "wg", generation: 1, member: j.member, assignment: [7, 8, 9])
+        XCTAssertEqual(sync.error, 0)
+        XCTAssertEqual(sync.assignment, [7, 8, 9])
+        XCTAssertEqual(try groupCall(one, key: 12, group: "wg", generation: 1, member: j.member).error, 0)
+        XCTAssertEqual(try groupCall(one, key: 12, group: "wg", generation: 5, member: j.member).error, 22)
+
+        // A member's commit is checked against its generation; ZooKeeper gets only the valid one.
+        try c.createTopic("gt")
+        try c.waitForLeaders(topic: "gt")
+        func commit(_ generation: Int32, _ offset: Int64) throws -> Int16 {
+            var w = WireWriter()
+            w.string("wg"); w.int32(generation); w.string(j.member)
+            w.int32(1); w.string("gt"); w.int32(1); w.int32(0); w.int64(offset); w.int64(-1); w.string("")
+            var r = try one.sendAndReceive(apiKey: 8, apiVersion: 1, body: w.bytes)
+            _ = try r.int32(); _ = try r.string(); _ = try r.int32(); _ = try r.int32()
+            return try r.int16()
+        }
+        XCTAssertEqual(try commit(1, 42), 0)
+        XCTAssertEqual(try commit(4, 99), 22)
+        let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/wg/offsets/gt/0"], timeout: 60)
+        XCTAssertTrue(get.stdout.split(separator: "\n").contains("42"), get.summary)
+
+        XCTAssertEqual(try groupCall(one, key: 13, group: "wg", member: j.member).error, 0)
+        XCTAssertEqual(try groupCall(one, key: 12, group: "wg", generation: 1, member: j.member).error, 25)
+
+        // Broker 1 stops: broker 2 takes over (state starts empty; members join afresh).
+        XCTAssertNotNil(c.brokers[0].terminate(), "broker 1 must stop on SIGTERM")
+        _ = try poll(timeout: 60, "broker 2 to name itself coordinator") { try coordinator(two, group: "wg") == 2 ? true : nil }
+        let again = try joinGroup(two, group: "wg")
+        XCTAssertEqual(again.error, 0)
+        XCTAssertEqual(again.generation, 1)
+    }
+
     // MARK: Magic-1 messages (clients that take the broker for 0.10)
 
     /// One magic-1 message (8-byte timestamp after the attributes) as a log entry.
