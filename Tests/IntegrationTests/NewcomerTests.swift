@@ -227,6 +227,26 @@ final class NewcomerTests: IntegrationTestCase {
         XCTAssertTrue(stop.stdout.contains("Stopped"), stop.summary)
     }
 
+    /// kafka-topics.sh against a ZooKeeper where no broker has ever started (no /brokers/ids yet):
+    /// --list and --describe show nothing, --describe of a topic says it does not exist, --create
+    /// says there are no brokers; none prints a ZooKeeper "no node" error.
+    func testTopicToolOnAZooKeeperWithoutBrokers() async throws {
+        try Project.requireReleaseBuild()
+        let zk = try await ZooKeeperServer.start()
+        defer { zk.stop() }
+        for args in [["--list"], ["--describe"]] {
+            let r = try Project.run("kafka-topics.sh", ["--zookeeper", zk.connectString] + args)
+            XCTAssertEqual(r.exitCode, 0, "\(args): \(r.summary)")
+            XCTAssertEqual(r.stdout + r.stderr, "", "\(args): \(r.summary)")
+        }
+        let describe = try Project.run("kafka-topics.sh", ["--zookeeper", zk.connectString, "--describe", "--topic", "t"])
+        XCTAssertTrue((describe.stdout + describe.stderr).contains("Topic t does not exist"), describe.summary)
+        let create = try Project.run("kafka-topics.sh", ["--zookeeper", zk.connectString, "--create", "--topic", "t",
+                                                         "--partitions", "1", "--replication-factor", "1"])
+        XCTAssertTrue((create.stdout + create.stderr).contains("replication factor: 1 larger than available brokers: 0"), create.summary)
+        for r in [describe, create] { XCTAssertFalse((r.stdout + r.stderr).contains("no node"), r.summary) }
+    }
+
     // MARK: 10. A brand-new log dir
 
     func testNewLogDirLogsNoRecovery() async throws {

@@ -71,8 +71,14 @@ public struct KafkaZooKeeper: Sendable {
         }
     }
 
+    /// The registered broker ids; none while no broker has ever started (no `/brokers/ids` yet),
+    /// unless a watch is asked for (ZooKeeper sets none on a missing node: the caller must know).
     public func brokerIds(watch: Bool = false) async throws -> [Int32] {
-        (try await zk.children(ZkPaths.brokerIds, watch: watch)).compactMap { Int32($0) }.sorted()
+        do {
+            return (try await zk.children(ZkPaths.brokerIds, watch: watch)).compactMap { Int32($0) }.sorted()
+        } catch ZooKeeperError.noNode where !watch {
+            return []
+        }
     }
 
     public func liveBrokers(watch: Bool = false) async throws -> [BrokerRegistration] {
