@@ -82,6 +82,24 @@ kafka_port_open() {
     (exec 3<>"/dev/tcp/$1/$2") >/dev/null 2>&1
 }
 
+# kafka_zk_serves HOST PORT -> true when ZooKeeper answers the `srvr` four-letter word there (a
+# bare connect-and-close would make it log an EndOfStreamException for every probe).
+kafka_zk_serves() {
+    local reply
+    reply=$( (exec 3<>"/dev/tcp/$1/$2" && printf srvr >&3 && timeout 2 cat <&3) 2>/dev/null || true)
+    case "$reply" in *"Zookeeper version"*|*"not executed"*) return 0 ;; *) return 1 ;; esac
+}
+
+# kafka_wait_zk HOST PORT SECONDS -> waits until ZooKeeper serves there.
+kafka_wait_zk() {
+    local i
+    for i in $(seq 1 $(($3 * 4))); do
+        kafka_zk_serves "$1" "$2" && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
 # kafka_wait_port HOST PORT SECONDS -> waits until the port accepts connections.
 kafka_wait_port() {
     local host=$1 port=$2 secs=$3 i=0

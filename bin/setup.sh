@@ -174,11 +174,11 @@ BROKER_PORT=$(kafka_prop "$SERVER_CONFIG" port 9092)
 BROKER_DATA=$(kafka_prop "$SERVER_CONFIG" log.dirs "$(kafka_prop "$SERVER_CONFIG" log.dir /tmp/kafka-logs)")
 
 step "ZooKeeper (localhost:$ZK_PORT)"
-if kafka_port_open 127.0.0.1 "$ZK_PORT"; then
+if kafka_zk_serves 127.0.0.1 "$ZK_PORT"; then
     echo "   already answering on localhost:$ZK_PORT"
 else
     bin/zookeeper-server-start.sh -daemon "$ZK_CONFIG"
-    if ! kafka_wait_port 127.0.0.1 "$ZK_PORT" 60; then
+    if ! kafka_wait_zk 127.0.0.1 "$ZK_PORT" 60; then
         echo "ZooKeeper did not answer on localhost:$ZK_PORT within 60 s; last lines of its log:" >&2
         tail -n 30 "$LOG_DIR/zookeeper.out" >&2 || true
         exit 1

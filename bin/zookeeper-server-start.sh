@@ -12,9 +12,8 @@
 #              JAVA (java binary), LOG_DIR, PID_DIR.
 set -euo pipefail
 
-HOME_DIR=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd -P)
-LOG_DIR=${LOG_DIR:-"$HOME_DIR/logs"}
-PID_DIR=${PID_DIR:-"$HOME_DIR/run"}
+. "$(dirname "${BASH_SOURCE[0]:-$0}")/lib.sh"
+HOME_DIR=$KAFKA_HOME
 ZK_JAR=/usr/share/java/zookeeper.jar
 PROG=$(basename "$0")
 
@@ -65,17 +64,6 @@ prop() {
     if [ -n "$value" ]; then printf '%s\n' "$value"; else printf '%s\n' "$2"; fi
 }
 
-port_open() {
-    (exec 3<>"/dev/tcp/$1/$2") >/dev/null 2>&1
-}
-
-# zk_serves HOST PORT -> true when ZooKeeper answers the `srvr` four-letter word there (a bare
-# connect-and-close would make it log an EndOfStreamException for every probe).
-zk_serves() {
-    local reply
-    reply=$( (exec 3<>"/dev/tcp/$1/$2" && printf srvr >&3 && timeout 2 cat <&3) 2>/dev/null || true)
-    case "$reply" in *"Zookeeper version"*|*"not executed"*) return 0 ;; *) return 1 ;; esac
-}
 
 PORT=$(prop clientPort 2181)
 HOST=$(prop clientPortAddress 127.0.0.1)
@@ -94,7 +82,7 @@ if [ -f "$PID_FILE" ]; then
     fi
     rm -f "$PID_FILE"
 fi
-if port_open "$HOST" "$PORT"; then
+if kafka_port_open "$HOST" "$PORT"; then
     die "port $PORT on $HOST is already in use (is another ZooKeeper running?)"
 fi
 
@@ -158,7 +146,7 @@ for _ in $(seq 1 120); do
         tail -n 20 "$OUT" >&2
         exit 1
     fi
-    if zk_serves "$HOST" "$PORT"; then
+    if kafka_zk_serves "$HOST" "$PORT"; then
         echo "ZooKeeper started (pid $PID) on $HOST:$PORT; data in $DATA_DIR; log $OUT"
         exit 0
     fi
