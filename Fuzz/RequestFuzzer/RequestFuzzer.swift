@@ -79,7 +79,9 @@ func handleFrame(_ frame: ByteBuffer) {
     case .offsets:
         _ = try? OffsetsRequest.decode(from: &body)
     case .metadata:
-        if let req = try? MetadataRequest.decode(from: &body) { _ = req.topics.count }
+        if let req = try? MetadataRequest.decode(from: &body, version: header.apiVersion), roundTrippable(req.topics) {
+            roundTrip(req) { try MetadataRequest.decode(from: &$0, version: header.apiVersion) }
+        }
     case .leaderAndIsr:
         _ = try? LeaderAndIsrRequest.decode(from: &body)
     case .stopReplica:

@@ -6,10 +6,11 @@ import XCTest
 /// item 7): kcat (librdkafka 2.0.2, default `api.version.request=true`) and kafka-python 3.0.12
 /// (no `api_version`), plus the ApiVersions and group-membership answers on the wire.
 final class ModernClientTests: IntegrationTestCase {
-    /// What the broker must advertise: exactly what it serves (0.8.2's keys, the group APIs, ApiVersions).
+    /// What the broker must advertise: exactly what it serves (0.8.2's keys, the group APIs, ApiVersions,
+    /// and the Produce v1-v2, Fetch v1-v2, Metadata v1 and OffsetCommit v2 that kafka-python 2.0.2 sends).
     static let served: [Int16: ClosedRange<Int16>] = [
-        0: 0...0, 1: 0...0, 2: 0...0, 3: 0...0, 4: 0...0, 5: 0...0, 6: 0...0, 7: 0...0,
-        8: 0...1, 9: 0...1, 10: 0...0, 11: 0...0, 12: 0...0, 13: 0...0, 14: 0...0, 18: 0...4,
+        0: 0...2, 1: 0...2, 2: 0...0, 3: 0...1, 4: 0...0, 5: 0...0, 6: 0...0, 7: 0...0,
+        8: 0...2, 9: 0...1, 10: 0...0, 11: 0...0, 12: 0...0, 13: 0...0, 14: 0...0, 18: 0...4,
     ]
 
     static var modernPython: String { "\(Project.root)/.venv-modern/bin/python" }
@@ -29,6 +30,12 @@ final class ModernClientTests: IntegrationTestCase {
 
     private func modern(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
         try ProcessRunner.run(try requireModernPython(), [Project.interopScript("modern_client_check.py")] + args,
+                              stdin: stdin, currentDirectory: Project.root, timeout: timeout)
+    }
+
+    /// The same driver under the .venv's kafka-python 2.0.2, also without `api_version`.
+    private func legacy(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
+        try ProcessRunner.run(try Project.requireVenvPython(), [Project.interopScript("modern_client_check.py")] + args,
                               stdin: stdin, currentDirectory: Project.root, timeout: timeout)
     }
 
@@ -191,11 +198,14 @@ final class ModernClientTests: IntegrationTestCase {
         // A member's commit is checked against its generation; ZooKeeper gets only the valid one.
         try c.createTopic("gt")
         try c.waitForLeaders(topic: "gt")
-        func commit(_ generation: Int32, _ offset: Int64) throws -> Int16 {
+        func commit(_ generation: Int32, _ offset: Int64, version: Int16 = 1) throws -> Int16 {
             var w = WireWriter()
             w.string("wg"); w.int32(generation); w.string(j.member)
-            w.int32(1); w.string("gt"); w.int32(1); w.int32(0); w.int64(offset); w.int64(-1); w.string("")
-            var r = try one.sendAndReceive(apiKey: 8, apiVersion: 1, body: w.bytes)
+            if version == 2 { w.int64(-1) }  // retention_time
+            w.int32(1); w.string("gt"); w.int32(1); w.int32(0); w.int64(offset)
+            if version == 1 { w.int64(-1) }  // per-partition timestamp (v1 only)
+            w.string("")
+            var r = try one.sendAndReceive(apiKey: 8, apiVersion: version, body: w.bytes)
             _ = try r.int32(); _ = try r.string(); _ = try r.int32(); _ = try r.int32()
             return try r.int16()
         }
@@ -203,6 +213,11 @@ final class ModernClientTests: IntegrationTestCase {
         XCTAssertEqual(try commit(4, 99), 22)
         let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/wg/offsets/gt/0"], timeout: 60)
         XCTAssertTrue(get.stdout.split(separator: "\n").contains("42"), get.summary)
+        // OffsetCommit v2 (kafka-python 2.0.2's): the same checks, the same ZooKeeper node.
+        XCTAssertEqual(try commit(1, 43, version: 2), 0)
+        XCTAssertEqual(try commit(4, 98, version: 2), 22)
+        let get2 = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/wg/offsets/gt/0"], timeout: 60)
+        XCTAssertTrue(get2.stdout.split(separator: "\n").contains("43"), get2.summary)
 
         XCTAssertEqual(try groupCall(one, key: 13, group: "wg", member: j.member).error, 0)
         XCTAssertEqual(try groupCall(one, key: 12, group: "wg", generation: 1, member: j.member).error, 25)
@@ -368,6 +383,149 @@ final class ModernClientTests: IntegrationTestCase {
         let after = records(try jsonLines(resumed.stdout))
         XCTAssertEqual(after.count, 1, resumed.summary)
         XCTAssertTrue(after.first?.hasSuffix(" z=after") == true, resumed.summary)
+    }
+    // MARK: kafka-python 2.0.2 without api_version
+
+    /// Metadata v1, Produce v1/v2 and Fetch v1/v2 on the wire (the layouts kafka-python 2.0.2 reads).
+    func testNewerVersionsOfTheZeroEightApisOnTheWire() async throws {
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("wv")
+        try c.waitForLeaders(topic: "wv")
+        let conn = try c.broker.connect()
+
+        // Metadata v1: null is every topic, empty is none; brokers carry a null rack, the controller
+        // id follows them, topics carry is_internal.
+        func metadataV1(_ topics: [String]?) throws -> (brokers: [Int32], controller: Int32, topics: [String]) {
+            var w = WireWriter()
+            if let topics { w.int32(Int32(topics.count)); for t in topics { w.string(t) } } else { w.int32(-1) }
+            var r = try conn.sendAndReceive(apiKey: 3, apiVersion: 1, body: w.bytes)
+            var brokers: [Int32] = []
+            for _ in 0..<(try r.int32()) {
+                brokers.append(try r.int32()); _ = try r.string(); _ = try r.int32()
+                XCTAssertNil(try r.string(), "rack")
+            }
+            let controller = try r.int32()
+            var names: [String] = []
+            for _ in 0..<(try r.int32()) {
+                XCTAssertEqual(try r.int16(), 0)
+                names.append(try r.string() ?? "?")
+                XCTAssertEqual(try r.int8(), 0, "is_internal")
+                for _ in 0..<(try r.int32()) {
+                    _ = try r.int16(); _ = try r.int32(); _ = try r.int32()
+                    for _ in 0..<(try r.int32()) { _ = try r.int32() }
+                    for _ in 0..<(try r.int32()) { _ = try r.int32() }
+                }
+            }
+            XCTAssertEqual(r.remaining, 0)
+            return (brokers, controller, names)
+        }
+        let all = try metadataV1(nil)
+        XCTAssertEqual(all.brokers, [0])
+        XCTAssertEqual(all.controller, 0, "the only broker is the controller")
+        XCTAssertEqual(all.topics, ["wv"])
+        XCTAssertEqual(try metadataV1([]).topics, [], "v1: an empty list names no topic")
+        XCTAssertEqual(try metadataV1(["wv"]).topics, ["wv"])
+        XCTAssertEqual(try conn.metadata([]).topics.map(\.name), ["wv"], "v0: an empty list is every topic")
+
+        // Produce v1 (throttle time last) and v2 (log_append_time -1 per partition).
+        for (version, expectedOffset) in [(Int16(1), Int64(0)), (2, 1)] {
+            let body = WireConnection.produceBody(topic: "wv", partition: 0, messageSet: MessageSetCodec.encode([(key: "k", value: "v\(version)")]),
+                                                  acks: 1, timeoutMs: 5000)
+            var r = try conn.sendAndReceive(apiKey: 0, apiVersion: version, body: body)
+            XCTAssertEqual(try r.int32(), 1); XCTAssertEqual(try r.string(), "wv"); XCTAssertEqual(try r.int32(), 1)
+            XCTAssertEqual(try r.int32(), 0); XCTAssertEqual(try r.int16(), 0); XCTAssertEqual(try r.int64(), expectedOffset)
+            if version == 2 { XCTAssertEqual(try r.int64(), -1, "log_append_time") }
+            XCTAssertEqual(try r.int32(), 0, "throttle_time_ms")
+            XCTAssertEqual(r.remaining, 0, "v\(version)")
+        }
+
+        // Fetch v1/v2: throttle time first, then v0's topics; the messages as stored (magic 0).
+        for version: Int16 in [1, 2] {
+            let body = WireConnection.fetchBody(topic: "wv", partition: 0, offset: 0, maxBytes: 1 << 20, maxWaitMs: 0, minBytes: 0)
+            var r = try conn.sendAndReceive(apiKey: 1, apiVersion: version, body: body)
+            XCTAssertEqual(try r.int32(), 0, "throttle_time_ms")
+            XCTAssertEqual(try r.int32(), 1); XCTAssertEqual(try r.string(), "wv"); XCTAssertEqual(try r.int32(), 1)
+            XCTAssertEqual(try r.int32(), 0); XCTAssertEqual(try r.int16(), 0); XCTAssertEqual(try r.int64(), 2, "high watermark")
+            let set = try r.bytesField() ?? []
+            XCTAssertEqual(try MessageSetCodec.decode(set).map(\.description), ["0:k:v1", "1:k:v2"])
+            XCTAssertEqual(r.remaining, 0, "v\(version)")
+        }
+        // A parked v2 fetch (minBytes not met) answers in the v2 layout when its wait ends.
+        let parked = WireConnection.fetchBody(topic: "wv", partition: 0, offset: 2, maxBytes: 1 << 20, maxWaitMs: 200, minBytes: 1)
+        var r = try conn.sendAndReceive(apiKey: 1, apiVersion: 2, body: parked)
+        XCTAssertEqual(try r.int32(), 0, "throttle_time_ms")
+        XCTAssertEqual(try r.int32(), 1); XCTAssertEqual(try r.string(), "wv"); XCTAssertEqual(try r.int32(), 1)
+        XCTAssertEqual(try r.int32(), 0); XCTAssertEqual(try r.int16(), 0); XCTAssertEqual(try r.int64(), 2)
+        XCTAssertEqual(try r.bytesField() ?? [], [])
+        XCTAssertEqual(r.remaining, 0)
+        // 0.8 requests on the same connection are unchanged.
+        XCTAssertEqual(try conn.fetch(topic: "wv", offset: 0).messages.count, 2)
+    }
+
+    /// kafka-python 2.0.2 (the .venv) with `api_version` unset: ApiVersions answered, it concludes
+    /// "0.10.0" whatever the list says and sends Metadata v1, Produce v2 (magic-1 sets), Fetch v2,
+    /// ListOffsets v0, OffsetFetch v1, OffsetCommit v2 and the v0 group APIs.
+    func testKafkaPython202WithoutApiVersionProducesAndConsumes() async throws {
+        let python = try Project.requireVenvPython()
+        let version = try ProcessRunner.run(python, ["-c", "import kafka; print(kafka.__version__)"], timeout: 30)
+        XCTAssertEqual(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "2.0.2", version.summary)
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("py2", partitions: 2)
+        try c.waitForLeaders(topic: "py2", partitions: 2)
+        let bootstrap = "127.0.0.1:\(c.broker.port)"
+
+        var acked: [String] = []
+        for compression in ["none", "gzip"] {
+            let input = (1...4).map { "\(compression)\($0):\(compression) value \($0)" }.joined(separator: "\n") + "\n"
+            let p = try legacy(["produce", "--bootstrap", bootstrap, "--topic", "py2", "--compression", compression], stdin: input)
+            XCTAssertEqual(p.exitCode, 0, p.summary)
+            let lines = try jsonLines(p.stdout)
+            XCTAssertEqual(lines.last?["broker_version"] as? String, "0.10.0", p.summary)
+            acked += records(lines)
+        }
+        XCTAssertEqual(acked.count, 8, acked.description)
+        XCTAssertEqual(Set(acked.map { $0.split(separator: " ")[0] }).count, 8, "distinct offsets: \(acked)")
+
+        // Stored as acknowledged, in 0.8's format (magic 0, inside the gzip wrappers too).
+        var stored: [String] = []
+        for p in 0..<2 {
+            let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/py2-\(p)/00000000000000000000.log",
+                                                             "--deep-iteration", "--print-data-log"])
+            for line in dump.stdout.split(separator: "\n") where line.hasPrefix("offset: ") {
+                let f = line.split(separator: " ").map(String.init)
+                func field(_ name: String) -> String? { f.firstIndex(of: name + ":").map { f[$0 + 1] } }
+                XCTAssertEqual(field("magic"), "0", String(line))
+                let payload = line.range(of: " payload: ").map { String(line[$0.upperBound...]) } ?? "?"
+                stored.append("\(p)/\(field("offset") ?? "?") \(field("key") ?? "?")=\(payload)")
+            }
+        }
+        XCTAssertEqual(stored.sorted(), acked.sorted())
+        let conn = try c.broker.connect()
+
+        // Without a group (Fetch v2, ListOffsets v0)...
+        let plain = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "8"])
+        XCTAssertEqual(plain.exitCode, 0, plain.summary)
+        XCTAssertEqual(records(try jsonLines(plain.stdout)), acked.sorted(), plain.summary)
+
+        // ...with group_id (JoinGroup/SyncGroup v0, OffsetFetch v1, OffsetCommit v2)...
+        let grouped = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "8", "--group", "py2g"])
+        XCTAssertEqual(grouped.exitCode, 0, grouped.summary)
+        XCTAssertEqual(records(try jsonLines(grouped.stdout)), acked.sorted(), grouped.summary)
+        // ...whose commits are in 0.8's ZooKeeper nodes...
+        var committed = 0
+        for p in 0..<2 {
+            let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/py2g/offsets/py2/\(p)"], timeout: 60)
+            committed += get.stdout.split(separator: "\n").compactMap { Int($0) }.first ?? 0
+        }
+        XCTAssertEqual(committed, 8, "the committed offsets add up to the messages read")
+        // ...and a second member resumes from them.
+        _ = try conn.produce(topic: "py2", partition: 1, messages: [(key: "z", value: "after")])
+        let resumed = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "1", "--group", "py2g"])
+        XCTAssertEqual(resumed.exitCode, 0, resumed.summary)
+        let after = records(try jsonLines(resumed.stdout))
+        XCTAssertEqual(after.count, 1, resumed.summary)
+        XCTAssertTrue(after.first?.hasSuffix(" z=after") == true, resumed.summary)
+        XCTAssertTrue(c.broker.isRunning)
     }
 }
 

@@ -64,10 +64,31 @@ final class ProtocolRobustnessTests: IntegrationTestCase {
         let c = try await startCluster(brokerIds: [0])
         for (key, version, what) in [(Int16(99), Int16(0), "api key 99"), (Int16(16), Int16(0), "ListGroups (key 16)"),
                                      (Int16(11), Int16(5), "JoinGroup v5"),
-                                     (Int16(3), Int16(5), "Metadata v5"), (Int16(-1), Int16(0), "api key -1")] {
+                                     (Int16(3), Int16(5), "Metadata v5"), (Int16(-1), Int16(0), "api key -1"),
+                                     // One above each range served (kafka-python 2.0.2's versions are the maxima).
+                                     (Int16(0), Int16(3), "Produce v3"), (Int16(1), Int16(3), "Fetch v3"),
+                                     (Int16(3), Int16(2), "Metadata v2"), (Int16(8), Int16(3), "OffsetCommit v3")] {
             var w = WireWriter()
             w.int16(key); w.int16(version); w.int32(42); w.string("probe")
             w.int32(0)
+            try assertClosesOnly(c, sending: frame(w.bytes), what)
+        }
+        // Malformed bodies of the newer versions served (kafka-python 2.0.2's) close the connection too.
+        var shortCommit = WireWriter()
+        shortCommit.string("g"); shortCommit.int32(1); shortCommit.string("m")   // no retention_time
+        var hugeTopics = WireWriter()
+        hugeTopics.int32(Int32.max)
+        var truncatedProduce = WireWriter()
+        truncatedProduce.int16(1); truncatedProduce.int32(1000); truncatedProduce.int32(1); truncatedProduce.string("t")
+        truncatedProduce.int32(1); truncatedProduce.int32(0); truncatedProduce.int32(500)  // message set shorter than its size
+        for (key, version, body, what) in [(Int16(3), Int16(1), [UInt8](repeating: 0xFE, count: 4), "Metadata v1 with count -2"),
+                                           (Int16(3), Int16(1), hugeTopics.bytes, "Metadata v1 with a huge count"),
+                                           (Int16(8), Int16(2), shortCommit.bytes, "OffsetCommit v2 without retention_time"),
+                                           (Int16(0), Int16(2), truncatedProduce.bytes, "Produce v2 with a truncated set"),
+                                           (Int16(1), Int16(2), [0, 0, 0], "Fetch v2 truncated")] {
+            var w = WireWriter()
+            w.int16(key); w.int16(version); w.int32(43); w.string("probe")
+            w.raw(body)
             try assertClosesOnly(c, sending: frame(w.bytes), what)
         }
     }

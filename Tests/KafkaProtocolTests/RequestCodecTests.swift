@@ -155,4 +155,127 @@ final class RequestCodecTests: XCTestCase {
         XCTAssertEqual(Array(o.readableBytesView.suffix(2)), [0, 3])
         XCTAssertEqual(try OffsetFetchResponse.decode(from: &o).topics[0].partitions[0], of.topics[0].partitions[0])
     }
+    private func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
+        return out
+    }
+
+    private func str(_ s: String) -> String {
+        String(format: "%04x", s.utf8.count) + s.utf8.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The versions kafka-python 2.0.2 sends once ApiVersions makes it infer 0.10.0: Produce v1/v2,
+    /// Fetch v1/v2, Metadata v1, OffsetCommit v2 (layouts as in apache/kafka's message JSON).
+    func testProduceResponseV1V2Layouts() throws {
+        let parts: [ProduceResponse.PartitionResult] = [.init(partition: 1, error: .none, offset: 42)]
+        let head = "00000001" + str("t") + "00000001" + "00000001" + "0000" + "000000000000002a"
+        for (v, tail) in [(Int16(0), ""), (1, "00000000"), (2, "ffffffffffffffff" + "00000000")] {
+            let r = ProduceResponse(topics: [("t", parts)], version: v)
+            var b = ByteBufferAllocator().buffer(capacity: 64)
+            r.encode(into: &b)
+            XCTAssertEqual(Array(b.readableBytesView), hex(head + tail), "v\(v)")
+            XCTAssertEqual(try ProduceResponse.decode(from: &b, version: v), r, "v\(v)")
+            XCTAssertEqual(b.readableBytes, 0)
+        }
+        // A v2 response read as v1 misses its throttle field: rejected, not trapped.
+        var short = ByteBufferAllocator().buffer(capacity: 64)
+        ProduceResponse(topics: [("t", parts)], version: 1).encode(into: &short)
+        XCTAssertThrowsError(try ProduceResponse.decode(from: &short, version: 2))
+    }
+
+    func testFetchResponseV1V2PutThrottleFirst() throws {
+        let r = FetchResponse(topics: [("t", [.init(partition: 0, error: .none, highWatermark: 5, messageSet: ByteBuffer(bytes: [1, 2, 3]))])], version: 2)
+        var b = ByteBufferAllocator().buffer(capacity: 64)
+        r.encode(into: &b)
+        XCTAssertEqual(Array(b.readableBytesView),
+                       hex("00000000" + "00000001" + str("t") + "00000001" + "00000000" + "0000" + "0000000000000005" + "00000003" + "010203"))
+        let back = try FetchResponse.decode(from: &b, version: 2)
+        XCTAssertEqual(back.throttleTimeMs, 0)
+        XCTAssertEqual(back.topics[0].partitions[0].highWatermark, 5)
+        XCTAssertEqual(Array(back.topics[0].partitions[0].messageSet.readableBytesView), [1, 2, 3])
+        // The request body is the same in v0-v2.
+        let req = FetchRequest(maxWaitMs: 100, minBytes: 1, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 7, maxBytes: 1024)])])
+        var q = ByteBufferAllocator().buffer(capacity: 64)
+        req.encode(into: &q)
+        XCTAssertEqual(try FetchRequest.decode(from: &q), req)
+    }
+
+    func testMetadataV1RequestNullIsAllTopicsEmptyIsNone() throws {
+        var null = ByteBuffer(bytes: hex("ffffffff"))
+        let all = try MetadataRequest.decode(from: &null, version: 1)
+        XCTAssertTrue(all.allTopics)
+        XCTAssertEqual(null.readableBytes, 0)
+        var out = ByteBufferAllocator().buffer(capacity: 8)
+        all.encode(into: &out)
+        XCTAssertEqual(Array(out.readableBytesView), hex("ffffffff"))
+        var empty = ByteBuffer(bytes: hex("00000000"))
+        let none = try MetadataRequest.decode(from: &empty, version: 1)
+        XCTAssertFalse(none.allTopics)
+        XCTAssertEqual(none.topics, [])
+        // v0: empty is every topic, and -1 is a bad count, as before.
+        var empty0 = ByteBuffer(bytes: hex("00000000"))
+        XCTAssertTrue(try MetadataRequest.decode(from: &empty0, version: 0).allTopics)
+        var null0 = ByteBuffer(bytes: hex("ffffffff"))
+        XCTAssertThrowsError(try MetadataRequest.decode(from: &null0, version: 0))
+        var named = ByteBuffer(bytes: hex("00000001" + str("a")))
+        let one = try MetadataRequest.decode(from: &named, version: 1)
+        XCTAssertEqual(one.topics, ["a"])
+        XCTAssertFalse(one.allTopics)
+        // Truncated or hostile v1 lists throw; v2 is not served.
+        for bad in ["", "ffff", "00000002" + str("a"), "fffffffe", "7fffffff"] {
+            var b = ByteBuffer(bytes: hex(bad))
+            XCTAssertThrowsError(try MetadataRequest.decode(from: &b, version: 1), bad)
+        }
+        var v2 = ByteBuffer(bytes: hex("ffffffff"))
+        XCTAssertThrowsError(try MetadataRequest.decode(from: &v2, version: 2))
+    }
+
+    func testMetadataV1ResponseLayout() throws {
+        let md = MetadataResponse(brokers: [BrokerEndpoint(id: 3, host: "h", port: 9092)],
+                                  topics: [.init(error: .none, topic: "t", partitions: [.init(error: .none, partition: 0, leader: 3, replicas: [3], isr: [3])])],
+                                  version: 1, controllerId: 3)
+        var b = ByteBufferAllocator().buffer(capacity: 128)
+        md.encode(into: &b)
+        let broker = "00000003" + str("h") + "00002384" + "ffff"
+        let partition = "0000" + "00000000" + "00000003" + "00000001" + "00000003" + "00000001" + "00000003"
+        XCTAssertEqual(Array(b.readableBytesView),
+                       hex("00000001" + broker + "00000003" + "00000001" + "0000" + str("t") + "00" + "00000001" + partition))
+        XCTAssertEqual(try MetadataResponse.decode(from: &b, version: 1), md)
+        XCTAssertEqual(b.readableBytes, 0)
+        // v0 keeps 0.8's layout (no rack, controller or is_internal).
+        var v0 = ByteBufferAllocator().buffer(capacity: 128)
+        MetadataResponse(brokers: md.brokers, topics: md.topics).encode(into: &v0)
+        XCTAssertEqual(Array(v0.readableBytesView),
+                       hex("00000001" + "00000003" + str("h") + "00002384" + "00000001" + "0000" + str("t") + "00000001" + partition))
+    }
+
+    func testOffsetCommitV2Layout() throws {
+        let body = str("g") + "00000005" + str("m-1") + "ffffffffffffffff" + "00000001" + str("t") + "00000001"
+            + "00000002" + "0000000000000009" + str("md")
+        var b = ByteBuffer(bytes: hex(body))
+        let req = try OffsetCommitRequest.decode(from: &b, version: 2)
+        XCTAssertEqual(b.readableBytes, 0)
+        XCTAssertEqual(req.group, "g")
+        XCTAssertEqual(req.generationId, 5)
+        XCTAssertEqual(req.consumerId, "m-1")
+        XCTAssertEqual(req.retentionTimeMs, -1)
+        XCTAssertEqual(req.topics[0].topic, "t")
+        XCTAssertEqual(req.topics[0].partitions, [.init(partition: 2, offset: 9, timestamp: -1, metadata: "md")])
+        var out = ByteBufferAllocator().buffer(capacity: 64)
+        req.encode(into: &out)
+        XCTAssertEqual(Array(out.readableBytesView), hex(body))
+        let full = hex(body)
+        for cut in 0..<full.count {
+            var t = ByteBuffer(bytes: full[0..<cut])
+            XCTAssertThrowsError(try OffsetCommitRequest.decode(from: &t, version: 2), "cut at \(cut)")
+        }
+        var v3 = ByteBuffer(bytes: full)
+        XCTAssertThrowsError(try OffsetCommitRequest.decode(from: &v3, version: 3))
+    }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// Fetch (key 1, v0).
+/// Fetch (key 1, v0-v2): the request is the same in every version; the response starts with
+/// `throttle_time_ms` (int32) before the topics in v1 and v2 (message sets stay as stored, magic 0).
 public struct FetchRequest: KafkaRequest, Equatable {
     public static let apiKey = APIKey.fetch
 
@@ -118,10 +119,22 @@ public struct FetchResponse: KafkaResponse {
     }
 
     public var topics: [(topic: String, partitions: [PartitionData])]
+    /// The layout: the request's version (0-2); v1+ starts with `throttleTimeMs`.
+    public var version: Int16
+    public var throttleTimeMs: Int32
 
-    public init(topics: [(topic: String, partitions: [PartitionData])]) { self.topics = topics }
+    public init(topics: [(topic: String, partitions: [PartitionData])], version: Int16 = 0, throttleTimeMs: Int32 = 0) {
+        self.topics = topics
+        self.version = version
+        self.throttleTimeMs = throttleTimeMs
+    }
 
     public static func decode(from buf: inout ByteBuffer) throws -> FetchResponse {
+        try decode(from: &buf, version: 0)
+    }
+
+    public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> FetchResponse {
+        let throttle = version >= 1 ? try buf.readKafkaInt32() : 0
         let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionData]) in
             let topic = try b.readKafkaNonNullString()
             let parts = try b.readKafkaArray(minElementSize: 18) { p -> PartitionData in
@@ -134,7 +147,7 @@ public struct FetchResponse: KafkaResponse {
             }
             return (topic, parts)
         }
-        return FetchResponse(topics: topics)
+        return FetchResponse(topics: topics, version: version, throttleTimeMs: throttle)
     }
 
     /// Everything of a partition entry before its message-set bytes.
@@ -147,6 +160,7 @@ public struct FetchResponse: KafkaResponse {
 
     /// In-memory encoding (tests, small responses).
     public func encode(into buf: inout ByteBuffer) {
+        if version >= 1 { buf.writeKafkaInt32(throttleTimeMs) }
         buf.writeKafkaArray(topics) { b, t in
             b.writeKafkaString(t.topic)
             b.writeKafkaArray(t.partitions) { b, p in

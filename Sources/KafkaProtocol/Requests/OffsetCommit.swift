@@ -1,6 +1,8 @@
 import NIOCore
 
-/// OffsetCommit (key 8): v0 stores in ZooKeeper, v1 adds generation, consumer id and timestamps.
+/// OffsetCommit (key 8): v0 stores in ZooKeeper, v1 adds generation, consumer id and timestamps;
+/// v2 keeps generation and member id, replaces the per-partition timestamps with one
+/// `retention_time` (int64, after the member id).
 public struct OffsetCommitRequest: KafkaRequest {
     public static let apiKey = APIKey.offsetCommit
 
@@ -21,28 +23,34 @@ public struct OffsetCommitRequest: KafkaRequest {
     public var group: String
     public var generationId: Int32
     public var consumerId: String
+    /// v2's `retention_time` in ms (-1: the broker's default); read, not used (ZooKeeper storage).
+    public var retentionTimeMs: Int64
     public var topics: [(topic: String, partitions: [PartitionCommit])]
 
-    public init(version: Int16 = 0, group: String, generationId: Int32 = -1, consumerId: String = "", topics: [(topic: String, partitions: [PartitionCommit])]) {
+    public init(version: Int16 = 0, group: String, generationId: Int32 = -1, consumerId: String = "", retentionTimeMs: Int64 = -1,
+                topics: [(topic: String, partitions: [PartitionCommit])]) {
         self.apiVersion = version
         self.group = group
         self.generationId = generationId
         self.consumerId = consumerId
+        self.retentionTimeMs = retentionTimeMs
         self.topics = topics
     }
 
     public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> OffsetCommitRequest {
-        guard version == 0 || version == 1 else { throw ProtocolError("OffsetCommit version \(version) not supported") }
+        guard (0...2).contains(version) else { throw ProtocolError("OffsetCommit version \(version) not supported") }
         let group = try buf.readKafkaNonNullString()
         var gen: Int32 = -1
         var cid = ""
-        if version == 1 {
+        var retention: Int64 = -1
+        if version >= 1 {
             gen = try buf.readKafkaInt32()
             cid = try buf.readKafkaNonNullString()
         }
+        if version >= 2 { retention = try buf.readKafkaInt64() }
         let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionCommit]) in
             let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 14) { p -> PartitionCommit in
+            let parts = try b.readKafkaArray(minElementSize: version == 1 ? 22 : 14) { p -> PartitionCommit in
                 let partition = try p.readKafkaInt32()
                 let offset = try p.readKafkaInt64()
                 let ts = version == 1 ? try p.readKafkaInt64() : -1
@@ -50,15 +58,16 @@ public struct OffsetCommitRequest: KafkaRequest {
             }
             return (topic, parts)
         }
-        return OffsetCommitRequest(version: version, group: group, generationId: gen, consumerId: cid, topics: topics)
+        return OffsetCommitRequest(version: version, group: group, generationId: gen, consumerId: cid, retentionTimeMs: retention, topics: topics)
     }
 
     public func encode(into buf: inout ByteBuffer) {
         buf.writeKafkaString(group)
-        if apiVersion == 1 {
+        if apiVersion >= 1 {
             buf.writeKafkaInt32(generationId)
             buf.writeKafkaString(consumerId)
         }
+        if apiVersion >= 2 { buf.writeKafkaInt64(retentionTimeMs) }
         buf.writeKafkaArray(topics) { b, t in
             b.writeKafkaString(t.topic)
             b.writeKafkaArray(t.partitions) { b, p in

@@ -1,6 +1,8 @@
 import NIOCore
 
-/// Produce (key 0, v0).
+/// Produce (key 0, v0-v2). The request body is the same in every version (v2's message sets may
+/// be magic 1); the response adds `throttle_time_ms` at the end in v1 and each partition's
+/// `log_append_time` (int64, after the base offset) in v2.
 public struct ProduceRequest: KafkaRequest, Equatable {
     public static let apiKey = APIKey.produce
 
@@ -78,11 +80,20 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public var topics: [(topic: String, partitions: [PartitionResult])]
+    /// The layout written: the request's version (0-2).
+    public var version: Int16
+    /// v1+: always 0 here (no quotas).
+    public var throttleTimeMs: Int32
 
-    public init(topics: [(topic: String, partitions: [PartitionResult])]) { self.topics = topics }
+    public init(topics: [(topic: String, partitions: [PartitionResult])], version: Int16 = 0, throttleTimeMs: Int32 = 0) {
+        self.topics = topics
+        self.version = version
+        self.throttleTimeMs = throttleTimeMs
+    }
 
     public static func == (a: ProduceResponse, b: ProduceResponse) -> Bool {
         a.topics.map(\.topic) == b.topics.map(\.topic) && a.topics.map(\.partitions) == b.topics.map(\.partitions)
+            && a.version == b.version && (a.version == 0 || a.throttleTimeMs == b.throttleTimeMs)
     }
 
     public func encode(into buf: inout ByteBuffer) {
@@ -92,18 +103,28 @@ public struct ProduceResponse: KafkaResponse, Equatable {
                 b.writeKafkaInt32(p.partition)
                 b.writeKafkaInt16(p.error.rawValue)
                 b.writeKafkaInt64(p.offset)
+                // log_append_time: -1, the broker does not use log-append time.
+                if version >= 2 { b.writeKafkaInt64(-1) }
             }
         }
+        if version >= 1 { buf.writeKafkaInt32(throttleTimeMs) }
     }
 
     public static func decode(from buf: inout ByteBuffer) throws -> ProduceResponse {
+        try decode(from: &buf, version: 0)
+    }
+
+    public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> ProduceResponse {
         let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionResult]) in
             let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 14) { p in
-                PartitionResult(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()), offset: try p.readKafkaInt64())
+            let parts = try b.readKafkaArray(minElementSize: version >= 2 ? 22 : 14) { p in
+                let r = PartitionResult(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()), offset: try p.readKafkaInt64())
+                if version >= 2 { _ = try p.readKafkaInt64() }
+                return r
             }
             return (topic, parts)
         }
-        return ProduceResponse(topics: topics)
+        let throttle = version >= 1 ? try buf.readKafkaInt32() : 0
+        return ProduceResponse(topics: topics, version: version, throttleTimeMs: throttle)
     }
 }

@@ -3,7 +3,7 @@ import KafkaLog
 import KafkaProtocol
 import NIOCore
 
-/// Fetch (key 1, v0): consumers read up to the high watermark, followers (replica id >= 0) to the
+/// Fetch (key 1, v0-v2): consumers read up to the high watermark, followers (replica id >= 0) to the
 /// log end. Reads of cached pages (checked with mincore; the log's last bytes are taken to be
 /// cached) run on the event loop; a request that reaches into pages that are not cached is read on
 /// the log dir's I/O pool, which pulls those bytes into the page cache first, so the event loop's
@@ -11,7 +11,7 @@ import NIOCore
 /// Message sets go out as file regions (sendfile); a fetch with too few bytes parks in the
 /// purgatory until `minBytes` arrive or `maxWaitMs` passes.
 struct FetchHandler: RequestHandler {
-    static let versions: ClosedRange<Int16> = 0...0
+    static let versions: ClosedRange<Int16> = 0...2
     let reader: FetchReader
     let io: LogDirIO
 
@@ -36,7 +36,7 @@ struct FetchHandler: RequestHandler {
     private func respondOrPark(_ req: FetchRequest, _ reads: [FetchReader.PartitionRead], _ ctx: RequestContext) -> EventLoopFuture<ResponseAction> {
         let bytes = reads.reduce(0) { $0 + ($1.slice?.length ?? 0) }
         let anyError = reads.contains { $0.error != .none }
-        let corr = ctx.header.correlationId
+        let corr = FetchReader.ResponseHead(correlationId: ctx.header.correlationId, version: ctx.apiVersion)
         let allocator = ctx.buffers
         if req.maxWaitMs <= 0 || bytes >= Int(req.minBytes) || anyError || reads.isEmpty {
             return ctx.eventLoop.makeSucceededFuture(reader.response(corr, reads, allocator: allocator))
@@ -156,10 +156,18 @@ struct FetchReader: Sendable {
         }
     }
 
+    /// What the response frame needs from the request header: its correlation id, and its version
+    /// (v1 and v2 write `throttle_time_ms`, always 0, before the topics).
+    struct ResponseHead: Sendable {
+        var correlationId: Int32
+        var version: Int16
+    }
+
     /// The response frame: headers in byte buffers, message sets as file regions (sendfile).
     /// `reads` come grouped by topic (as `readPartitions` returns them for a merged request).
     /// The regions borrow the segments' descriptors; the slices keep them open until written.
-    func response(_ corr: Int32, _ reads: [PartitionRead], allocator: ByteBufferAllocator) -> ResponseAction {
+    func response(_ head: ResponseHead, _ reads: [PartitionRead], allocator: ByteBufferAllocator) -> ResponseAction {
+        let throttleBytes = head.version >= 1 ? 4 : 0
         // Runs of the same topic, in order.
         var runs: [Range<Int>] = []
         var i = 0
@@ -169,7 +177,7 @@ struct FetchReader: Sendable {
             runs.append(i..<j)
             i = j
         }
-        var size = 4 + 4
+        var size = 4 + throttleBytes + 4
         for r in runs {
             size += 2 + reads[r.lowerBound].tp.topic.utf8.count + 4
             for p in reads[r] { size += 18 + (p.slice?.length ?? 0) }
@@ -183,7 +191,8 @@ struct FetchReader: Sendable {
         var slices: [LogReadSlice] = []
         var buf = allocator.buffer(capacity: 64 + runs.count * 64)
         buf.writeKafkaInt32(Int32(size))
-        buf.writeKafkaInt32(corr)
+        buf.writeKafkaInt32(head.correlationId)
+        if throttleBytes > 0 { buf.writeKafkaInt32(0) }
         buf.writeKafkaInt32(Int32(runs.count))
         for r in runs {
             buf.writeKafkaString(reads[r.lowerBound].tp.topic)

@@ -2,13 +2,13 @@ import KafkaCluster
 import KafkaProtocol
 import NIOCore
 
-/// OffsetCommit (key 8, v0 and v1): offsets kept in ZooKeeper (`/consumers/<g>/offsets`), as
+/// OffsetCommit (key 8, v0-v2; v2's retention time is not used): offsets kept in ZooKeeper (`/consumers/<g>/offsets`), as
 /// 0.8.2 keeps v0 commits; awaited in a task.
 struct OffsetCommitHandler: RequestHandler {
-    static let versions: ClosedRange<Int16> = 0...1
+    static let versions: ClosedRange<Int16> = 0...2
     let metadataCache: MetadataCache
     let zk: KafkaZooKeeper
-    /// A v1 commit naming a generation (from a member of a group it manages) is checked against
+    /// A v1/v2 commit naming a generation (from a member of a group it manages) is checked against
     /// it; commits outside group management (generation -1, as 0.8 clients send) are stored as before.
     let groups: GroupCoordinator
 
@@ -39,7 +39,7 @@ struct OffsetCommitHandler: RequestHandler {
                     if p.metadata.utf8.count > 4096 { parts.append((p.partition, .offsetMetadataTooLarge)); continue }
                     guard cache.partitionState(tp) != nil else { parts.append((p.partition, .unknownTopicOrPartition)); continue }
                     do {
-                        // v1 keeps its metadata string (0.8.2 stores v1 commits with it); v0, stored in
+                        // v1 and v2 keep their metadata string (0.8.2 stores v1 commits with it); v0, stored in
                         // ZooKeeper by 0.8.2 as a bare offset, drops any earlier v1 metadata.
                         if req.apiVersion >= 1 {
                             try await zk.commitConsumerOffset(group: req.group, tp, offset: p.offset, metadata: p.metadata)

@@ -3,10 +3,10 @@ import KafkaLog
 import KafkaProtocol
 import NIOCore
 
-/// Produce (key 0, v0): appends on the partitions' log-dir I/O pools; acks=1 answers after the
+/// Produce (key 0, v0-v2; v1/v2 differ only in the response, `ProduceResponse.version`): appends on the partitions' log-dir I/O pools; acks=1 answers after the
 /// append, acks=-1 parks in the purgatory until the ISR has the data, acks=0 answers nothing.
 struct ProduceHandler: RequestHandler {
-    static let versions: ClosedRange<Int16> = 0...0
+    static let versions: ClosedRange<Int16> = 0...2
     let replicaManager: ReplicaManager
     let metadataCache: MetadataCache
     let autoCreator: TopicAutoCreator
@@ -152,11 +152,14 @@ struct ProduceHandler: RequestHandler {
             return ctx.eventLoop.makeSucceededFuture(anyError ? .close(reason: "acks=0 produce failed") : .noResponse)
         }
         if req.requiredAcks == 1 || pending.isEmpty {
-            return ctx.answer(ProduceResponse(topics: results))
+            return ctx.answer(ProduceResponse(topics: results, version: ctx.apiVersion))
         }
         // acks=-1 (or >1): wait until the ISR has the data (HW past the last offset).
         let promise = ctx.eventLoop.makePromise(of: ResponseAction.self)
+        let version = ctx.apiVersion
         let op = DelayedProduce(pending: pending, results: results, replicaManager: replicaManager) { resp in
+            var resp = resp
+            resp.version = version
             promise.succeed(ctx.respond(resp))
         }
         replicaManager.fetchPurgatory.tryCompleteElseWatch(op, timeoutMs: Int64(req.timeoutMs), eventLoop: ctx.eventLoop)

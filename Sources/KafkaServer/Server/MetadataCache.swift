@@ -9,6 +9,8 @@ public final class MetadataCache: @unchecked Sendable {
         var brokers: [Int32: BrokerEndpoint] = [:]
         var partitions: [String: [Int32: PartitionStateInfo]] = [:]
         var controllerEpoch: Int32 = 0
+        /// The controller that sent the last UpdateMetadata (-1 before the first).
+        var controllerId: Int32 = -1
     }
     private let state = Mutex(State())
 
@@ -19,6 +21,7 @@ public final class MetadataCache: @unchecked Sendable {
         state.withLock { st in
             if req.controllerEpoch < st.controllerEpoch { return false }
             st.controllerEpoch = req.controllerEpoch
+            st.controllerId = req.controllerId
             st.brokers = Dictionary(req.liveBrokers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for s in req.partitionStates {
                 if s.leader == -2 {
@@ -32,6 +35,8 @@ public final class MetadataCache: @unchecked Sendable {
         }
     }
 
+    /// The current controller's id as the last UpdateMetadata named it, -1 before any (Metadata v1).
+    public var controllerId: Int32 { state.withLock { $0.controllerId } }
     public var liveBrokers: [BrokerEndpoint] { state.withLock { st in st.brokers.values.sorted { $0.id < $1.id } } }
     public var topics: [String] { state.withLock { st in st.partitions.keys.sorted() } }
     public func contains(_ topic: String) -> Bool { state.withLock { st in st.partitions[topic] != nil } }
