@@ -73,7 +73,11 @@ public final class Log: @unchecked Sendable {
     private let published: Mutex<PublishedState>
     /// Told about that first error (the broker halts, as 0.8.2 does, so leadership moves away).
     private let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
-    private let flushQueue: DispatchQueue
+    /// Runs the fsync after a roll and delayed segment deletion: the log dir's I/O pool in the
+    /// broker (`LogManager` passes it), Dispatch for logs opened on their own.
+    let executor: any LogDirExecutor
+    /// The log dir this log lives in (the parent of `directory`), naming its executor's pool.
+    let logDir: String
 
     // MARK: init / load
 
@@ -81,12 +85,14 @@ public final class Log: @unchecked Sendable {
     /// `recoveryPoint` on is rescanned (sizes, CRCs), truncated at the first bad entry, and later segments deleted.
     public init(directory: String, topicPartition: TopicPartition, config: LogConfig, recoveryPoint: Int64 = 0,
                 cleanShutdown: Bool = false, logger: Logger = Logger(label: "kafka.log"),
-                onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in }) throws {
+                onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in },
+                executor: (any LogDirExecutor)? = nil) throws {
         self.topicPartition = topicPartition
         self.directory = directory
         self.logger = logger
         self.onIOFailure = onIOFailure
-        self.flushQueue = DispatchQueue(label: "kafka.log.flush.\(topicPartition.directoryName)")
+        self.executor = executor ?? DispatchLogDirExecutor()
+        self.logDir = Log.parentDirectory(directory)
         try FS.mkdirs(directory)
         let loaded = try Log.loadSegments(directory: directory, config: config, recoveryPoint: recoveryPoint,
                                           cleanShutdown: cleanShutdown, name: topicPartition.description, logger: logger)
@@ -95,6 +101,13 @@ public final class Log: @unchecked Sendable {
                                                _recoveryPoint: cleanShutdown ? leo : min(recoveryPoint, leo),
                                                _lastFlushTime: FS.nowMs()))
         logger.info("Completed load of log \(topicPartition.directoryName) with log end offset \(leo)")
+    }
+
+    static func parentDirectory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
     }
 
     private static func jitter(_ config: LogConfig) -> Int64 {
@@ -339,7 +352,10 @@ public final class Log: @unchecked Sendable {
         snap.segments.append(seg)
         publish(snap)
         logger.info("Rolled new log segment for '\(topicPartition.directoryName)' at offset \(newOffset)")
-        flushQueue.async { [weak self] in self?.flush(upTo: newOffset) }
+        // fsync of the old segment: on the log dir's I/O pool, never on the appending thread.
+        executor.execute(inDir: logDir) { [weak self] active in
+            if active { self?.flush(upTo: newOffset) }
+        }
         return seg
     }
 
@@ -454,13 +470,12 @@ public final class Log: @unchecked Sendable {
     /// Removes every message with offset ≥ `offset` (follower truncation). Offsets at or past the end are a no-op.
     public func truncate(to offset: Int64) throws {
         guard offset >= 0 else { throw LogError.invalidArgument("Cannot truncate to a negative offset (\(offset)).") }
-        try writeLock.withLock { _ throws(LogError) in
+        let detached = try writeLock.withLock { _ throws(LogError) -> [LogSegment] in
             var snap = snapshot
-            if offset >= snap.logEndOffset { return }
+            if offset >= snap.logEndOffset { return [] }
             logger.info("Truncating log \(topicPartition.directoryName) to offset \(offset).")
             if snap.segments.first!.baseOffset > offset {
-                try truncateFullyLocked(startAt: offset)
-                return
+                return try truncateFullyLocked(startAt: offset)
             }
             let keep = snap.segments.filter { $0.baseOffset <= offset }
             let drop = snap.segments.filter { $0.baseOffset > offset }
@@ -470,52 +485,81 @@ public final class Log: @unchecked Sendable {
             if active.index.sizeInBytes < active.maxIndexSize { try active.index.resize(active.maxIndexSize) }
             snap.logEndOffset = offset
             publish(snap)
-            for s in drop { scheduleDelete(s) }
+            for s in drop { markDeleted(s) }
             published.withLock { st in st._recoveryPoint = min(st._recoveryPoint, offset) }
+            return drop
         }
+        deleteDetached(detached)
     }
 
     /// Deletes every segment and restarts the log empty at `newOffset`.
     public func truncateFullyAndStartAt(_ newOffset: Int64) throws {
-        try writeLock.withLock { _ throws(LogError) in try truncateFullyLocked(startAt: newOffset) }
+        let detached = try writeLock.withLock { _ throws(LogError) -> [LogSegment] in
+            try truncateFullyLocked(startAt: newOffset)
+        }
+        deleteDetached(detached)
     }
 
-    private func truncateFullyLocked(startAt newOffset: Int64) throws(LogError) {
+    /// Returns the detached segments, for `deleteDetached` once the write lock is released.
+    private func truncateFullyLocked(startAt newOffset: Int64) throws(LogError) -> [LogSegment] {
         logger.info("Truncate and start log '\(topicPartition.directoryName)' at offset \(newOffset)")
         var snap = snapshot
-        for s in snap.segments { scheduleDelete(s) }
+        let old = snap.segments
+        for s in old { markDeleted(s) }
         let seg = try Log.newSegment(directory, newOffset, config)
         snap.segments = [seg]
         snap.logEndOffset = newOffset
         publish(snap)
         published.withLock { st in st._recoveryPoint = min(st._recoveryPoint, newOffset) }
+        return old
     }
 
-    /// Renames a segment's files to `.deleted` and removes them after `file.delete.delay.ms`.
-    func scheduleDelete(_ seg: LogSegment) {
+    /// Under the write lock, for a segment just taken out of the published list: renames its
+    /// files to `.deleted` (a crash from here on leaves files that the next load removes, and a
+    /// new segment at the same base offset cannot collide with them).
+    func markDeleted(_ seg: LogSegment) {
         do {
             try seg.changeSuffix(from: "", to: ".deleted")
         } catch {
             logger.error("Failed to rename segment \(seg.logPath) for deletion: \(error)")
         }
-        let delay = config.fileDeleteDelayMs
-        let work: @Sendable () -> Void = { [seg, logger] in
-            logger.info("Deleting segment \(seg.baseOffset) (\(seg.logPath))")
-            seg.deleteFiles()
+    }
+
+    /// After the write lock is released: removes the `.deleted` files of detached segments, at
+    /// once when `file.delete.delay.ms` is 0 (on the calling thread, which in the broker is an
+    /// I/O-pool thread: retention, the cleaner, truncation), else after the delay on the log
+    /// dir's executor (0.8.2 schedules the same "delete-file" task). The segments' descriptors
+    /// and index mappings close when the last reference goes: here, or when a fetch still
+    /// sending from one releases it. Should the executor have stopped (shutdown), the files stay
+    /// and the next load removes them.
+    func deleteDetached(_ segs: [LogSegment]) {
+        guard !segs.isEmpty else { return }
+        let work: @Sendable () -> Void = { [segs, logger] in
+            for seg in segs {
+                logger.info("Deleting segment \(seg.baseOffset) (\(seg.logPath))")
+                seg.deleteFiles()
+            }
         }
+        let delay = config.fileDeleteDelayMs
         if delay <= 0 {
             work()
-        } else {
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(min(delay, Int64(Int32.max)))), execute: work)
+            return
+        }
+        let executor = self.executor, dir = logDir
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(min(delay, Int64(Int32.max))) * 1_000_000)
+            executor.execute(inDir: dir) { active in if active { work() } }
         }
     }
 
     // MARK: retention
 
-    /// Deletes the oldest segments for which `predicate(segment, nextSegment)` holds, never leaving the log
+    /// Deletes the oldest segments for which `predicate(segment)` holds, never leaving the log
     /// without a segment (rolls first when every segment is deletable). Returns the number deleted.
+    /// The write lock is held only to detach them (take them out of the published list and
+    /// rename their files to `.deleted`); their files are removed after it is released.
     func deleteOldSegments(_ predicate: (LogSegment) -> Bool) throws(LogError) -> Int {
-        try writeLock.withLock { _ throws(LogError) -> Int in
+        let detached = try writeLock.withLock { _ throws(LogError) -> [LogSegment] in
             var snap = snapshot
             var deletable: [LogSegment] = []
             for (i, s) in snap.segments.enumerated() {
@@ -523,17 +567,19 @@ public final class Log: @unchecked Sendable {
                 guard predicate(s), !(isActive && s.size == 0) else { break }
                 deletable.append(s)
             }
-            if deletable.isEmpty { return 0 }
+            if deletable.isEmpty { return [] }
             if deletable.count == snap.segments.count {
                 _ = try rollLocked(config: config)
                 snap = snapshot
             }
             snap.segments.removeFirst(deletable.count)
             publish(snap)
-            for s in deletable { scheduleDelete(s) }
+            for s in deletable { markDeleted(s) }
             published.withLock { st in st._recoveryPoint = max(st._recoveryPoint, snap.segments.first!.baseOffset) }
-            return deletable.count
+            return deletable
         }
+        deleteDetached(detached)
+        return detached.count
     }
 
     // MARK: close

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import KafkaProtocol
 import Logging
 import Synchronization
@@ -22,49 +21,9 @@ public struct CleanerStats: Sendable, Equatable {
 /// Compaction for `cleanup.policy=compact` logs, after 0.8.2's `LogCleaner`: keeps the last message of each
 /// key in the non-active segments, drops delete markers (null values) older than `delete.retention.ms`,
 /// preserves offsets, rewrites compressed sets uncompressed, and records progress in `cleaner-offset-checkpoint`.
-final class LogCleaner: @unchecked Sendable {
+/// The passes are driven by `LogManager` (`startBackgroundTasks`), each on its log dir's executor.
+enum LogCleaner {
     static let checkpointFile = "cleaner-offset-checkpoint"
-
-    weak var manager: LogManager?
-    let logger: Logger
-    private struct State {
-        var stopped = false
-        var running = false
-    }
-    private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "kafka.log.cleaner")
-
-    init(manager: LogManager, logger: Logger) {
-        self.manager = manager
-        self.logger = logger
-    }
-
-    func start() {
-        state.withLock { st in st.running = true; st.stopped = false }
-        queue.async { [weak self] in self?.loop() }
-    }
-
-    func stop() {
-        state.withLock { st in st.stopped = true }
-        queue.sync {}
-    }
-
-    private var isStopped: Bool { state.withLock { st in st.stopped } }
-
-    private func loop() {
-        while !isStopped {
-            guard let m = manager else { return }
-            let cleaned = m.runLogCleanerOnce()
-            if cleaned == nil {
-                let backoff = max(10, min(m.settings.cleanerBackoffMs, 60_000))
-                var waited: Int64 = 0
-                while waited < backoff && !isStopped {
-                    usleep(50_000)
-                    waited += 50
-                }
-            }
-        }
-    }
 
     // MARK: checkpoints
 
@@ -220,7 +179,10 @@ final class LogCleaner: @unchecked Sendable {
 extension Log {
     /// Atomically replaces `old` (consecutive, non-active segments) with `new` (a `.cleaned` segment whose base is
     /// the first old base): `.cleaned` → `.swap`, publish, old files → `.deleted`, `.swap` → final name.
+    /// The old files are removed (after `file.delete.delay.ms`) once the write lock is released.
     func replaceSegments(_ old: [LogSegment], with new: LogSegment) throws {
+        var detached: [LogSegment] = []
+        defer { deleteDetached(detached) }
         try writeLock.withLock { _ throws -> Void in
             var snap = snapshot
             guard let i = snap.segments.firstIndex(where: { $0 === old[0] }),
@@ -232,7 +194,8 @@ extension Log {
             try new.changeSuffix(from: ".cleaned", to: ".swap")
             snap.segments.replaceSubrange(i..<(i + old.count), with: [new])
             publish(snap)
-            for s in old { scheduleDelete(s) }
+            for s in old { markDeleted(s) }
+            detached = old
             try new.changeSuffix(from: ".swap", to: "")
         }
     }

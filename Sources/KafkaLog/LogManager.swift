@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import KafkaProtocol
 import Logging
 import Synchronization
@@ -23,7 +22,9 @@ public struct LogManagerSettings: Sendable, Equatable {
     public init() {}
 }
 
-/// Owns every log of the broker across `log.dirs`.
+/// Owns every log of the broker across `log.dirs`. Its blocking work (loading and recovery in
+/// `open`, the periodic tasks of `startBackgroundTasks`, roll fsyncs and delayed segment deletion
+/// of its logs) runs on `executor`, per log dir: in the broker, that dir's I/O pool.
 public final class LogManager: @unchecked Sendable {
     public static let recoveryPointCheckpointFile = "recovery-point-offset-checkpoint"
     public static let cleanShutdownFile = ".kafka_cleanshutdown"
@@ -43,25 +44,76 @@ public final class LogManager: @unchecked Sendable {
     let logger: Logger
     /// Called once per log on its first write or fsync error (the broker halts there).
     let onIOFailure: @Sendable (TopicPartition, LogError) -> Void
+    /// Runs the blocking work, per log dir.
+    let executor: any LogDirExecutor
 
     private struct State {
         var logs: [TopicPartition: Log] = [:]
         var logDirOf: [TopicPartition: String] = [:]
         var lockFds: [String: Int32] = [:]
-        var timers: [DispatchSourceTimer] = []
+        /// The periodic tasks (they only sleep and hand work to the executor).
+        var tasks: [Task<Void, Never>] = []
+        /// Background jobs running on the executor now; `shutdown` waits for them.
+        var runningJobs = 0
         var isShutdown = false
     }
     private let state = Mutex(State())
-    private let scheduler = DispatchQueue(label: "kafka.log.scheduler")
-    var cleaner: LogCleaner? = nil
 
-    /// Locks each dir, creates missing dirs, loads and (after an unclean stop) recovers every `<topic>-<partition>`.
-    public init(logDirs: [String], defaultConfig: LogConfig,
-                topicOverrides: @escaping @Sendable (String) -> [String: String] = { _ in [:] },
-                logger: Logger, settings: LogManagerSettings = LogManagerSettings(),
-                onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in }) throws {
+    /// Locks each dir, creates missing dirs, loads and (after an unclean stop) recovers every
+    /// `<topic>-<partition>` on the calling thread (tests, tools). The broker uses `open`.
+    public convenience init(logDirs: [String], defaultConfig: LogConfig,
+                            topicOverrides: @escaping @Sendable (String) -> [String: String] = { _ in [:] },
+                            logger: Logger, settings: LogManagerSettings = LogManagerSettings(),
+                            onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in },
+                            executor: any LogDirExecutor = DispatchLogDirExecutor()) throws {
+        try self.init(lockingDirs: logDirs, defaultConfig: defaultConfig, topicOverrides: topicOverrides, logger: logger,
+                      settings: settings, onIOFailure: onIOFailure, executor: executor)
+        do {
+            for dir in self.logDirs { try loadLogs(in: dir) }
+        } catch {
+            state.withLock { st in Self.unlockDirs(&st) }
+            throw error
+        }
+    }
+
+    /// As `init`, but loads (and recovers) each dir's logs on that dir's `executor` threads, all
+    /// dirs at once, and suspends until they are loaded: the caller's thread never reads a log.
+    public static func open(logDirs: [String], defaultConfig: LogConfig,
+                            topicOverrides: @escaping @Sendable (String) -> [String: String] = { _ in [:] },
+                            logger: Logger, settings: LogManagerSettings = LogManagerSettings(),
+                            onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void = { _, _ in },
+                            executor: any LogDirExecutor) async throws -> LogManager {
+        let m = try LogManager(lockingDirs: logDirs, defaultConfig: defaultConfig, topicOverrides: topicOverrides,
+                               logger: logger, settings: settings, onIOFailure: onIOFailure, executor: executor)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for dir in m.logDirs {
+                    group.addTask {
+                        let loaded = await executor.run(inDir: dir) { () -> Result<Void, any Error> in
+                            Result { try m.loadLogs(in: dir) }
+                        }
+                        guard let loaded else { throw LogError.io("Log directory \(dir): its I/O threads stopped before its logs were loaded") }
+                        try loaded.get()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            m.state.withLock { st in Self.unlockDirs(&st) }
+            throw error
+        }
+        return m
+    }
+
+    /// Checks and locks the dirs; loads nothing.
+    private init(lockingDirs logDirs: [String], defaultConfig: LogConfig,
+                 topicOverrides: @escaping @Sendable (String) -> [String: String],
+                 logger: Logger, settings: LogManagerSettings,
+                 onIOFailure: @escaping @Sendable (TopicPartition, LogError) -> Void,
+                 executor: any LogDirExecutor) throws {
         precondition(!logDirs.isEmpty, "at least one log dir")
         self.onIOFailure = onIOFailure
+        self.executor = executor
         self.logDirs = logDirs.map { $0.count > 1 && $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.defaultConfig = defaultConfig
         self.topicOverrides = topicOverrides
@@ -88,7 +140,6 @@ public final class LogManager: @unchecked Sendable {
                 }
                 state.withLock { st in st.lockFds[dir] = fd }
             }
-            try loadLogs()
         } catch {
             state.withLock { st in Self.unlockDirs(&st) }
             throw error
@@ -111,37 +162,40 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
-    private func loadLogs() throws {
-        for dir in logDirs {
-            let marker = dir + "/" + Self.cleanShutdownFile
-            let clean = FS.exists(marker)
-            var recoveryPoints: [TopicPartition: Int64] = [:]
-            do {
-                recoveryPoints = try OffsetCheckpoint(path: dir + "/" + Self.recoveryPointCheckpointFile).read()
-            } catch {
-                logger.warning("Error reading recovery points in \(dir), recovering every log from the start: \(error)")
-            }
-            // A new or empty log dir has nothing to recover: no marker there is not news.
-            if !clean && Self.hasPartitionDirs(dir) {
-                logger.info("Found no clean shutdown marker in \(dir): recovering logs past their recovery points")
-            }
-            for name in try FS.listDirectory(dir).sorted() {
-                let path = dir + "/" + name
-                guard FS.isDirectory(path), let tp = TopicPartition(directoryName: name) else { continue }
-                if let other = state.withLock({ st in st.logDirOf[tp] }) {
-                    throw LogError.io("Duplicate log directories found: \(path), \(other)/\(name)!")
-                }
-                logger.info("Loading log '\(name)'")
-                let log = try Log(directory: path, topicPartition: tp, config: config(for: tp.topic),
-                                  recoveryPoint: recoveryPoints[tp] ?? 0, cleanShutdown: clean, logger: logger,
-                                  onIOFailure: onIOFailure)
-                state.withLock { st in
-                    st.logs[tp] = log
-                    st.logDirOf[tp] = dir
-                }
-            }
-            if clean { FS.remove(marker) }
+    /// Loads one dir's logs (recovering them after an unclean stop).
+    private func loadLogs(in dir: String) throws {
+        let marker = dir + "/" + Self.cleanShutdownFile
+        let clean = FS.exists(marker)
+        var recoveryPoints: [TopicPartition: Int64] = [:]
+        do {
+            recoveryPoints = try OffsetCheckpoint(path: dir + "/" + Self.recoveryPointCheckpointFile).read()
+        } catch {
+            logger.warning("Error reading recovery points in \(dir), recovering every log from the start: \(error)")
         }
+        // A new or empty log dir has nothing to recover: no marker there is not news.
+        if !clean && Self.hasPartitionDirs(dir) {
+            logger.info("Found no clean shutdown marker in \(dir): recovering logs past their recovery points")
+        }
+        for name in try FS.listDirectory(dir).sorted() {
+            let path = dir + "/" + name
+            guard FS.isDirectory(path), let tp = TopicPartition(directoryName: name) else { continue }
+            func duplicate(_ st: State) -> LogError? {
+                st.logDirOf[tp].map { LogError.io("Duplicate log directories found: \(path), \($0)/\(name)!") }
+            }
+            if let e = state.withLock({ st in duplicate(st) }) { throw e }
+            logger.info("Loading log '\(name)'")
+            let log = try Log(directory: path, topicPartition: tp, config: config(for: tp.topic),
+                              recoveryPoint: recoveryPoints[tp] ?? 0, cleanShutdown: clean, logger: logger,
+                              onIOFailure: onIOFailure, executor: executor)
+            // Dirs load in parallel: check again where the log is added.
+            if let e = state.withLock({ st -> LogError? in
+                if let e = duplicate(st) { return e }
+                st.logs[tp] = log
+                st.logDirOf[tp] = dir
+                return nil
+            }) { throw e }
+        }
+        if clean { FS.remove(marker) }
     }
 
     public func log(for tp: TopicPartition) -> Log? { state.withLock { st in st.logs[tp] } }
@@ -160,7 +214,8 @@ public final class LogManager: @unchecked Sendable {
             for (_, d) in st.logDirOf { counts[d, default: 0] += 1 }
             let dir = logDirs.min { counts[$0]! < counts[$1]! }!
             let log = try Log(directory: dir + "/" + tp.directoryName, topicPartition: tp, config: config(for: tp.topic),
-                              recoveryPoint: 0, cleanShutdown: true, logger: logger, onIOFailure: onIOFailure)
+                              recoveryPoint: 0, cleanShutdown: true, logger: logger, onIOFailure: onIOFailure,
+                              executor: executor)
             logger.info("Created log for partition \(tp) in \(dir) with properties \(log.config.asProperties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")).")
             st.logs[tp] = log
             st.logDirOf[tp] = dir
@@ -188,33 +243,87 @@ public final class LogManager: @unchecked Sendable {
 
     // MARK: background tasks
 
-    /// Flush by interval, recovery-point checkpoint, retention, compaction (when enabled).
+    /// Flush by interval, recovery-point checkpoint, retention, compaction (when enabled). Each is
+    /// a task that sleeps for its interval and then runs one job per log dir on that dir's
+    /// executor threads (the dirs in parallel); the task itself only waits.
     public func startBackgroundTasks() {
         state.withLock { st in
-            guard st.timers.isEmpty, !st.isShutdown else { return }
-            func every(_ ms: Int64, _ task: @escaping @Sendable () -> Void) {
+            guard st.tasks.isEmpty, !st.isShutdown else { return }
+            func every(_ ms: Int64, _ job: @escaping @Sendable (LogManager, String) -> Void) {
                 guard ms > 0, ms < Int64(Int32.max) * 1000 else { return }
-                let t = DispatchSource.makeTimerSource(queue: scheduler)
-                t.schedule(deadline: .now() + .milliseconds(Int(ms)), repeating: .milliseconds(Int(ms)))
-                t.setEventHandler(handler: task)
-                t.resume()
-                st.timers.append(t)
+                st.tasks.append(Task { [weak self] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(nanoseconds: UInt64(ms) * 1_000_000)
+                        guard !Task.isCancelled, let self else { return }
+                        await self.inEveryDir { dir in job(self, dir) }
+                    }
+                })
             }
-            every(settings.flushCheckIntervalMs) { [weak self] in self?.flushDirtyLogs() }
-            every(settings.recoveryPointCheckpointIntervalMs) { [weak self] in self?.checkpointRecoveryPoints() }
-            every(settings.retentionCheckIntervalMs) { [weak self] in self?.cleanupLogs() }
+            every(settings.flushCheckIntervalMs) { m, dir in m.flushDirtyLogs(inDir: dir) }
+            every(settings.recoveryPointCheckpointIntervalMs) { m, dir in m.checkpointRecoveryPoints(inDir: dir) }
+            every(settings.retentionCheckIntervalMs) { m, dir in _ = m.cleanupLogs(inDir: dir) }
             if settings.cleanerEnabled {
-                let c = LogCleaner(manager: self, logger: logger)
-                cleaner = c
-                c.start()
+                st.tasks.append(Task { [weak self] in await self?.cleanerLoop() })
             }
         }
     }
 
+    /// Runs `job` on `dir`'s executor unless the manager is shutting down; `shutdown` waits for
+    /// jobs that started. Nil when it did not run.
+    private func runJob<T: Sendable>(inDir dir: String, _ job: @escaping @Sendable () -> T) async -> T? {
+        let ran: T?? = await executor.run(inDir: dir) { [self] () -> T? in
+            let started = state.withLock { st -> Bool in
+                if st.isShutdown { return false }
+                st.runningJobs += 1
+                return true
+            }
+            guard started else { return nil }
+            defer { state.withLock { st in st.runningJobs -= 1 } }
+            return job()
+        }
+        return ran ?? nil
+    }
+
+    /// One job per log dir, the dirs in parallel; returns when all have run.
+    private func inEveryDir(_ job: @escaping @Sendable (String) -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            for dir in logDirs {
+                group.addTask { [self] in _ = await runJob(inDir: dir) { job(dir) } }
+            }
+        }
+    }
+
+    /// The cleaner (0.8.2's cleaner thread): a compaction pass in each dir in turn, each on
+    /// that dir's executor; `log.cleaner.backoff.ms` of sleep after a round that cleaned nothing.
+    private func cleanerLoop() async {
+        while !Task.isCancelled {
+            var cleanedAny = false
+            for dir in logDirs {
+                if Task.isCancelled { return }
+                if let stats = await runJob(inDir: dir, { [self] in runLogCleanerOnce(inDir: dir) }), stats != nil {
+                    cleanedAny = true
+                }
+            }
+            if !cleanedAny {
+                let backoff = max(10, min(settings.cleanerBackoffMs, 60_000))
+                try? await Task.sleep(nanoseconds: UInt64(backoff) * 1_000_000)
+            }
+        }
+    }
+
+    /// The logs in `dir` (nil: every log).
+    private func logs(inDir dir: String?) -> [Log] {
+        state.withLock { st in
+            st.logs.keys.sorted().filter { dir == nil || st.logDirOf[$0] == dir }.map { st.logs[$0]! }
+        }
+    }
+
     /// Flushes logs whose `flush.ms` has passed since their last flush.
-    public func flushDirtyLogs() {
+    public func flushDirtyLogs() { flushDirtyLogs(inDir: nil) }
+
+    func flushDirtyLogs(inDir dir: String?) {
         let now = FS.nowMs()
-        for log in allLogs {
+        for log in logs(inDir: dir) {
             let ms = log.config.flushMs
             if ms == .max { continue }
             if now - log.lastFlushTime >= ms && log.unflushedMessages > 0 { log.flush() }
@@ -223,21 +332,24 @@ public final class LogManager: @unchecked Sendable {
 
     /// Writes `recovery-point-offset-checkpoint` in every dir.
     public func checkpointRecoveryPoints() {
-        let entries: [(String, TopicPartition, Log)] = state.withLock { st in st.logs.map { (st.logDirOf[$0.key]!, $0.key, $0.value) } }
-        for dir in logDirs {
-            var points: [TopicPartition: Int64] = [:]
-            for (d, tp, l) in entries where d == dir { points[tp] = l.recoveryPoint }
-            do { try OffsetCheckpoint(path: dir + "/" + Self.recoveryPointCheckpointFile).write(points) } catch {
-                logger.error("Failed to write recovery point checkpoint in \(dir): \(error)")
-            }
+        for dir in logDirs { checkpointRecoveryPoints(inDir: dir) }
+    }
+
+    func checkpointRecoveryPoints(inDir dir: String) {
+        var points: [TopicPartition: Int64] = [:]
+        for l in logs(inDir: dir) { points[l.topicPartition] = l.recoveryPoint }
+        do { try OffsetCheckpoint(path: dir + "/" + Self.recoveryPointCheckpointFile).write(points) } catch {
+            logger.error("Failed to write recovery point checkpoint in \(dir): \(error)")
         }
     }
 
     /// Retention pass over every non-compacted log; returns the number of segments deleted.
     @discardableResult
-    public func cleanupLogs() -> Int {
+    public func cleanupLogs() -> Int { cleanupLogs(inDir: nil) }
+
+    func cleanupLogs(inDir dir: String?) -> Int {
         var total = 0
-        for log in allLogs where !log.config.compact {
+        for log in logs(inDir: dir) where !log.config.compact {
             total += log.deleteOldSegmentsByRetention()
         }
         return total
@@ -256,11 +368,14 @@ public final class LogManager: @unchecked Sendable {
     /// One compaction pass: cleans the compacted log with the highest dirty ratio (at least its
     /// `min.cleanable.dirty.ratio`), writes `cleaner-offset-checkpoint`. Returns nil when nothing was cleanable.
     @discardableResult
-    public func runLogCleanerOnce() -> CleanerStats? {
+    public func runLogCleanerOnce() -> CleanerStats? { runLogCleanerOnce(inDir: nil) }
+
+    /// As `runLogCleanerOnce`, among the logs of `dir` (nil: every dir).
+    func runLogCleanerOnce(inDir dir: String?) -> CleanerStats? {
         cleanerCheckpoints.withLock { cleanerCheckpoints -> CleanerStats? in
             if cleanerCheckpoints == nil { cleanerCheckpoints = LogCleaner.readCheckpoints(dirs: logDirs, logger: logger) }
             var best: (log: Log, firstDirty: Int64, ratio: Double)? = nil
-            for log in allLogs where log.config.compact {
+            for log in logs(inDir: dir) where log.config.compact {
                 let firstDirty = max(cleanerCheckpoints![log.topicPartition] ?? 0, log.logStartOffset)
                 let r = LogCleaner.dirtyRatio(log, firstDirty: firstDirty)
                 if r.dirtyBytes > 0 && r.ratio >= log.config.minCleanableRatio && r.ratio > (best?.ratio ?? -1) {
@@ -293,17 +408,19 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
-    /// Flushes and closes every log, writes checkpoints and the clean-shutdown marker, unlocks the dirs.
+    /// Stops the background tasks and waits for a running job (a compaction pass, retention),
+    /// then flushes and closes every log, writes checkpoints and the clean-shutdown marker,
+    /// unlocks the dirs. Jobs not started yet never start.
     public func shutdown() {
-        let all: [Log] = state.withLock { st in
-            if st.isShutdown { return [] }
+        let (all, tasks): ([Log], [Task<Void, Never>]) = state.withLock { st in
+            if st.isShutdown { return ([], []) }
             st.isShutdown = true
-            for t in st.timers { t.cancel() }
-            st.timers = []
-            return Array(st.logs.values)
+            defer { st.tasks = [] }
+            return (Array(st.logs.values), st.tasks)
         }
+        for t in tasks { t.cancel() }
+        while state.withLock({ st in st.runningJobs }) > 0 { usleep(1000) }
         if all.isEmpty && state.withLock({ st in st.lockFds.isEmpty }) { return }
-        cleaner?.stop()
         for l in all { l.close() }
         checkpointRecoveryPoints()
         // A dir with a log that failed a write or fsync is not clean: its next start recovers.

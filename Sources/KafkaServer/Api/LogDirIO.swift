@@ -5,7 +5,8 @@ import NIOPosix
 
 /// Threads for disk work that may block for an unbounded time: appends (pwrite, and fsync when
 /// `flush.messages` is reached), reads of segments that may not be in the page cache, log
-/// creation, truncation and deletion, high-watermark checkpoints. One bounded pool of
+/// creation, truncation and deletion, high-watermark checkpoints, and the log manager's work
+/// (recovery at start-up, flushes, retention, the cleaner, segment deletion). One bounded pool of
 /// `num.io.threads` threads per log dir, so a slow disk stalls only its own partitions and
 /// never an event loop or the cooperative pool (which carries the controller and ZooKeeper).
 final class LogDirIO: Sendable {
@@ -52,6 +53,14 @@ final class LogDirIO: Sendable {
     /// Lets running work finish; queued work fails with the pool inactive.
     func shutdown() async {
         for pool in pools.values { try? await pool.shutdownGracefully() }
+    }
+}
+
+extension LogDirIO: LogDirExecutor {
+    /// The log layer's background work (recovery at start-up, flushes, retention, the cleaner,
+    /// delayed segment deletion) on the pool of `dir`; `work(false)` once the pools have stopped.
+    func execute(inDir dir: String, _ work: @escaping @Sendable (_ active: Bool) -> Void) {
+        (pools[Self.normalized(dir)] ?? pools[firstDir]!).submit { state in work(state == .active) }
     }
 }
 

@@ -144,17 +144,19 @@ final class RunningBroker: Sendable {
             settings.retentionCheckIntervalMs = config.logRetentionCheckIntervalMs
             settings.cleanerEnabled = config.logCleanerEnable
             settings.cleanerBackoffMs = config.logCleanerBackoffMs
-            let logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.log,
-                                            topicOverrides: { topicConfigs.overrides(for: $0) },
-                                            logger: Logger(label: "kafka.log.LogManager"), settings: settings,
-                                            onIOFailure: { tp, error in
-                                                Halt.now("unrecoverable I/O error on the log of \(tp): \(error)", logger: logger)
-                                            })
+            // The I/O pools first: recovery and the log manager's background work run on them.
+            let io = LogDirIO(logDirs: config.logDirs, threadsPerDir: config.numIoThreads)
+            undo.append { await io.shutdown() }
+            let logManager = try await LogManager.open(logDirs: config.logDirs, defaultConfig: config.log,
+                                                       topicOverrides: { topicConfigs.overrides(for: $0) },
+                                                       logger: Logger(label: "kafka.log.LogManager"), settings: settings,
+                                                       onIOFailure: { tp, error in
+                                                           Halt.now("unrecoverable I/O error on the log of \(tp): \(error)", logger: logger)
+                                                       },
+                                                       executor: io)
             undo.append { logManager.shutdown() }
             topicConfigs.onChange = { logManager.refreshConfig(topic: $0) }
             logManager.startBackgroundTasks()
-            let io = LogDirIO(logDirs: config.logDirs, threadsPerDir: config.numIoThreads)
-            undo.append { await io.shutdown() }
 
             // 3. Replica manager, controller, request handling, socket server.
             var fetcherSettings = ReplicaFetcher.Settings()
