@@ -42,10 +42,24 @@ struct FetchHandler: RequestHandler {
             return ctx.eventLoop.makeSucceededFuture(reader.response(corr, reads, allocator: allocator))
         }
         let promise = ctx.eventLoop.makePromise(of: ResponseAction.self)
-        let op = DelayedFetch(request: req, reader: reader) { reads in
-            promise.succeed(reader.response(corr, reads, allocator: allocator))
+        let (fetchReader, io, loop) = (reader, self.io, ctx.eventLoop)
+        // Runs on this request's loop, whichever thread completed the wait (an append on another
+        // loop or on an I/O pool, a high-watermark move, the timeout): the read happens where a
+        // fresh fetch's read would (`firstColdLog`), on this loop or on the log dir's I/O pool.
+        let op = DelayedFetch(request: req, reader: fetchReader, eventLoop: loop) {
+            if let coldLog = fetchReader.firstColdLog(req) {
+                io.run(for: coldLog, on: loop) { fetchReader.readPartitions(req, warmingPageCache: true) }
+                    .whenComplete { result in
+                        switch result {
+                        case .success(let reads): promise.succeed(fetchReader.response(corr, reads, allocator: allocator))
+                        case .failure(let error): promise.succeed(.close(reason: "broker is shutting down: \(error)"))
+                        }
+                    }
+            } else {
+                promise.succeed(fetchReader.response(corr, fetchReader.readPartitions(req), allocator: allocator))
+            }
         }
-        reader.replicaManager.fetchPurgatory.tryCompleteElseWatch(op, timeoutMs: Int64(req.maxWaitMs), eventLoop: ctx.eventLoop)
+        fetchReader.replicaManager.fetchPurgatory.tryCompleteElseWatch(op, timeoutMs: Int64(req.maxWaitMs), eventLoop: loop)
         return promise.futureResult
     }
 }

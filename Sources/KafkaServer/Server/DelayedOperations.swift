@@ -94,16 +94,23 @@ struct UncheckedBox<T>: @unchecked Sendable {
     init(_ v: T) { value = v }
 }
 
-/// A fetch parked until enough bytes are below the high watermark or its wait runs out.
+/// A fetch parked until enough bytes are below the high watermark or its wait runs out. The
+/// check (`isSatisfied`: index lookups and a scan of at most `index.interval.bytes` per
+/// partition) runs on the thread that triggered it; the completion (the read and the response)
+/// runs on the request's event loop, which `onComplete` may leave for the I/O pool.
 final class DelayedFetch: DelayedOperation, @unchecked Sendable {
     let request: FetchRequest
     let reader: FetchReader
-    let onComplete: ([FetchReader.PartitionRead]) -> Void
+    /// The loop of the connection that sent the fetch.
+    let eventLoop: EventLoop
+    /// Called once, on `eventLoop`: reads the partitions and answers.
+    let onComplete: @Sendable () -> Void
     let keys: [TopicPartition]
 
-    init(request: FetchRequest, reader: FetchReader, onComplete: @escaping ([FetchReader.PartitionRead]) -> Void) {
+    init(request: FetchRequest, reader: FetchReader, eventLoop: EventLoop, onComplete: @escaping @Sendable () -> Void) {
         self.request = request
         self.reader = reader
+        self.eventLoop = eventLoop
         self.onComplete = onComplete
         self.keys = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, $0.partition) } }
     }
@@ -131,7 +138,11 @@ final class DelayedFetch: DelayedOperation, @unchecked Sendable {
     }
 
     func complete(timedOut: Bool) {
-        onComplete(reader.readPartitions(request))
+        if eventLoop.inEventLoop {
+            onComplete()
+        } else {
+            eventLoop.execute(onComplete)
+        }
     }
 }
 
