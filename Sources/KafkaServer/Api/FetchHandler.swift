@@ -89,9 +89,10 @@ struct FetchReader: Sendable {
     }()
 
     /// Bytes of a fetch response besides the message sets (after the size field): correlation id,
-    /// topic count, each topic's name and partition count, each partition's header.
+    /// v1/v2's throttle time (counted for v0 too: 4 bytes of a 2 GiB bound), topic count, each
+    /// topic's name and partition count, each partition's header.
     static func responseOverhead(_ req: FetchRequest) -> Int {
-        var size = 4 + 4
+        var size = 4 + 4 + 4
         for t in req.topics { size += 2 + t.topic.utf8.count + 4 + 18 * t.partitions.count }
         return size
     }
