@@ -27,6 +27,7 @@
 #   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
 #   --rates LIST  latency rates (default 10000,50000,100000)
 #   --no-scenarios  --latency without the scenarios
+#   --scenarios LIST  only these scenarios (default half-max,cold-read,fsync)
 #   --quick     smaller runs: fewer messages, 5 s of latency (2 s warm-up), 1,000 partitions kept
 #   --full-log  the log's flat-append check with >= 10 GB stored (needs ~14 GB free in $TMPDIR, slow);
 #               by default the check runs with a 1 GB prefill
@@ -58,6 +59,7 @@ RUNS=3
 LAT_SECS=""
 RATES="10000,50000,100000"
 SCENARIOS=1
+SCENARIO_LIST="half-max,cold-read,fsync"
 CONNS=0
 CONNECTIONS=10000
 EXT_DATA_DIR=""
@@ -76,6 +78,7 @@ while [ $# -gt 0 ]; do
         --latency-seconds) LAT_SECS=${2:?--latency-seconds needs a number}; shift ;;
         --rates) RATES=${2:?--rates needs a list}; shift ;;
         --no-scenarios) SCENARIOS=0 ;;
+        --scenarios) SCENARIO_LIST=${2:?--scenarios needs a list}; shift ;;
         --connections) CONNS=1 ;;
         --data-dir) EXT_DATA_DIR=${2:?--data-dir needs a directory}; shift ;;
         --bootstrap) EXT_BOOTSTRAP=${2:?--bootstrap needs HOST:PORT}; shift ;;
@@ -390,15 +393,16 @@ SCN_ROWS=()
 
 # background_until FILE CMD... -> runs CMD repeatedly in the background until FILE exists; the
 # number of completed iterations is written to FILE.count. Sets BG_PID, and BG_FROM (the first
-# line of background.txt that this load's results will have). The load runs at nice 19: on this
+# line of background.txt that this load's results will have). The load clients run at nice 19: on this
 # 2-core machine the load client, the latency client and the broker share the cores, and the
 # scenario asks whether the broker keeps one client's requests apart from another's, not whether
 # the scheduler does; the rows say how much load ran.
 background_until() {
     local stop=$1; shift
     rm -f "$stop" "$stop.count"
-    BG_FROM=$(($(wc -l < "$WORK/background.txt" 2>/dev/null || echo 0) + 1))
-    ( n=0; while [ ! -e "$stop" ]; do nice -n 19 "$@" >> "$WORK/background.txt" 2>> "$WORK/client.err" || break; n=$((n + 1)); done
+    touch "$WORK/background.txt"
+    BG_FROM=$(($(wc -l < "$WORK/background.txt") + 1))
+    ( n=0; while [ ! -e "$stop" ]; do "$@" >> "$WORK/background.txt" 2>> "$WORK/client.err" || break; n=$((n + 1)); done
       echo "$n" > "$stop.count" ) &
     BG_PID=$!
 }
@@ -408,6 +412,7 @@ stop_background() {
     touch "$1"
     wait "$BG_PID" 2>/dev/null || true
     BG_COUNT=$(cat "$1.count" 2>/dev/null || echo 0)
+    [ "$BG_COUNT" -gt 0 ] || say "  WARNING: the background load completed no iteration (see $WORK/client.err)"
 }
 
 # drop_pages DIR -> evicts the page cache of every file under DIR (posix_fadvise DONTNEED via dd).
@@ -419,7 +424,7 @@ drop_pages() {
 # cold_read_pass DIR BOOTSTRAP TOPIC MESSAGES -> one cold read of the whole topic.
 cold_read_pass() {
     drop_pages "$1"
-    "$BENCH" --mode consume --bootstrap "$2" --topic "$3" --messages "$4"
+    nice -n 19 "$BENCH" --mode consume --bootstrap "$2" --topic "$3" --messages "$4"
 }
 
 run_latency_scenarios() {
@@ -437,6 +442,7 @@ run_latency_scenarios() {
     }
 
     # half of the maximum produce rate
+    if [[ ",$SCENARIO_LIST," == *,half-max,* ]]; then
     create_topic "max-$RUN_TAG" 1 1
     wait_led "max-$RUN_TAG" 1 1 60
     say "scenario half-max: the maximum produce rate first ($TP_MSGS x 100 B, 1 partition, acks=1, batches of up to 10,000, linger 5 ms)"
@@ -451,8 +457,12 @@ run_latency_scenarios() {
         SCN_ROWS+=("half-max: $(fmt_int "$half") msg/s, 50 % of the measured maximum $(fmt_int "$max") msg/s|$run|$(uptime_load)|$line|-")
     done
 
+    fi
+
     # a cold 2 GB read
-    if [ -z "$data_dir" ]; then
+    if [[ ",$SCENARIO_LIST," != *,cold-read,* ]]; then
+        :
+    elif [ -z "$data_dir" ]; then
         say "scenario cold-read skipped: the broker's data dir is unknown (--data-dir DIR)"
     else
         say "scenario cold-read: writing 2 GB ($cold_msgs x 10,000 B) to cold-$RUN_TAG"
@@ -477,13 +487,14 @@ run_latency_scenarios() {
     fi
 
     # another topic with flush.messages=1
+    [[ ",$SCENARIO_LIST," == *,fsync,* ]] || return 0
     "$TOOLS" topics --zookeeper "$ZK" --create --topic "fsync-$RUN_TAG" --partitions 1 --replication-factor 1 \
         --config flush.messages=1 > /dev/null
     wait_led "fsync-$RUN_TAG" 1 1 60
     for run in $(seq 1 "$RUNS"); do
         settle
         say "scenario fsync, run $run/$RUNS: 10,000 msg/s while fsync-$RUN_TAG (flush.messages=1) takes 2,000 one-message produce requests/s, each fsynced"
-        background_until "$WORK/stop-fsync" "$BENCH" --mode latency --bootstrap "$bs" --topic "fsync-$RUN_TAG" \
+        background_until "$WORK/stop-fsync" nice -n 19 "$BENCH" --mode latency --bootstrap "$bs" --topic "fsync-$RUN_TAG" \
             --rate 2000 --seconds "$((secs + warm + 5))" --warmup 1 --acks 1 --size 100
         sleep 2
         scn_latency 10000
