@@ -13,7 +13,7 @@
  *   reads partition 0 from the log end (legacy simple-consumer API, RD_KAFKA_OFFSET_END) and records
  *   receive time - send time of every message sent after the warm-up, in a log-linear histogram
  *   (values below 256 ns exact, above that 128 sub-buckets per power of two: <= 0.8 % relative error).
- * produce: N messages of --size bytes, round-robin over partitions 0..P-1, batch.num.messages
+ * produce: N messages of --size bytes, in runs of 100 per partition over partitions 0..P-1, batch.num.messages
  *   --batch, linger --linger-ms (default 5), acks --acks; timed from the first produce call until
  *   every message is acknowledged (rd_kafka_flush).
  * consume: N messages from partitions 0..P-1 from their beginning (one queue for all partitions),
@@ -496,15 +496,36 @@ static int run_produce(void) {
     uint64_t t0 = now_ns();
     long long full = 0;
     int p = 0;
-    for (long long i = 0; i < opt_messages && !interrupted; i++) {
-        /* Flags 0: librdkafka neither copies nor frees the payload (it is one static buffer). */
-        while (rd_kafka_produce(rkt, p, 0, payload, (size_t)opt_size, NULL, 0, NULL) == -1) {
-            if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+    /* Runs of PRODUCE_RUN messages per partition, each enqueued by one rd_kafka_produce_batch call
+     * (one queue lock per run, not per message), partitions taken in turn: the partitions still
+     * share the messages evenly, and the client's per-message cost does not grow with their count
+     * (per-message round-robin over 100 partitions cost the client 60 % more CPU per message). */
+    enum { PRODUCE_RUN = 100 };
+    rd_kafka_message_t run[PRODUCE_RUN];
+    for (long long i = 0; i < opt_messages && !interrupted;) {
+        int n = opt_messages - i < PRODUCE_RUN ? (int)(opt_messages - i) : PRODUCE_RUN;
+        memset(run, 0, sizeof run);
+        for (int k = 0; k < n; k++) { run[k].payload = payload; run[k].len = (size_t)opt_size; }
+        int left = n;
+        while (left > 0 && !interrupted) {
+            /* Flags 0: librdkafka neither copies nor frees the payload (it is one static buffer). */
+            int sent = rd_kafka_produce_batch(rkt, p, 0, run, left);
+            if (sent == left) break;
+            int kept = 0; /* the messages it refused go again, after a poll */
+            for (int k = 0; k < left; k++) {
+                if (!run[k].err) continue;
+                if (run[k].err != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce: %s", rd_kafka_err2str(run[k].err));
+                run[kept] = run[k];
+                run[kept].err = 0;
+                kept++;
+            }
+            left = kept;
             full++;
             rd_kafka_poll(rk, 1);
         }
+        i += n;
         if (++p == parts) p = 0;
-        if ((i & 4095) == 0) rd_kafka_poll(rk, 0);
+        if ((i & 4095) < PRODUCE_RUN) rd_kafka_poll(rk, 0);
     }
     while (rd_kafka_outq_len(rk) > 0 && !interrupted) rd_kafka_poll(rk, 5);
     uint64_t t1 = now_ns();
