@@ -50,8 +50,8 @@ struct ProduceHandler: RequestHandler {
     private static func appendAll(_ slots: inout [Slot], _ rm: ReplicaManager, acks: Int16) {
         for i in slots.indices {
             let mset = slots[i].messageSet
-            let bytes = mset.getBytes(at: mset.readerIndex, length: mset.readableBytes) ?? []
-            slots[i].result = rm.appendToLeader(slots[i].partition, messageSet: bytes, requiredAcks: acks)
+            var bytes = mset.getBytes(at: mset.readerIndex, length: mset.readableBytes) ?? []
+            slots[i].result = rm.appendToLeader(slots[i].partition, messageSet: &bytes, requiredAcks: acks)
         }
     }
 

@@ -98,13 +98,19 @@ public final class Partition: @unchecked Sendable {
     /// Leader append of a produced set, atomic with leadership changes (0.8.2
     /// `appendMessagesToLeader` under the read side of `leaderIsrUpdateLock`). With acks=-1 the
     /// ISR must hold at least `min.insync.replicas` replicas at the time of the append.
-    public func appendAsLeader(_ bytes: [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
+    public func appendAsLeader(_ bytes: consuming [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
+        var set = consume bytes
+        return appendAsLeader(inPlace: &set, requiredAcks: requiredAcks)
+    }
+
+    /// `appendAsLeader` with offsets assigned in the caller's array (no copy when it holds the only reference).
+    public func appendAsLeader(inPlace bytes: inout [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
         leadershipLock.withLock { _ in
             let (leads, epoch, isrSize) = state.withLock { st in (st._leader == localBrokerId, st._leaderEpoch, st._isr.count) }
             guard leads else { return .failed(.notLeaderForPartition) }
             if requiredAcks == -1 && isrSize < log.config.minInsyncReplicas { return .failed(.notEnoughReplicas) }
             do {
-                let info = try log.append(bytes, assignOffsets: true)
+                let info = try log.append(inPlace: &bytes, assignOffsets: true)
                 _ = state.withLock { st in advanceHighWatermarkLocked(&st) }
                 return .appended(info, leaderEpoch: epoch)
             } catch {
