@@ -156,20 +156,38 @@ struct FetchReader: Sendable {
         return out
     }
 
-    /// Reads the slice's bytes (and throws them away) so they are in the page cache when the
-    /// event loop sends them: the disk wait happens here, on an I/O pool thread.
+    /// Pulls the slice's pages into the page cache, so the event loop's sendfile does not wait
+    /// for the disk: the disk wait happens here, on an I/O pool thread. sendfile to /dev/null
+    /// reads the pages in without copying them to user space (a cold 600 MB/s reader otherwise
+    /// spent a pool thread's CPU on a pread copy it threw away); pread if that fails.
     static func warmPageCache(_ slice: LogReadSlice) {
-        _ = posix_fadvise(slice.fileDescriptor, off_t(slice.position), off_t(slice.length), POSIX_FADV_WILLNEED)
+        let fd = slice.fileDescriptor
+        _ = posix_fadvise(fd, off_t(slice.position), off_t(slice.length), POSIX_FADV_WILLNEED)
+        var done = 0
+        if let sink = devNull {
+            var offset = off_t(slice.position)
+            while done < slice.length {
+                let n = sendfile(sink, fd, &offset, slice.length - done)
+                if n <= 0 { break }
+                done += n
+            }
+            if done >= slice.length { return }
+        }
         let chunk = 256 * 1024
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { scratch.deallocate() }
-        var done = 0
         while done < slice.length {
-            let n = pread(slice.fileDescriptor, scratch, min(chunk, slice.length - done), off_t(slice.position) + off_t(done))
+            let n = pread(fd, scratch, min(chunk, slice.length - done), off_t(slice.position) + off_t(done))
             if n <= 0 { break }
             done += n
         }
     }
+
+    /// Opened once, never closed: the sink of `warmPageCache`.
+    private static let devNull: Int32? = {
+        let fd = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }()
 
     /// What the response frame needs from the request header: its correlation id, and its version
     /// (v1 and v2 write `throttle_time_ms`, always 0, before the topics).
