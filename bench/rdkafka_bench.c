@@ -341,22 +341,29 @@ static void *latency_consumer(void *arg) {
     return NULL;
 }
 
+/* The producer of both modes: acks --acks, batch.num.messages --batch, the given linger, queues
+ * large enough never to be the limit, Nagle off, delivery reports counted by on_delivery. */
+static rd_kafka_conf_t *producer_conf(double linger) {
+    char v[64];
+    rd_kafka_conf_t *conf = base_conf();
+    conf_set(conf, "acks", opt_acks);
+    snprintf(v, sizeof v, "%d", opt_batch);
+    conf_set(conf, "batch.num.messages", v);
+    snprintf(v, sizeof v, "%g", linger);
+    conf_set(conf, "queue.buffering.max.ms", v);
+    conf_set(conf, "queue.buffering.max.messages", "2000000");
+    conf_set(conf, "queue.buffering.max.kbytes", "2097151");
+    conf_set(conf, "socket.nagle.disable", "true");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    conf_extra(conf);
+    return conf;
+}
+
 static int run_latency(void) {
     if (opt_size < 16) die("--size must be at least 16 for latency (send time + sequence number)");
     double linger = opt_linger < 0 ? 0 : opt_linger;
-    char v[64];
 
-    rd_kafka_conf_t *pc = base_conf();
-    snprintf(v, sizeof v, "%g", linger);
-    conf_set(pc, "queue.buffering.max.ms", v);
-    conf_set(pc, "acks", opt_acks);
-    snprintf(v, sizeof v, "%d", opt_batch);
-    conf_set(pc, "batch.num.messages", v);
-    conf_set(pc, "queue.buffering.max.messages", "2000000");
-    conf_set(pc, "socket.nagle.disable", "true");
-    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-    conf_extra(pc);
-    rd_kafka_t *prk = new_handle(RD_KAFKA_PRODUCER, pc);
+    rd_kafka_t *prk = new_handle(RD_KAFKA_PRODUCER, producer_conf(linger));
     rd_kafka_topic_t *prkt = rd_kafka_topic_new(prk, opt_topic, NULL);
     topic_partitions(prk, prkt);
 
@@ -466,18 +473,7 @@ static int run_latency(void) {
 
 static int run_produce(void) {
     double linger = opt_linger < 0 ? 5 : opt_linger;
-    char v[64];
-    rd_kafka_conf_t *conf = base_conf();
-    conf_set(conf, "acks", opt_acks);
-    snprintf(v, sizeof v, "%d", opt_batch);
-    conf_set(conf, "batch.num.messages", v);
-    snprintf(v, sizeof v, "%g", linger);
-    conf_set(conf, "queue.buffering.max.ms", v);
-    conf_set(conf, "queue.buffering.max.messages", "2000000");
-    conf_set(conf, "queue.buffering.max.kbytes", "2097151");
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    conf_extra(conf);
-    rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, conf);
+    rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, producer_conf(linger));
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, opt_topic, NULL);
     int have = topic_partitions(rk, rkt);
     int parts = opt_partitions > 0 ? opt_partitions : have;
