@@ -126,7 +126,7 @@ public struct StopReplicaRequest: KafkaRequest, Equatable {
         let epoch = try buf.readKafkaInt32()
         let flag = try buf.readKafkaInt8()
         guard flag == 0 || flag == 1 else { throw ProtocolError("StopReplica delete flag must be 0 or 1, got \(flag)") }
-        let parts = try buf.readKafkaArray(minElementSize: 6) { TopicPartition(try $0.readKafkaNonNullString(), try $0.readKafkaInt32()) }
+        let parts = try buf.readKafkaTopicPartitions()
         return StopReplicaRequest(controllerId: cid, controllerEpoch: epoch, deletePartitions: flag == 1, partitions: parts)
     }
 
@@ -134,10 +134,7 @@ public struct StopReplicaRequest: KafkaRequest, Equatable {
         buf.writeKafkaInt32(controllerId)
         buf.writeKafkaInt32(controllerEpoch)
         buf.writeKafkaInt8(deletePartitions ? 1 : 0)
-        buf.writeKafkaArray(partitions) { b, p in
-            b.writeKafkaString(p.topic)
-            b.writeKafkaInt32(p.partition)
-        }
+        buf.writeKafkaTopicPartitions(partitions)
     }
 }
 
@@ -200,14 +197,11 @@ public struct ControlledShutdownResponse: KafkaResponse, Equatable {
     }
     public func encode(into buf: inout ByteBuffer) {
         buf.writeKafkaInt16(error.rawValue)
-        buf.writeKafkaArray(partitionsRemaining) { b, p in
-            b.writeKafkaString(p.topic)
-            b.writeKafkaInt32(p.partition)
-        }
+        buf.writeKafkaTopicPartitions(partitionsRemaining)
     }
 
     public static func decode(from buf: inout ByteBuffer) throws -> ControlledShutdownResponse {
         ControlledShutdownResponse(error: ErrorCode(code: try buf.readKafkaInt16()),
-                                   partitionsRemaining: try buf.readKafkaArray(minElementSize: 6) { TopicPartition(try $0.readKafkaNonNullString(), try $0.readKafkaInt32()) })
+                                   partitionsRemaining: try buf.readKafkaTopicPartitions())
     }
 }

@@ -42,13 +42,9 @@ public struct FetchRequest: KafkaRequest, Equatable {
         let replica = try buf.readKafkaInt32()
         let wait = try buf.readKafkaInt32()
         let minBytes = try buf.readKafkaInt32()
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> TopicFetch in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 16) { p in
-                PartitionFetch(partition: try p.readKafkaInt32(), fetchOffset: try p.readKafkaInt64(), maxBytes: try p.readKafkaInt32())
-            }
-            return TopicFetch(topic: topic, partitions: parts)
-        }
+        let topics = try buf.readKafkaTopics(partitionMinSize: 16, { p in
+            PartitionFetch(partition: try p.readKafkaInt32(), fetchOffset: try p.readKafkaInt64(), maxBytes: try p.readKafkaInt32())
+        }, entry: TopicFetch.init)
         return FetchRequest(replicaId: replica, maxWaitMs: wait, minBytes: minBytes, topics: topics)
     }
 
@@ -91,8 +87,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
         buf.writeKafkaInt32(maxWaitMs)
         buf.writeKafkaInt32(minBytes)
         buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
+            b.writeKafkaTopic(t.topic, t.partitions) { b, p in
                 b.writeKafkaInt32(p.partition)
                 b.writeKafkaInt64(p.fetchOffset)
                 b.writeKafkaInt32(p.maxBytes)
@@ -135,17 +130,13 @@ public struct FetchResponse: KafkaResponse {
 
     public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> FetchResponse {
         let throttle = version >= 1 ? try buf.readKafkaInt32() : 0
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionData]) in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 18) { p -> PartitionData in
-                let partition = try p.readKafkaInt32()
-                let err = ErrorCode(code: try p.readKafkaInt16())
-                let hw = try p.readKafkaInt64()
-                let size = try p.readKafkaInt32()
-                guard size >= 0, let set = p.readSlice(length: Int(size)) else { throw ProtocolError("bad message set size \(size)") }
-                return PartitionData(partition: partition, error: err, highWatermark: hw, messageSet: set)
-            }
-            return (topic, parts)
+        let topics = try buf.readKafkaTopics(partitionMinSize: 18) { p -> PartitionData in
+            let partition = try p.readKafkaInt32()
+            let err = ErrorCode(code: try p.readKafkaInt16())
+            let hw = try p.readKafkaInt64()
+            let size = try p.readKafkaInt32()
+            guard size >= 0, let set = p.readSlice(length: Int(size)) else { throw ProtocolError("bad message set size \(size)") }
+            return PartitionData(partition: partition, error: err, highWatermark: hw, messageSet: set)
         }
         return FetchResponse(topics: topics, version: version, throttleTimeMs: throttle)
     }
@@ -161,13 +152,10 @@ public struct FetchResponse: KafkaResponse {
     /// In-memory encoding (tests, small responses).
     public func encode(into buf: inout ByteBuffer) {
         if version >= 1 { buf.writeKafkaInt32(throttleTimeMs) }
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                FetchResponse.writePartitionHeader(into: &b, partition: p.partition, error: p.error, highWatermark: p.highWatermark, messageSetSize: Int32(p.messageSet.readableBytes))
-                var set = p.messageSet
-                b.writeBuffer(&set)
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            FetchResponse.writePartitionHeader(into: &b, partition: p.partition, error: p.error, highWatermark: p.highWatermark, messageSetSize: Int32(p.messageSet.readableBytes))
+            var set = p.messageSet
+            b.writeBuffer(&set)
         }
     }
 }

@@ -48,15 +48,11 @@ public struct OffsetCommitRequest: KafkaRequest {
             cid = try buf.readKafkaNonNullString()
         }
         if version >= 2 { retention = try buf.readKafkaInt64() }
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionCommit]) in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: version == 1 ? 22 : 14) { p -> PartitionCommit in
-                let partition = try p.readKafkaInt32()
-                let offset = try p.readKafkaInt64()
-                let ts = version == 1 ? try p.readKafkaInt64() : -1
-                return PartitionCommit(partition: partition, offset: offset, timestamp: ts, metadata: try p.readKafkaNonNullString())
-            }
-            return (topic, parts)
+        let topics = try buf.readKafkaTopics(partitionMinSize: version == 1 ? 22 : 14) { p -> PartitionCommit in
+            let partition = try p.readKafkaInt32()
+            let offset = try p.readKafkaInt64()
+            let ts = version == 1 ? try p.readKafkaInt64() : -1
+            return PartitionCommit(partition: partition, offset: offset, timestamp: ts, metadata: try p.readKafkaNonNullString())
         }
         return OffsetCommitRequest(version: version, group: group, generationId: gen, consumerId: cid, retentionTimeMs: retention, topics: topics)
     }
@@ -68,14 +64,11 @@ public struct OffsetCommitRequest: KafkaRequest {
             buf.writeKafkaString(consumerId)
         }
         if apiVersion >= 2 { buf.writeKafkaInt64(retentionTimeMs) }
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt64(p.offset)
-                if apiVersion == 1 { b.writeKafkaInt64(p.timestamp) }
-                b.writeKafkaString(p.metadata)
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt64(p.offset)
+            if apiVersion == 1 { b.writeKafkaInt64(p.timestamp) }
+            b.writeKafkaString(p.metadata)
         }
     }
 }
@@ -85,20 +78,15 @@ public struct OffsetCommitResponse: KafkaResponse {
     public init(topics: [(topic: String, partitions: [(partition: Int32, error: ErrorCode)])]) { self.topics = topics }
 
     public func encode(into buf: inout ByteBuffer) {
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt16(p.error.rawValue)
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt16(p.error.rawValue)
         }
     }
 
     public static func decode(from buf: inout ByteBuffer) throws -> OffsetCommitResponse {
-        OffsetCommitResponse(topics: try buf.readKafkaArray(minElementSize: 6) { b in
-            (try b.readKafkaNonNullString(), try b.readKafkaArray(minElementSize: 6) { p in
-                (try p.readKafkaInt32(), ErrorCode(code: try p.readKafkaInt16()))
-            })
+        OffsetCommitResponse(topics: try buf.readKafkaTopics(partitionMinSize: 6) { p in
+            (partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()))
         })
     }
 }
@@ -118,18 +106,13 @@ public struct OffsetFetchRequest: KafkaRequest {
 
     public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> OffsetFetchRequest {
         let group = try buf.readKafkaNonNullString()
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b in
-            (try b.readKafkaNonNullString(), try b.readKafkaInt32Array())
-        }
+        let topics = try buf.readKafkaTopics(partitionMinSize: 4) { try $0.readKafkaInt32() }
         return OffsetFetchRequest(version: version, group: group, topics: topics)
     }
 
     public func encode(into buf: inout ByteBuffer) {
         buf.writeKafkaString(group)
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaInt32Array(t.partitions)
-        }
+        buf.writeKafkaTopics(topics) { $0.writeKafkaInt32($1) }
     }
 }
 
@@ -151,23 +134,18 @@ public struct OffsetFetchResponse: KafkaResponse {
     public init(topics: [(topic: String, partitions: [PartitionOffset])]) { self.topics = topics }
 
     public func encode(into buf: inout ByteBuffer) {
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt64(p.offset)
-                b.writeKafkaString(p.metadata)
-                b.writeKafkaInt16(p.error.rawValue)   // the error code comes last
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt64(p.offset)
+            b.writeKafkaString(p.metadata)
+            b.writeKafkaInt16(p.error.rawValue)   // the error code comes last
         }
     }
 
     public static func decode(from buf: inout ByteBuffer) throws -> OffsetFetchResponse {
-        OffsetFetchResponse(topics: try buf.readKafkaArray(minElementSize: 6) { b in
-            (try b.readKafkaNonNullString(), try b.readKafkaArray(minElementSize: 16) { p in
-                PartitionOffset(partition: try p.readKafkaInt32(), offset: try p.readKafkaInt64(),
-                                metadata: try p.readKafkaNonNullString(), error: ErrorCode(code: try p.readKafkaInt16()))
-            })
+        OffsetFetchResponse(topics: try buf.readKafkaTopics(partitionMinSize: 16) { p in
+            PartitionOffset(partition: try p.readKafkaInt32(), offset: try p.readKafkaInt64(),
+                            metadata: try p.readKafkaNonNullString(), error: ErrorCode(code: try p.readKafkaInt16()))
         })
     }
 }

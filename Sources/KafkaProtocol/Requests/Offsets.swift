@@ -31,25 +31,18 @@ public struct OffsetsRequest: KafkaRequest, Equatable {
 
     public static func decode(from buf: inout ByteBuffer) throws -> OffsetsRequest {
         let replica = try buf.readKafkaInt32()
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionQuery]) in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 16) { p in
-                PartitionQuery(partition: try p.readKafkaInt32(), time: try p.readKafkaInt64(), maxNumOffsets: try p.readKafkaInt32())
-            }
-            return (topic, parts)
+        let topics = try buf.readKafkaTopics(partitionMinSize: 16) { p in
+            PartitionQuery(partition: try p.readKafkaInt32(), time: try p.readKafkaInt64(), maxNumOffsets: try p.readKafkaInt32())
         }
         return OffsetsRequest(replicaId: replica, topics: topics)
     }
 
     public func encode(into buf: inout ByteBuffer) {
         buf.writeKafkaInt32(replicaId)
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt64(p.time)
-                b.writeKafkaInt32(p.maxNumOffsets)
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt64(p.time)
+            b.writeKafkaInt32(p.maxNumOffsets)
         }
     }
 }
@@ -71,25 +64,17 @@ public struct OffsetsResponse: KafkaResponse {
     public init(topics: [(topic: String, partitions: [PartitionOffsets])]) { self.topics = topics }
 
     public func encode(into buf: inout ByteBuffer) {
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt16(p.error.rawValue)
-                b.writeKafkaArray(p.offsets) { $0.writeKafkaInt64($1) }
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt16(p.error.rawValue)
+            b.writeKafkaArray(p.offsets) { $0.writeKafkaInt64($1) }
         }
     }
 
     public static func decode(from buf: inout ByteBuffer) throws -> OffsetsResponse {
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionOffsets]) in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 10) { p in
-                PartitionOffsets(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()),
-                                 offsets: try p.readKafkaArray(minElementSize: 8) { try $0.readKafkaInt64() })
-            }
-            return (topic, parts)
-        }
-        return OffsetsResponse(topics: topics)
+        OffsetsResponse(topics: try buf.readKafkaTopics(partitionMinSize: 10) { p in
+            PartitionOffsets(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()),
+                             offsets: try p.readKafkaArray(minElementSize: 8) { try $0.readKafkaInt64() })
+        })
     }
 }

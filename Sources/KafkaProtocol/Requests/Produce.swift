@@ -38,18 +38,14 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     public static func decode(from buf: inout ByteBuffer) throws -> ProduceRequest {
         let acks = try buf.readKafkaInt16()
         let timeout = try buf.readKafkaInt32()
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> TopicData in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: 8) { p -> PartitionData in
-                let partition = try p.readKafkaInt32()
-                let size = try p.readKafkaInt32()
-                guard size >= 0, let set = p.readSlice(length: Int(size)) else {
-                    throw ProtocolError("message set size \(size) does not fit the request")
-                }
-                return PartitionData(partition: partition, messageSet: set)
+        let topics = try buf.readKafkaTopics(partitionMinSize: 8, { p -> PartitionData in
+            let partition = try p.readKafkaInt32()
+            let size = try p.readKafkaInt32()
+            guard size >= 0, let set = p.readSlice(length: Int(size)) else {
+                throw ProtocolError("message set size \(size) does not fit the request")
             }
-            return TopicData(topic: topic, partitions: parts)
-        }
+            return PartitionData(partition: partition, messageSet: set)
+        }, entry: TopicData.init)
         return ProduceRequest(requiredAcks: acks, timeoutMs: timeout, topics: topics)
     }
 
@@ -57,8 +53,7 @@ public struct ProduceRequest: KafkaRequest, Equatable {
         buf.writeKafkaInt16(requiredAcks)
         buf.writeKafkaInt32(timeoutMs)
         buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
+            b.writeKafkaTopic(t.topic, t.partitions) { b, p in
                 b.writeKafkaInt32(p.partition)
                 b.writeKafkaBytes(p.messageSet)
             }
@@ -97,15 +92,12 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public func encode(into buf: inout ByteBuffer) {
-        buf.writeKafkaArray(topics) { b, t in
-            b.writeKafkaString(t.topic)
-            b.writeKafkaArray(t.partitions) { b, p in
-                b.writeKafkaInt32(p.partition)
-                b.writeKafkaInt16(p.error.rawValue)
-                b.writeKafkaInt64(p.offset)
-                // log_append_time: -1, the broker does not use log-append time.
-                if version >= 2 { b.writeKafkaInt64(-1) }
-            }
+        buf.writeKafkaTopics(topics) { b, p in
+            b.writeKafkaInt32(p.partition)
+            b.writeKafkaInt16(p.error.rawValue)
+            b.writeKafkaInt64(p.offset)
+            // log_append_time: -1, the broker does not use log-append time.
+            if version >= 2 { b.writeKafkaInt64(-1) }
         }
         if version >= 1 { buf.writeKafkaInt32(throttleTimeMs) }
     }
@@ -115,14 +107,10 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public static func decode(from buf: inout ByteBuffer, version: Int16) throws -> ProduceResponse {
-        let topics = try buf.readKafkaArray(minElementSize: 6) { b -> (topic: String, partitions: [PartitionResult]) in
-            let topic = try b.readKafkaNonNullString()
-            let parts = try b.readKafkaArray(minElementSize: version >= 2 ? 22 : 14) { p in
-                let r = PartitionResult(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()), offset: try p.readKafkaInt64())
-                if version >= 2 { _ = try p.readKafkaInt64() }
-                return r
-            }
-            return (topic, parts)
+        let topics = try buf.readKafkaTopics(partitionMinSize: version >= 2 ? 22 : 14) { p in
+            let r = PartitionResult(partition: try p.readKafkaInt32(), error: ErrorCode(code: try p.readKafkaInt16()), offset: try p.readKafkaInt64())
+            if version >= 2 { _ = try p.readKafkaInt64() }
+            return r
         }
         let throttle = version >= 1 ? try buf.readKafkaInt32() : 0
         return ProduceResponse(topics: topics, version: version, throttleTimeMs: throttle)
