@@ -13,16 +13,7 @@ final class ApiVersionsCodecTests: XCTestCase {
         return b
     }
 
-    private func hex(_ s: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = s.startIndex
-        while i < s.endIndex {
-            let j = s.index(i, offsetBy: 2)
-            out.append(UInt8(s[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
+    private func hex(_ s: String) -> [UInt8] { Fixtures.hex(s) }
 
     /// Header and body of a recorded frame (size prefix dropped).
     private func recorded(_ file: String) throws -> (RequestHeader, ByteBuffer) {

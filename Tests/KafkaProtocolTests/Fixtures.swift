@@ -12,6 +12,25 @@ enum Fixtures {
         [UInt8](try Data(contentsOf: vectorsDirectory.appendingPathComponent(name)))
     }
 
+    /// The bytes a string of hex digit pairs spells ("00ff" -> [0, 255]).
+    static func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
+        return out
+    }
+
+    /// The fixtures listed in index.json.
+    static func index() throws -> [[String: Any]] {
+        let data = try Data(contentsOf: vectorsDirectory.appendingPathComponent("index.json"))
+        let root = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return root["fixtures"] as! [[String: Any]]
+    }
+
     struct ExpectedMessage {
         var offset: Int64
         var codec: String
@@ -31,9 +50,7 @@ enum Fixtures {
 
     /// Every Produce fixture, with its message set cut out of the frame and the decoded expectation from index.json.
     static func produceFixtures() throws -> [ProduceFixture] {
-        let data = try Data(contentsOf: vectorsDirectory.appendingPathComponent("index.json"))
-        let root = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        let fixtures = root["fixtures"] as! [[String: Any]]
+        let fixtures = try index()
         var out: [ProduceFixture] = []
         for f in fixtures where (f["api"] as? String) == "Produce" {
             let file = f["file"] as! String

@@ -13,9 +13,7 @@ final class RequestCodecTests: XCTestCase {
     }
 
     func vectors() throws -> [Vector] {
-        let data = try Data(contentsOf: Fixtures.vectorsDirectory.appendingPathComponent("index.json"))
-        let root = try JSONSerialization.jsonObject(with: data) as! [String: Any]
-        return try (root["fixtures"] as! [[String: Any]]).map {
+        try Fixtures.index().map {
             Vector(file: $0["file"] as! String, request: $0["request"] as! [String: Any], frame: try Fixtures.frame($0["file"] as! String))
         }
     }
@@ -155,16 +153,7 @@ final class RequestCodecTests: XCTestCase {
         XCTAssertEqual(Array(o.readableBytesView.suffix(2)), [0, 3])
         XCTAssertEqual(try OffsetFetchResponse.decode(from: &o).topics[0].partitions[0], of.topics[0].partitions[0])
     }
-    private func hex(_ s: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = s.startIndex
-        while i < s.endIndex {
-            let j = s.index(i, offsetBy: 2)
-            out.append(UInt8(s[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
+    private func hex(_ s: String) -> [UInt8] { Fixtures.hex(s) }
 
     private func str(_ s: String) -> String {
         String(format: "%04x", s.utf8.count) + s.utf8.map { String(format: "%02x", $0) }.joined()
