@@ -43,10 +43,29 @@ final class GroupCoordinatorMachineTests: XCTestCase {
     // Member ids: "<client id>-<incarnation>-<n>".
     private let a = "c-inc-1", b = "c-inc-2", c = "c-inc-3"
 
+    /// a joins an empty group (token 1, at 0) and leads generation 1 alone.
+    private var aJoinsAlone: Step { step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]) }
+
+    /// After `aJoinsAlone`: b joins (token 2), a rejoins (token 3); both in generation 2, a leading.
+    private var twoMembersInGenerationTwo: [Step] {
+        [
+            aJoinsAlone,
+            step(join(2, at: 1), []),
+            step(join(3, a, at: 2), [joined(3, gen: 2, leader: a, member: a, members: [(a, [1]), (b, [1])]), joined(2, gen: 2, leader: a, member: b)]),
+        ]
+    }
+
+    /// `twoMembersInGenerationTwo`, then the leader's empty sync (token 4): the group is stable.
+    private var twoMembersStable: [Step] {
+        twoMembersInGenerationTwo + [
+            step(.sync(4, group: "G", generation: 2, memberId: a, assignments: [:], nowMs: 3), [.syncAnswer(4, error: Code.none, assignment: [])]),
+        ]
+    }
+
     func testOneMemberJoinsSyncsHeartbeatsAndLeaves() {
         var m = M(incarnation: "inc")
         run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
+            aJoinsAlone,
             step(.heartbeat(2, group: "G", generation: 1, memberId: a, nowMs: 10), [.heartbeatAnswer(2, error: Code.none)]),
             step(.sync(3, group: "G", generation: 1, memberId: a, assignments: [a: [7, 7]], nowMs: 20),
                  [.syncAnswer(3, error: Code.none, assignment: [7, 7])]),
@@ -64,7 +83,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
     func testSecondMemberTriggersARebalanceTheFirstLearnsFromItsHeartbeat() {
         var m = M(incarnation: "inc")
         run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
+            aJoinsAlone,
             step(.sync(2, group: "G", generation: 1, memberId: a, assignments: [a: [1]], nowMs: 0), [.syncAnswer(2, error: Code.none, assignment: [1])]),
             // b joins: its answer waits for a.
             step(join(3, at: 100), []),
@@ -160,7 +179,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
         var m = M(incarnation: "inc")
         let rr = [M.GroupProtocol("roundrobin", [2]), M.GroupProtocol("range", [1])]
         run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
+            aJoinsAlone,
             step(join(2, protocols: rr, at: 1), []),
             step(join(3, protocols: rr, at: 2), []),
             // Two of three prefer roundrobin; each member's metadata for it goes to the leader.
@@ -174,10 +193,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
 
     func testARejoinWhileAwaitingSyncCancelsTheWaitingSyncs() {
         var m = M(incarnation: "inc")
-        run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
-            step(join(2, at: 1), []),
-            step(join(3, a, at: 2), [joined(3, gen: 2, leader: a, member: a, members: [(a, [1]), (b, [1])]), joined(2, gen: 2, leader: a, member: b)]),
+        run(&m, twoMembersInGenerationTwo + [
             step(.sync(4, group: "G", generation: 2, memberId: b, assignments: [:], nowMs: 3), []),
             // b's client gives up and rejoins: its waiting sync is answered, a must rejoin too.
             step(join(5, b, at: 4), [.syncAnswer(4, error: Code.rebalanceInProgress, assignment: [])]),
@@ -188,11 +204,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
 
     func testAStableFollowerRejoiningUnchangedGetsTheCurrentGeneration() {
         var m = M(incarnation: "inc")
-        run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
-            step(join(2, at: 1), []),
-            step(join(3, a, at: 2), [joined(3, gen: 2, leader: a, member: a, members: [(a, [1]), (b, [1])]), joined(2, gen: 2, leader: a, member: b)]),
-            step(.sync(4, group: "G", generation: 2, memberId: a, assignments: [:], nowMs: 3), [.syncAnswer(4, error: Code.none, assignment: [])]),
+        run(&m, twoMembersStable + [
             step(join(5, b, at: 4), [joined(5, gen: 2, leader: a, member: b)]),
         ])
         XCTAssertEqual(m.snapshot("G")?.phase, .stable)
@@ -200,11 +212,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
 
     func testLeavingMemberMakesTheRestRebalance() {
         var m = M(incarnation: "inc")
-        run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
-            step(join(2, at: 1), []),
-            step(join(3, a, at: 2), [joined(3, gen: 2, leader: a, member: a, members: [(a, [1]), (b, [1])]), joined(2, gen: 2, leader: a, member: b)]),
-            step(.sync(4, group: "G", generation: 2, memberId: a, assignments: [:], nowMs: 3), [.syncAnswer(4, error: Code.none, assignment: [])]),
+        run(&m, twoMembersStable + [
             // The leader leaves: b learns from its heartbeat and becomes the leader.
             step(.leave(5, group: "G", memberId: a, nowMs: 4), [.leaveAnswer(5, error: Code.none)]),
             step(.heartbeat(6, group: "G", generation: 2, memberId: b, nowMs: 5), [.heartbeatAnswer(6, error: Code.rebalanceInProgress)]),
@@ -233,7 +241,7 @@ final class GroupCoordinatorMachineTests: XCTestCase {
     func testShutdownAnswersEveryWaitingRequest() {
         var m = M(incarnation: "inc")
         run(&m, [
-            step(join(1, at: 0), [joined(1, gen: 1, leader: a, member: a, members: [(a, [1])])]),
+            aJoinsAlone,
             step(join(2, at: 1), []),
             step(.shutdown, [refused(2, Code.coordinatorNotAvailable, member: b)]),
         ])
