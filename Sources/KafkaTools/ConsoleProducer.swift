@@ -108,11 +108,7 @@ public struct ConsoleProducerCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        var usage = UsageCheck()
-        usage.require("broker-list", brokerList != nil)
-        usage.require("topic", topic != nil)
-        try usage.check()
-        let brokerList = brokerList!, topic = topic!
+        let (brokerList, topic) = try UsageCheck.requireBrokerListAndTopic(brokerList, topic)
         let props = try parseKeyValues(property, flag: "--property")
         let parseKey = props["parse.key"]?.lowercased() == "true"
         let separator = props["key.separator"] ?? "\t"

@@ -46,11 +46,7 @@ public struct EndToEndLatencyCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        var usage = UsageCheck()
-        usage.require("broker-list", brokerList != nil)
-        usage.require("topic", topic != nil)
-        try usage.check()
-        let brokerList = brokerList!, topic = topic!
+        let (brokerList, topic) = try UsageCheck.requireBrokerListAndTopic(brokerList, topic)
         guard rate > 0, seconds > 0 else { throw ValidationError("--rate and --seconds must be positive") }
         guard messageSize >= 16 else { throw ValidationError("--message-size must be at least 16 (timestamp and sequence number)") }
         guard [0, 1, -1].contains(acks) else { throw ValidationError("--acks must be 0, 1 or -1") }

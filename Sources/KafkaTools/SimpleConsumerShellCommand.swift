@@ -31,11 +31,7 @@ public struct SimpleConsumerShellCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        var usage = UsageCheck()
-        usage.require("broker-list", brokerList != nil)
-        usage.require("topic", topic != nil)
-        try usage.check()
-        let brokerList = brokerList!, topic = topic!
+        let (brokerList, topic) = try UsageCheck.requireBrokerListAndTopic(brokerList, topic)
         let props = try parseKeyValues(property, flag: "--property")
         let printKey = props["print.key"]?.lowercased() == "true"
         let keySep = props["key.separator"] ?? "\t"

@@ -72,6 +72,16 @@ struct UsageCheck {
     func check() throws {
         if let message { throw ValidationError(message) }
     }
+
+    /// `--broker-list` and `--topic`, both required (console producer, simple consumer shell,
+    /// end-to-end latency): their values, or the usage error naming what is missing.
+    static func requireBrokerListAndTopic(_ brokerList: String?, _ topic: String?) throws -> (brokerList: String, topic: String) {
+        var usage = UsageCheck()
+        usage.require("broker-list", brokerList != nil)
+        usage.require("topic", topic != nil)
+        try usage.check()
+        return (brokerList!, topic!)
+    }
 }
 
 /// A tool's one-line usage, printed after a usage error instead of the whole help.
