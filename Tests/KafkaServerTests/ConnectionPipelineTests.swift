@@ -32,10 +32,11 @@ final class ConnectionPipelineTests: XCTestCase {
         func complete(_ i: Int, with action: ResponseAction) { state.withLock { st in st.promises[i] }.succeed(action) }
     }
 
-    func makeChannel(_ processor: ManualProcessor, maxRequestSize: Int = 1000) throws -> EmbeddedChannel {
+    func makeChannel(_ processor: ManualProcessor, maxRequestSize: Int = 1000,
+                     limits: SocketServerLimits = SocketServerLimits()) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try SocketServer.addConnectionHandlers(to: channel.pipeline.syncOperations, maxRequestSize: maxRequestSize,
-                                               processor: processor, logger: Logger(label: "test"))
+                                               processor: processor, logger: Logger(label: "test"), limits: limits)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9092)).wait()
         return channel
     }
@@ -110,5 +111,35 @@ final class ConnectionPipelineTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
         XCTAssertEqual(p.count, 1, "requests queued behind the bad one are not processed")
         XCTAssertEqual(try outbound(channel), [])
+    }
+
+    /// `connections.max.idle.ms` (100 ms here, swept every 10 ms): a connection with nothing read
+    /// for that long closes; reads and a request in progress keep it open.
+    func testIdleConnectionsCloseAfterConnectionsMaxIdleMs() throws {
+        var limits = SocketServerLimits()
+        limits.connectionsMaxIdleMs = 100
+        let p = ManualProcessor()
+        let silent = try makeChannel(p, limits: limits)
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(60))
+        XCTAssertTrue(silent.isActive, "not idle for 100 ms yet")
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(80))
+        XCTAssertFalse(silent.isActive, "nothing read for 140 ms")
+
+        let reading = try makeChannel(p, limits: limits)
+        try reading.writeInbound(buffer([0, 0, 0, 50]))  // a request of 50 bytes, sent a byte at a time
+        for _ in 0..<10 {
+            reading.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+            try reading.writeInbound(buffer([7]))
+        }
+        XCTAssertTrue(reading.isActive, "read every 50 ms for 500 ms")
+
+        let waiting = try makeChannel(p, limits: limits)
+        try waiting.writeInbound(buffer(frame([9])))
+        waiting.embeddedEventLoop.advanceTime(by: .milliseconds(500))
+        XCTAssertTrue(waiting.isActive, "a request in progress is not idle")
+        p.complete(p.count - 1, with: response(1))
+        XCTAssertEqual(try outbound(waiting), [1])
+        waiting.embeddedEventLoop.advanceTime(by: .milliseconds(150))
+        XCTAssertFalse(waiting.isActive, "idle for 150 ms after its answer")
     }
 }

@@ -35,7 +35,7 @@ public struct ConnectionInfo: Sendable {
 /// response's worth of buffers), and the connection is not read while that holds, while its
 /// received bytes are at their bound, or while `queued.max.requests` connections have a complete
 /// request waiting behind one in progress. Nothing read for `connections.max.idle.ms` with no
-/// request in progress closes it.
+/// request in progress closes it (`IdleConnectionSweeper`).
 // Touched only on its channel's event loop.
 final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
@@ -55,19 +55,54 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Whether this connection counts in the gate (a complete request waiting behind one in progress).
     private var counted = false
     private var info = ConnectionInfo(remote: "?")
+    /// Idle detection (`IdleConnectionSweeper`): set by every read, cleared by each sweep.
+    private var readSinceSweep = true
+    private var quietSweeps = 0
+    private var sweeper: IdleConnectionSweeper?
+    private var ownsSweeper = false
+    private var context: ChannelHandlerContext?
 
+    /// `sweeper`: the event loop's idle sweep; without one (a pipeline built alone, as in tests)
+    /// and with `connections.max.idle.ms` on, the connection gets a sweep of its own.
     init(processor: RequestProcessor, logger: Logger, maxFrameSize: Int, limits: SocketServerLimits = SocketServerLimits(),
-         gate: RequestGate? = nil) {
+         gate: RequestGate? = nil, sweeper: IdleConnectionSweeper? = nil) {
         self.processor = processor
         self.logger = logger
         self.maxFrameSize = maxFrameSize
         self.limits = limits
         self.gate = gate ?? RequestGate(limit: limits.queuedMaxRequests)
+        self.sweeper = sweeper
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if sweeper == nil, let idleMs = IdleConnectionSweeper.idleMs(limits) {
+            sweeper = IdleConnectionSweeper(eventLoop: context.eventLoop, idleMs: idleMs)
+            ownsSweeper = true
+        }
+        sweeper?.add(self)
     }
 
     func channelActive(context: ChannelHandlerContext) {
         info = ConnectionInfo(remote: context.remoteAddress?.description ?? "?")
         context.fireChannelActive()
+    }
+
+    /// For the sweep: whether `idleSweeps` sweeps in a row saw no read and no request in progress.
+    func idleCheck(idleSweeps: Int) -> Bool {
+        if readSinceSweep || busy {
+            readSinceSweep = false
+            quietSweeps = 0
+            return false
+        }
+        quietSweeps += 1
+        return !closed && quietSweeps >= idleSweeps
+    }
+
+    func closeIdle() {
+        guard !closed, let context else { return }
+        logger.debug("Closing connection from \(info.remote): idle for more than \(limits.connectionsMaxIdleMs) ms (connections.max.idle.ms)")
+        close(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -82,6 +117,12 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func shutDown() {
         closed = true
         inbound = nil
+        context = nil
+        if let sweeper {
+            sweeper.remove(self)
+            if ownsSweeper { sweeper.stop() }
+            self.sweeper = nil
+        }
         if counted {
             counted = false
             gate.removed()
@@ -99,6 +140,7 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
+        readSinceSweep = true
         var bytes = unwrapInboundIn(data)
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
@@ -127,17 +169,6 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         step(context: context)
         context.fireChannelWritabilityChanged()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
-            if !busy && !closed {
-                logger.debug("Closing connection from \(info.remote): idle for more than \(limits.connectionsMaxIdleMs) ms (connections.max.idle.ms)")
-                close(context: context)
-            }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// The first frame in `inbound` (cut by the shared `SizePrefixedFrame` codec); logs a bad size.

@@ -171,6 +171,12 @@ public final class SocketServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let quotas = ConnectionQuotas(defaultMax: limits.maxConnectionsPerIp, overrides: limits.maxConnectionsPerIpOverrides)
         let gate = RequestGate(limit: limits.queuedMaxRequests)
+        // One idle sweep per event loop (the loops are the group's for the server's lifetime).
+        var sweepers: [ObjectIdentifier: IdleConnectionSweeper] = [:]
+        if let idleMs = IdleConnectionSweeper.idleMs(limits) {
+            for loop in group.makeIterator() { sweepers[ObjectIdentifier(loop)] = IdleConnectionSweeper(eventLoop: loop, idleMs: idleMs) }
+        }
+        let sweeperOf = sweepers
         let high = max(limits.unsentResponseHighBytes, 1)
         let low = min(max(limits.unsentResponseLowBytes, 0), high)
         let bootstrap = ServerBootstrap(group: group)
@@ -194,7 +200,8 @@ public final class SocketServer: Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in quotas.dec(ip) }
                     try SocketServer.addConnectionHandlers(to: channel.pipeline.syncOperations, maxRequestSize: maxRequestSize,
-                                                           processor: processor, logger: logger, limits: limits, gate: gate)
+                                                           processor: processor, logger: logger, limits: limits, gate: gate,
+                                                           sweeper: sweeperOf[ObjectIdentifier(channel.eventLoop)])
                 }
             }
         do {
@@ -206,8 +213,8 @@ public final class SocketServer: Sendable {
         }
     }
 
-    /// The per-connection pipeline: idle detection, size-prefixed frames in, responses out in
-    /// request order.
+    /// The per-connection pipeline: size-prefixed frames in, responses out in request order, idle
+    /// connections closed.
     public static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
                                              processor: RequestProcessor, logger: Logger,
                                              limits: SocketServerLimits = SocketServerLimits()) throws {
@@ -217,12 +224,10 @@ public final class SocketServer: Sendable {
 
     static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
                                       processor: RequestProcessor, logger: Logger,
-                                      limits: SocketServerLimits, gate: RequestGate) throws {
-        if limits.connectionsMaxIdleMs > 0 && limits.connectionsMaxIdleMs < Int64.max / 1_000_000 {
-            try pipeline.addHandler(IdleStateHandler(readTimeout: .milliseconds(limits.connectionsMaxIdleMs)))
-        }
+                                      limits: SocketServerLimits, gate: RequestGate,
+                                      sweeper: IdleConnectionSweeper? = nil) throws {
         try pipeline.addHandler(KafkaConnectionHandler(processor: processor, logger: logger, maxFrameSize: maxRequestSize,
-                                                       limits: limits, gate: gate))
+                                                       limits: limits, gate: gate, sweeper: sweeper))
     }
 
     public func shutdown() async {

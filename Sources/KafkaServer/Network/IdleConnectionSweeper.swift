@@ -1,0 +1,58 @@
+import NIOCore
+
+/// `connections.max.idle.ms` for the connections of one event loop: a repeated sweep closes those
+/// from which nothing was read for that long and that have no request in progress.
+///
+/// One timer per loop, not one per connection (NIO's `IdleStateHandler`): NIO cancels a scheduled
+/// task with a linear search of its loop's timer heap, so with 10,000 idle connections every
+/// cancelled timer on a loop (each parked fetch answered before its `maxWait`) scanned 5,000
+/// entries, and a working client's p99 at 10,000 msg/s went from 0.5 to 1.2-3.3 ms.
+/// A connection closes between `connections.max.idle.ms` and that plus one sweep interval after
+/// its last read (later if the loop is late).
+// Touched only on its event loop.
+final class IdleConnectionSweeper: @unchecked Sendable {
+    let eventLoop: EventLoop
+    let interval: TimeAmount
+    /// Sweeps in a row that saw no read make a connection idle (counted, not timed: no clock call).
+    let idleSweeps: Int
+    private var connections: [ObjectIdentifier: KafkaConnectionHandler] = [:]
+    private var task: RepeatedTask?
+
+    /// Sweeps every tenth of the idle time, between 10 ms and 1 s.
+    init(eventLoop: EventLoop, idleMs: Int64) {
+        self.eventLoop = eventLoop
+        let intervalMs = min(max(idleMs / 10, 10), 1_000)
+        self.interval = .milliseconds(intervalMs)
+        self.idleSweeps = Int((max(idleMs, 1) + intervalMs - 1) / intervalMs)
+    }
+
+    /// `connections.max.idle.ms` as a sweep, or nil when it is off (≤ 0 or too large to count in ns).
+    static func idleMs(_ limits: SocketServerLimits) -> Int64? {
+        limits.connectionsMaxIdleMs > 0 && limits.connectionsMaxIdleMs < Int64.max / 1_000_000 ? limits.connectionsMaxIdleMs : nil
+    }
+
+    func add(_ connection: KafkaConnectionHandler) {
+        eventLoop.preconditionInEventLoop()
+        connections[ObjectIdentifier(connection)] = connection
+        if task == nil {
+            task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in self?.sweep() }
+        }
+    }
+
+    func remove(_ connection: KafkaConnectionHandler) {
+        eventLoop.preconditionInEventLoop()
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    func stop() {
+        task?.cancel()
+        task = nil
+    }
+
+    private func sweep() {
+        var idle: [KafkaConnectionHandler] = []
+        for c in connections.values where c.idleCheck(idleSweeps: idleSweeps) { idle.append(c) }
+        // Closing removes them from `connections`: not while iterating it.
+        for c in idle { c.closeIdle() }
+    }
+}
