@@ -3,10 +3,10 @@ import NIOCore
 /// `connections.max.idle.ms` for the connections of one event loop: a repeated sweep closes those
 /// from which nothing was read for that long and that have no request in progress.
 ///
-/// One timer per loop, not one per connection (NIO's `IdleStateHandler`): NIO cancels a scheduled
-/// task with a linear search of its loop's timer heap, so with 10,000 idle connections every
-/// cancelled timer on a loop (each parked fetch answered before its `maxWait`) scanned 5,000
-/// entries, and a working client's p99 at 10,000 msg/s went from 0.5 to 1.2-3.3 ms.
+/// One timer per loop, not one per connection (NIO's `IdleStateHandler`): each loop's timer heap
+/// then holds only the request path's own timers (parked fetches, acks=-1 produces) instead of
+/// 5,000 more with 10,000 idle connections, and a closing connection no longer cancels a timer
+/// (NIO finds it by a linear search of the heap).
 /// A connection closes between `connections.max.idle.ms` and that plus one sweep interval after
 /// its last read (later if the loop is late).
 // Touched only on its event loop.
