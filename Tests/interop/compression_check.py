@@ -22,35 +22,20 @@ Lines are split at b"\\n" only and decoded as UTF-8, so values may hold any othe
 """
 
 import argparse
-import json
 import sys
-import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
-API_VERSION = (0, 8, 2)
-
-
-def text(b):
-    return None if b is None else b.decode("utf-8", errors="replace")
+from interop_common import (KAFKA_PYTHON_API_VERSION, kafka_python_arguments, kafka_python_assigned,
+                            kafka_python_producer, shortfall, split_key, take, text)
+from interop_common import emit as emit_line
 
 
 def emit(obj):
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    emit_line(obj, ensure_ascii=False, flush=False)
 
 
 def produce(args):
-    producer = KafkaProducer(
-        bootstrap_servers=args.bootstrap,
-        api_version=API_VERSION,
-        acks=args.acks,
-        compression_type=None if args.compression == "none" else args.compression,
-        retries=0,
-        linger_ms=args.linger_ms,
-        batch_size=args.batch_size,
-        request_timeout_ms=30000,
-        max_block_ms=30000,
-    )
+    producer = kafka_python_producer(args, api_version=KAFKA_PYTHON_API_VERSION, acks=args.acks,
+                                     linger_ms=args.linger_ms, batch_size=args.batch_size)
     data = sys.stdin.buffer.read()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
@@ -58,10 +43,7 @@ def produce(args):
     sep = args.separator.encode("utf-8")
     futures = []
     for line in lines:
-        if sep in line:
-            key, value = line.split(sep, 1)
-        else:
-            key, value = None, line
+        key, value = split_key(line, sep)
         futures.append((key, value, producer.send(args.topic, key=key, value=value, partition=args.partition)))
     producer.flush(timeout=60)
     failed = 0
@@ -82,26 +64,12 @@ def produce(args):
 
 
 def consume(args):
-    consumer = KafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        api_version=API_VERSION,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        check_crcs=True,
-        request_timeout_ms=30000,
-    )
-    tp = TopicPartition(args.topic, args.partition)
-    consumer.assign([tp])
-    consumer.seek(tp, args.offset)
+    consumer, tp = kafka_python_assigned(args, check_crcs=True)
     got = 0
-    deadline = time.time() + args.timeout
     try:
-        while got < args.count and time.time() < deadline:
-            batches = consumer.poll(timeout_ms=500, max_records=args.count - got)
-            for msg in batches.get(tp, []):
-                emit({"key": text(msg.key), "value": text(msg.value), "offset": msg.offset})
-                got += 1
+        for msg in take(args.count, args.timeout, lambda n: consumer.poll(timeout_ms=500, max_records=n).get(tp, [])):
+            emit({"key": text(msg.key), "value": text(msg.value), "offset": msg.offset})
+            got += 1
     except Exception as e:  # noqa: BLE001 - a corrupt record must fail the run, visibly
         sys.stdout.flush()
         print("consume failed after %d messages: %r" % (got, e), file=sys.stderr)
@@ -109,31 +77,15 @@ def consume(args):
         return 1
     sys.stdout.flush()
     consumer.close()
-    if got < args.count:
-        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
-        return 1
-    return 0
+    return shortfall(got, args.count, args.timeout)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("produce")
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--topic", required=True)
-    p.add_argument("--partition", type=int, default=0)
-    p.add_argument("--acks", type=int, default=1)
-    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4"])
-    p.add_argument("--separator", default=":")
+    p, _ = kafka_python_arguments(sub, ["none", "gzip", "snappy", "lz4"], consume_timeout=60)
     p.add_argument("--linger-ms", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64 * 1024)
-    c = sub.add_parser("consume")
-    c.add_argument("--bootstrap", required=True)
-    c.add_argument("--topic", required=True)
-    c.add_argument("--partition", type=int, default=0)
-    c.add_argument("--offset", type=int, default=0)
-    c.add_argument("--count", type=int, required=True)
-    c.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
     return {"produce": produce, "consume": consume}[args.cmd](args)
 

@@ -19,39 +19,23 @@
 import argparse
 import json
 import sys
-import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.client_async import KafkaClient
 
-API_VERSION = (0, 8, 2)
-
-
-def text(b):
-    return None if b is None else b.decode("utf-8", errors="replace")
+from interop_common import (KAFKA_PYTHON_API_VERSION, emit, kafka_python_arguments, kafka_python_assigned,
+                            kafka_python_producer, shortfall, split_key, take, text)
 
 
 def produce(args):
-    producer = KafkaProducer(
-        bootstrap_servers=args.bootstrap,
-        api_version=API_VERSION,
-        acks=args.acks,
-        compression_type=None if args.compression == "none" else args.compression,
-        retries=0,
-        request_timeout_ms=30000,
-        max_block_ms=30000,
-    )
+    producer = kafka_python_producer(args, api_version=KAFKA_PYTHON_API_VERSION, acks=args.acks)
     count = 0
     for line in sys.stdin.read().splitlines():
-        if args.separator in line:
-            key, value = line.split(args.separator, 1)
-            key = key.encode("utf-8")
-        else:
-            key, value = None, line
-        fut = producer.send(args.topic, key=key, value=value.encode("utf-8"), partition=args.partition)
+        key, value = split_key(line, args.separator)
+        fut = producer.send(args.topic, key=None if key is None else key.encode("utf-8"), value=value.encode("utf-8"),
+                            partition=args.partition)
         md = fut.get(timeout=30)
-        print(json.dumps({"key": text(key), "value": value, "partition": md.partition, "offset": md.offset}))
-        sys.stdout.flush()
+        emit({"key": key, "value": value, "partition": md.partition, "offset": md.offset})
         count += 1
     producer.flush(timeout=30)
     producer.close(timeout=10)
@@ -60,36 +44,17 @@ def produce(args):
 
 
 def consume(args):
-    consumer = KafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        api_version=API_VERSION,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1000,
-        request_timeout_ms=30000,
-    )
-    tp = TopicPartition(args.topic, args.partition)
-    consumer.assign([tp])
-    consumer.seek(tp, args.offset)
+    consumer, _ = kafka_python_assigned(args, consumer_timeout_ms=1000)
     got = 0
-    deadline = time.time() + args.timeout
-    while got < args.count and time.time() < deadline:
-        for msg in consumer:
-            print(json.dumps({"key": text(msg.key), "value": text(msg.value), "offset": msg.offset}))
-            sys.stdout.flush()
-            got += 1
-            if got >= args.count:
-                break
+    for msg in take(args.count, args.timeout, lambda _n: consumer):
+        emit({"key": text(msg.key), "value": text(msg.value), "offset": msg.offset})
+        got += 1
     consumer.close()
-    if got < args.count:
-        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
-        return 1
-    return 0
+    return shortfall(got, args.count, args.timeout)
 
 
 def metadata(args):
-    client = KafkaClient(bootstrap_servers=args.bootstrap, api_version=API_VERSION)
+    client = KafkaClient(bootstrap_servers=args.bootstrap, api_version=KAFKA_PYTHON_API_VERSION)
     try:
         topics = [args.topic] if args.topic else None
         future = client.cluster.request_update()
@@ -115,20 +80,7 @@ def metadata(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("produce")
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--topic", required=True)
-    p.add_argument("--partition", type=int, default=0)
-    p.add_argument("--acks", type=int, default=1)
-    p.add_argument("--compression", default="none", choices=["none", "gzip", "snappy"])
-    p.add_argument("--separator", default=":")
-    c = sub.add_parser("consume")
-    c.add_argument("--bootstrap", required=True)
-    c.add_argument("--topic", required=True)
-    c.add_argument("--partition", type=int, default=0)
-    c.add_argument("--offset", type=int, default=0)
-    c.add_argument("--count", type=int, required=True)
-    c.add_argument("--timeout", type=float, default=30)
+    kafka_python_arguments(sub, ["none", "gzip", "snappy"], consume_timeout=30)
     m = sub.add_parser("metadata")
     m.add_argument("--bootstrap", required=True)
     m.add_argument("--topic")

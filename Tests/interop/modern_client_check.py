@@ -17,35 +17,20 @@ broker, for Tests/IntegrationTests/ModernClientTests.swift. Run with .venv-moder
 """
 
 import argparse
-import json
 import sys
 import time
 
 import kafka
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 
-
-def text(b):
-    return None if b is None else b.decode("utf-8", errors="replace")
-
-
-def emit(obj):
-    print(json.dumps(obj))
-    sys.stdout.flush()
+from interop_common import emit, kafka_python_consumer, kafka_python_producer, split_key, take, text
 
 
 def produce(args):
-    producer = KafkaProducer(
-        bootstrap_servers=args.bootstrap,
-        compression_type=None if args.compression == "none" else args.compression,
-        acks=1,
-        retries=0,
-        request_timeout_ms=30000,
-        max_block_ms=30000,
-    )
+    producer = kafka_python_producer(args, acks=1)
     count = 0
     for line in sys.stdin.read().splitlines():
-        key, value = line.split(":", 1) if ":" in line else (None, line)
+        key, value = split_key(line, ":")
         fut = producer.send(args.topic, key=None if key is None else key.encode("utf-8"), value=value.encode("utf-8"))
         md = fut.get(timeout=30)
         emit({"key": key, "value": value, "partition": md.partition, "offset": md.offset})
@@ -58,17 +43,11 @@ def produce(args):
 
 
 def consume(args):
-    common = dict(
-        bootstrap_servers=args.bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1000,
-        request_timeout_ms=30000,
-    )
     if args.group:
-        consumer = KafkaConsumer(args.topic, group_id=args.group, enable_auto_commit=False,
-                                 session_timeout_ms=10000, heartbeat_interval_ms=1000, **common)
+        consumer = kafka_python_consumer(args, args.topic, group_id=args.group, enable_auto_commit=False, consumer_timeout_ms=1000,
+                                         session_timeout_ms=10000, heartbeat_interval_ms=1000)
     else:
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **common)
+        consumer = kafka_python_consumer(args, group_id=None, enable_auto_commit=False, consumer_timeout_ms=1000)
         deadline = time.time() + args.timeout
         partitions = None
         while not partitions and time.time() < deadline:
@@ -79,13 +58,9 @@ def consume(args):
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
     got = 0
-    deadline = time.time() + args.timeout
-    while got < args.count and time.time() < deadline:
-        for msg in consumer:
-            emit({"key": text(msg.key), "value": text(msg.value), "partition": msg.partition, "offset": msg.offset})
-            got += 1
-            if got >= args.count:
-                break
+    for msg in take(args.count, args.timeout, lambda _n: consumer):
+        emit({"key": text(msg.key), "value": text(msg.value), "partition": msg.partition, "offset": msg.offset})
+        got += 1
     if args.group:
         consumer.commit()
     consumer.close()

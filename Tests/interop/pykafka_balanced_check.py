@@ -21,18 +21,13 @@ import logging
 import sys
 import time
 
-from pykafka import KafkaClient
 from pykafka.common import OffsetType
 
-BROKER_VERSION = "0.8.2"
-
-
-def text(b):
-    return None if b is None else b.decode("utf-8", errors="replace")
+from interop_common import emit, pykafka_client, pykafka_messages, shortfall, take, text
 
 
 def balanced(args):
-    kafka = KafkaClient(hosts=args.hosts, broker_version=BROKER_VERSION, socket_timeout_ms=30000)
+    kafka = pykafka_client(args.hosts)
     topic = kafka.topics[args.topic]
     consumer = topic.get_balanced_consumer(
         args.group.encode("utf-8"),
@@ -55,24 +50,16 @@ def held(consumer):
 def consume(args):
     kafka, consumer = balanced(args)
     got = 0
-    deadline = time.time() + args.timeout
     try:
-        while got < args.count and time.time() < deadline:
-            msg = consumer.consume(block=True)
-            if msg is None:
-                continue
-            print(json.dumps({"value": text(msg.value), "partition": msg.partition_id, "offset": msg.offset}))
-            sys.stdout.flush()
+        for msg in take(args.count, args.timeout, pykafka_messages(consumer)):
+            emit({"value": text(msg.value), "partition": msg.partition_id, "offset": msg.offset})
             got += 1
         print(json.dumps({"held": held(consumer)}))
         consumer.commit_offsets()
     finally:
         consumer.stop()
     del kafka
-    if got < args.count:
-        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
-        return 1
-    return 0
+    return shortfall(got, args.count, args.timeout)
 
 
 def zk_layout(zk, group):
@@ -95,7 +82,7 @@ def split(args):
     c1 = balanced(args)
     c2 = balanced(args)
     consumers = [c1[1], c2[1]]
-    kafka = KafkaClient(hosts=args.hosts, broker_version=BROKER_VERSION, socket_timeout_ms=30000)
+    kafka = pykafka_client(args.hosts)
     all_parts = sorted(kafka.topics[args.topic].partitions.keys())
     zk = KazooClient(hosts=args.zookeeper)
     zk.start()
@@ -132,10 +119,7 @@ def split(args):
         for c in consumers:
             c.stop()
         zk.stop()
-    if got < args.count:
-        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
-        return 1
-    return 0
+    return shortfall(got, args.count, args.timeout)
 
 
 def main():

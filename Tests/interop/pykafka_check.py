@@ -17,30 +17,20 @@ import argparse
 import json
 import logging
 import sys
-import time
 
-from pykafka import KafkaClient
 from pykafka.common import OffsetType
 
-BROKER_VERSION = "0.8.2"
-
-
-def text(b):
-    return None if b is None else b.decode("utf-8", errors="replace")
-
-
-def client(args):
-    return KafkaClient(hosts=args.hosts, broker_version=BROKER_VERSION, socket_timeout_ms=30000)
+from interop_common import emit, pykafka_client, pykafka_messages, shortfall, split_key, take, text
 
 
 def produce(args):
-    kafka = client(args)   # keep a reference: topics only hold a weak reference to the cluster
+    kafka = pykafka_client(args.hosts)   # keep a reference: topics only hold a weak reference to the cluster
     topic = kafka.topics[args.topic]
     n = 0
     with topic.get_sync_producer(required_acks=1, ack_timeout_ms=10000) as producer:
         for line in sys.stdin.read().splitlines():
-            if args.separator in line:
-                key, value = line.split(args.separator, 1)
+            key, value = split_key(line, args.separator)
+            if key is not None:
                 producer.produce(value.encode("utf-8"), partition_key=key.encode("utf-8"))
             else:
                 producer.produce(line.encode("utf-8"))
@@ -50,7 +40,7 @@ def produce(args):
 
 
 def consume(args):
-    kafka = client(args)
+    kafka = pykafka_client(args.hosts)
     topic = kafka.topics[args.topic]
     consumer = topic.get_simple_consumer(
         auto_offset_reset=OffsetType.EARLIEST,
@@ -58,22 +48,14 @@ def consume(args):
         consumer_timeout_ms=1000,
     )
     got = 0
-    deadline = time.time() + args.timeout
     try:
-        while got < args.count and time.time() < deadline:
-            msg = consumer.consume(block=True)
-            if msg is None:
-                continue
-            print(json.dumps({"key": text(msg.partition_key), "value": text(msg.value),
-                              "partition": msg.partition_id, "offset": msg.offset}))
-            sys.stdout.flush()
+        for msg in take(args.count, args.timeout, pykafka_messages(consumer)):
+            emit({"key": text(msg.partition_key), "value": text(msg.value),
+                  "partition": msg.partition_id, "offset": msg.offset})
             got += 1
     finally:
         consumer.stop()
-    if got < args.count:
-        print("only %d of %d messages arrived within %ss" % (got, args.count, args.timeout), file=sys.stderr)
-        return 1
-    return 0
+    return shortfall(got, args.count, args.timeout)
 
 
 def main():
