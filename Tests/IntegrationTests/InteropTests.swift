@@ -5,28 +5,26 @@ import XCTest
 /// Real third-party clients against the broker, as subprocesses: kcat (librdkafka), kafka-python,
 /// pykafka and kazoo. They must see exactly what the project's own tools and the wire see.
 final class InteropTests: IntegrationTestCase {
-    static let kcatCompat = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.8.2"]
-
     private func kcat(_ c: TestCluster, _ args: [String], stdin: String? = nil, timeout: Double = 60) throws -> ProcessResult {
-        let exe = try Project.requireTool("kcat", install: "apt-get install kcat")
-        return try ProcessRunner.run(exe, ["-b", "127.0.0.1:\(c.broker.port)"] + Self.kcatCompat + args,
-                                     stdin: stdin, timeout: timeout)
+        try Project.kcat(port: c.broker.port, args, stdin: stdin, timeout: timeout)
     }
 
     private func python(_ script: String, _ args: [String], stdin: String? = nil, timeout: Double = 90) throws -> ProcessResult {
-        let py = try Project.requireVenvPython()
-        return try ProcessRunner.run(py, [Project.interopScript(script)] + args, stdin: stdin,
-                                     currentDirectory: Project.root, timeout: timeout)
+        try Project.runInteropScript(script, args, stdin: stdin, timeout: timeout)
     }
 
-    /// Parses one JSON object per line.
-    private func jsonLines(_ text: String) throws -> [[String: Any]] {
-        try text.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw WireError("not a JSON object: \(line)")
-            }
-            return obj
-        }
+    private func jsonLines(_ text: String) throws -> [[String: Any]] { try Project.jsonLines(text) }
+
+    /// Skips unless kcat (when `kcat`) and the venv are there; then a one-broker cluster whose
+    /// `topic` has a leader.
+    private func clusterWithTopic(_ topic: String, brokerId: Int = 0, partitions: Int = 1, kcat: Bool = true,
+                                  python: Bool = true) async throws -> TestCluster {
+        if kcat { _ = try Project.requireTool("kcat", install: "apt-get install kcat") }
+        if python { _ = try Project.requireVenvPython() }
+        let c = try await startCluster(brokerIds: [brokerId])
+        try c.createTopic(topic, partitions: partitions)
+        try c.waitForLeaders(topic: topic, partitions: partitions)
+        return c
     }
 
     private func message(_ obj: [String: Any]) -> WireMessage {
@@ -48,10 +46,7 @@ final class InteropTests: IntegrationTestCase {
     // MARK: kcat
 
     func testKcatMetadataMatchesTheTopicTool() async throws {
-        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
-        let c = try await startCluster(brokerIds: [3])
-        try c.createTopic("meta", partitions: 3)
-        try c.waitForLeaders(topic: "meta", partitions: 3)
+        let c = try await clusterWithTopic("meta", brokerId: 3, partitions: 3, python: false)
 
         let r = try kcat(c, ["-L", "-J", "-t", "meta"])
         XCTAssertEqual(r.exitCode, 0, r.summary)
@@ -84,11 +79,7 @@ final class InteropTests: IntegrationTestCase {
     }
 
     func testKcatKafkaPythonAndConsoleConsumerSeeTheSameMessages() async throws {
-        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
-        _ = try Project.requireVenvPython()
-        let c = try await startCluster(brokerIds: [0])
-        try c.createTopic("interop")
-        try c.waitForLeaders(topic: "interop")
+        let c = try await clusterWithTopic("interop")
 
         // kcat produces five keyed messages...
         let kcatInput = (1...5).map { "k\($0):kcat value \($0)" }.joined(separator: "\n") + "\n"
@@ -137,11 +128,7 @@ final class InteropTests: IntegrationTestCase {
     }
 
     func testCompressedMessagesFromKafkaPython() async throws {
-        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
-        _ = try Project.requireVenvPython()
-        let c = try await startCluster(brokerIds: [0])
-        try c.createTopic("compressed")
-        try c.waitForLeaders(topic: "compressed")
+        let c = try await clusterWithTopic("compressed")
         var expected: [WireMessage] = []
         for codec in ["gzip", "snappy"] {
             let input = (1...4).map { "\(codec)-k\($0):\(codec) value \($0)" }.joined(separator: "\n") + "\n"
@@ -165,10 +152,7 @@ final class InteropTests: IntegrationTestCase {
     // MARK: kazoo
 
     func testKazooReadsTheZooKeeperLayout() async throws {
-        _ = try Project.requireVenvPython()
-        let c = try await startCluster(brokerIds: [2])
-        try c.createTopic("zktopic", partitions: 2)
-        try c.waitForLeaders(topic: "zktopic", partitions: 2)
+        let c = try await clusterWithTopic("zktopic", brokerId: 2, partitions: 2, kcat: false)
 
         let r = try python("kazoo_check.py", ["--zk", c.zkConnect, "--broker-id", "2", "--host", "127.0.0.1",
                                               "--port", "\(c.broker.port)", "--topic", "zktopic", "--partitions", "2"])
@@ -200,11 +184,7 @@ final class InteropTests: IntegrationTestCase {
     // MARK: pykafka
 
     func testPykafkaProducerAndSimpleConsumer() async throws {
-        _ = try Project.requireTool("kcat", install: "apt-get install kcat")
-        _ = try Project.requireVenvPython()
-        let c = try await startCluster(brokerIds: [0])
-        try c.createTopic("pyk")
-        try c.waitForLeaders(topic: "pyk")
+        let c = try await clusterWithTopic("pyk")
 
         let input = (1...6).map { "key\($0):pykafka value \($0)" }.joined(separator: "\n") + "\n"
         let produce = try python("pykafka_check.py", ["produce", "--hosts", "127.0.0.1:\(c.broker.port)", "--topic", "pyk"],

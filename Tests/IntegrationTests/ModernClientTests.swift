@@ -24,28 +24,16 @@ final class ModernClientTests: IntegrationTestCase {
 
     /// kcat with NO -X settings.
     private func kcat(_ c: TestCluster, _ args: [String], stdin: String? = nil, timeout: Double = 60) throws -> ProcessResult {
-        let exe = try Project.requireTool("kcat", install: "apt-get install kcat")
-        return try ProcessRunner.run(exe, ["-b", "127.0.0.1:\(c.broker.port)"] + args, stdin: stdin, timeout: timeout)
+        try Project.kcat(port: c.broker.port, args, compat: false, stdin: stdin, timeout: timeout)
     }
 
-    private func modern(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
-        try ProcessRunner.run(try requireModernPython(), [Project.interopScript("modern_client_check.py")] + args,
-                              stdin: stdin, currentDirectory: Project.root, timeout: timeout)
+    private func modern(_ args: [String], stdin: String?) throws -> ProcessResult {
+        try Project.runInteropScript("modern_client_check.py", args, python: try requireModernPython(), stdin: stdin, timeout: 120)
     }
 
     /// The same driver under the .venv's kafka-python 2.0.2, also without `api_version`.
-    private func legacy(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
-        try ProcessRunner.run(try Project.requireVenvPython(), [Project.interopScript("modern_client_check.py")] + args,
-                              stdin: stdin, currentDirectory: Project.root, timeout: timeout)
-    }
-
-    private func jsonLines(_ text: String) throws -> [[String: Any]] {
-        try text.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
-            guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw WireError("not a JSON object: \(line)")
-            }
-            return obj
-        }
+    private func legacy(_ args: [String], stdin: String?) throws -> ProcessResult {
+        try Project.runInteropScript("modern_client_check.py", args, stdin: stdin, timeout: 120)
     }
 
     /// "partition/offset key=value" per consumed message, sorted.
@@ -331,31 +319,37 @@ final class ModernClientTests: IntegrationTestCase {
 
     // MARK: kafka-python 3.0.12 without api_version
 
-    func testKafkaPythonWithoutApiVersionProducesAndConsumes() async throws {
-        _ = try requireModernPython()
-        let c = try await startCluster(brokerIds: [0])
-        try c.createTopic("py", partitions: 2)
-        try c.waitForLeaders(topic: "py", partitions: 2)
-        let bootstrap = "127.0.0.1:\(c.broker.port)"
+    /// Runs modern_client_check.py (arguments, stdin) under one kafka-python.
+    private typealias Driver = (_ args: [String], _ stdin: String?) throws -> ProcessResult
 
+    /// kafka-python (through `driver`) with `api_version` unset against a one-broker cluster with a
+    /// two-partition `topic`: produces four keyed messages per codec in `compressions`, each
+    /// answered after ApiVersions led the client to "0.10.0" (magic-1 sets); checks the log holds
+    /// exactly what was acknowledged, in 0.8's format (magic 0, inside the compressed wrappers
+    /// too); reads it back without a group and as member of `group`; `afterGroupRead` checks what
+    /// that member left (its commits); a message produced then is all a second member reads.
+    @discardableResult
+    private func kafkaPythonRoundTrip(_ c: TestCluster, topic: String, compressions: [String], group: String,
+                                      driver: Driver, afterGroupRead: () throws -> Void = {}) throws -> [String] {
+        let bootstrap = "127.0.0.1:\(c.broker.port)"
         var acked: [String] = []
-        for compression in ["none", "gzip", "snappy"] {
+        for compression in compressions {
             let input = (1...4).map { "\(compression)\($0):\(compression) value \($0)" }.joined(separator: "\n") + "\n"
-            let p = try modern(["produce", "--bootstrap", bootstrap, "--topic", "py", "--compression", compression], stdin: input)
+            let p = try driver(["produce", "--bootstrap", bootstrap, "--topic", topic, "--compression", compression], input)
             XCTAssertEqual(p.exitCode, 0, p.summary)
-            let lines = try jsonLines(p.stdout)
+            let lines = try Project.jsonLines(p.stdout)
             // ApiVersions answered: the client concludes "0.10.0" (it knows no older broker that answers
             // ApiVersions) and sends magic-1 messages, which the broker stores as magic 0.
             XCTAssertEqual(lines.last?["broker_version"] as? String, "0.10.0", p.summary)
             acked += records(lines)
         }
-        XCTAssertEqual(acked.count, 12, acked.description)
+        XCTAssertEqual(acked.count, 4 * compressions.count, acked.description)
 
         // The log holds what was acknowledged, every message (inside the compressed ones too) in
         // 0.8's format (magic 0).
         var stored: [String] = []
         for p in 0..<2 {
-            let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/py-\(p)/00000000000000000000.log",
+            let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/\(topic)-\(p)/00000000000000000000.log",
                                                              "--deep-iteration", "--print-data-log"])
             for line in dump.stdout.split(separator: "\n") where line.hasPrefix("offset: ") {
                 let f = line.split(separator: " ").map(String.init)
@@ -369,20 +363,32 @@ final class ModernClientTests: IntegrationTestCase {
         let conn = try c.broker.connect()
 
         // Read back without a group...
-        let plain = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "12"])
+        let count = "\(acked.count)"
+        let plain = try driver(["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", count], nil)
         XCTAssertEqual(plain.exitCode, 0, plain.summary)
-        XCTAssertEqual(records(try jsonLines(plain.stdout)), acked.sorted(), plain.summary)
+        XCTAssertEqual(records(try Project.jsonLines(plain.stdout)), acked.sorted(), plain.summary)
 
-        // ...and as a group member, twice: the second run finds the offsets committed by the first.
-        let grouped = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "12", "--group", "pyg"])
+        // ...and as a group member...
+        let grouped = try driver(["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", count, "--group", group], nil)
         XCTAssertEqual(grouped.exitCode, 0, grouped.summary)
-        XCTAssertEqual(records(try jsonLines(grouped.stdout)), acked.sorted(), grouped.summary)
-        _ = try conn.produce(topic: "py", partition: 1, messages: [(key: "z", value: "after")])
-        let resumed = try modern(["consume", "--bootstrap", bootstrap, "--topic", "py", "--count", "1", "--group", "pyg"])
+        XCTAssertEqual(records(try Project.jsonLines(grouped.stdout)), acked.sorted(), grouped.summary)
+        try afterGroupRead()
+        // ...and a second member resumes from the offsets the first one committed.
+        _ = try conn.produce(topic: topic, partition: 1, messages: [(key: "z", value: "after")])
+        let resumed = try driver(["consume", "--bootstrap", bootstrap, "--topic", topic, "--count", "1", "--group", group], nil)
         XCTAssertEqual(resumed.exitCode, 0, resumed.summary)
-        let after = records(try jsonLines(resumed.stdout))
+        let after = records(try Project.jsonLines(resumed.stdout))
         XCTAssertEqual(after.count, 1, resumed.summary)
         XCTAssertTrue(after.first?.hasSuffix(" z=after") == true, resumed.summary)
+        return acked
+    }
+
+    func testKafkaPythonWithoutApiVersionProducesAndConsumes() async throws {
+        _ = try requireModernPython()
+        let c = try await startCluster(brokerIds: [0])
+        try c.createTopic("py", partitions: 2)
+        try c.waitForLeaders(topic: "py", partitions: 2)
+        try kafkaPythonRoundTrip(c, topic: "py", compressions: ["none", "gzip", "snappy"], group: "pyg", driver: modern)
     }
     // MARK: kafka-python 2.0.2 without api_version
 
@@ -472,59 +478,18 @@ final class ModernClientTests: IntegrationTestCase {
         let c = try await startCluster(brokerIds: [0])
         try c.createTopic("py2", partitions: 2)
         try c.waitForLeaders(topic: "py2", partitions: 2)
-        let bootstrap = "127.0.0.1:\(c.broker.port)"
 
-        var acked: [String] = []
-        for compression in ["none", "gzip"] {
-            let input = (1...4).map { "\(compression)\($0):\(compression) value \($0)" }.joined(separator: "\n") + "\n"
-            let p = try legacy(["produce", "--bootstrap", bootstrap, "--topic", "py2", "--compression", compression], stdin: input)
-            XCTAssertEqual(p.exitCode, 0, p.summary)
-            let lines = try jsonLines(p.stdout)
-            XCTAssertEqual(lines.last?["broker_version"] as? String, "0.10.0", p.summary)
-            acked += records(lines)
-        }
-        XCTAssertEqual(acked.count, 8, acked.description)
-        XCTAssertEqual(Set(acked.map { $0.split(separator: " ")[0] }).count, 8, "distinct offsets: \(acked)")
-
-        // Stored as acknowledged, in 0.8's format (magic 0, inside the gzip wrappers too).
-        var stored: [String] = []
-        for p in 0..<2 {
-            let dump = try Project.run("kafka-dump-log.sh", ["--files", "\(c.broker.logDir)/py2-\(p)/00000000000000000000.log",
-                                                             "--deep-iteration", "--print-data-log"])
-            for line in dump.stdout.split(separator: "\n") where line.hasPrefix("offset: ") {
-                let f = line.split(separator: " ").map(String.init)
-                func field(_ name: String) -> String? { f.firstIndex(of: name + ":").map { f[$0 + 1] } }
-                XCTAssertEqual(field("magic"), "0", String(line))
-                let payload = line.range(of: " payload: ").map { String(line[$0.upperBound...]) } ?? "?"
-                stored.append("\(p)/\(field("offset") ?? "?") \(field("key") ?? "?")=\(payload)")
+        // Without a group: Fetch v2, ListOffsets v0; with group_id: JoinGroup/SyncGroup v0,
+        // OffsetFetch v1, OffsetCommit v2, whose commits are in 0.8's ZooKeeper nodes.
+        let acked = try kafkaPythonRoundTrip(c, topic: "py2", compressions: ["none", "gzip"], group: "py2g", driver: legacy) {
+            var committed = 0
+            for p in 0..<2 {
+                let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/py2g/offsets/py2/\(p)"], timeout: 60)
+                committed += get.stdout.split(separator: "\n").compactMap { Int($0) }.first ?? 0
             }
+            XCTAssertEqual(committed, 8, "the committed offsets add up to the messages read")
         }
-        XCTAssertEqual(stored.sorted(), acked.sorted())
-        let conn = try c.broker.connect()
-
-        // Without a group (Fetch v2, ListOffsets v0)...
-        let plain = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "8"])
-        XCTAssertEqual(plain.exitCode, 0, plain.summary)
-        XCTAssertEqual(records(try jsonLines(plain.stdout)), acked.sorted(), plain.summary)
-
-        // ...with group_id (JoinGroup/SyncGroup v0, OffsetFetch v1, OffsetCommit v2)...
-        let grouped = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "8", "--group", "py2g"])
-        XCTAssertEqual(grouped.exitCode, 0, grouped.summary)
-        XCTAssertEqual(records(try jsonLines(grouped.stdout)), acked.sorted(), grouped.summary)
-        // ...whose commits are in 0.8's ZooKeeper nodes...
-        var committed = 0
-        for p in 0..<2 {
-            let get = try Project.run("zookeeper-shell.sh", [c.zkConnect, "get", "/consumers/py2g/offsets/py2/\(p)"], timeout: 60)
-            committed += get.stdout.split(separator: "\n").compactMap { Int($0) }.first ?? 0
-        }
-        XCTAssertEqual(committed, 8, "the committed offsets add up to the messages read")
-        // ...and a second member resumes from them.
-        _ = try conn.produce(topic: "py2", partition: 1, messages: [(key: "z", value: "after")])
-        let resumed = try legacy(["consume", "--bootstrap", bootstrap, "--topic", "py2", "--count", "1", "--group", "py2g"])
-        XCTAssertEqual(resumed.exitCode, 0, resumed.summary)
-        let after = records(try jsonLines(resumed.stdout))
-        XCTAssertEqual(after.count, 1, resumed.summary)
-        XCTAssertTrue(after.first?.hasSuffix(" z=after") == true, resumed.summary)
+        XCTAssertEqual(Set(acked.map { $0.split(separator: " ")[0] }).count, 8, "distinct offsets: \(acked)")
         XCTAssertTrue(c.broker.isRunning)
     }
 }
