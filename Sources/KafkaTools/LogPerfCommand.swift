@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaLog
 import KafkaProtocol
+import KafkaTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -152,7 +153,7 @@ public struct LogPerfCommand: AsyncParsableCommand {
 
     /// One set of `count` messages with `messageSize`-byte payloads (printable, fixed seed), no keys.
     static func batch(count: Int, messageSize: Int) -> [UInt8] {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededRandom(seed: 42)   // reproducible payloads
         let msgs: [(key: [UInt8]?, value: [UInt8]?)] = (0..<count).map { _ in
             (nil, (0..<messageSize).map { _ in UInt8(32 + rng.next() % 95) })
         }
@@ -310,18 +311,5 @@ public struct LogPerfCommand: AsyncParsableCommand {
                          cold ? "cold: pages dropped first" : "hot: page cache", Double(size) / Self.gb, secs,
                          Double(size) / Self.mb / secs, Double(leo) / secs))
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for reproducible payloads.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -59,7 +59,7 @@ final class CompressedFuzzTests: XCTestCase {
         var conn = try c.broker.connect(timeout: 30)
 
         // Before the fuzzing: plain, gzip, xerial snappy and raw snappy sets at offsets 0..99.
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededRandom(seed: 42)
         var baseline: [Msg] = []
         for (i, enc) in [Enc.plain, .gzip, .xerial, .rawSnappy].enumerated() {
             let msgs = (0..<25).map { j in Msg(key: Array("base-\(i)-\(j)".utf8), value: Array("baseline \(enc) \(j) \(Self.words(&rng, 8))".utf8)) }
@@ -80,7 +80,7 @@ final class CompressedFuzzTests: XCTestCase {
         var caseNumber = 0
         let started = Date()
         for seed in Self.seeds {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             for i in 0..<Self.casesPerSeed {
                 caseNumber += 1
                 let fc = Self.makeCase(&rng)
@@ -154,7 +154,7 @@ final class CompressedFuzzTests: XCTestCase {
 
         // Third-party clients read the whole fuzzed partition.
         if let kcat = Project.which("kcat") {
-            let r = try ProcessRunner.run(kcat, ["-b", "127.0.0.1:\(c.broker.port)"] + CompressionInteropTests.kcatCompat
+            let r = try ProcessRunner.run(kcat, ["-b", "127.0.0.1:\(c.broker.port)"] + Project.kcatCompat
                                           + ["-X", "check.crcs=true", "-C", "-t", topic, "-p", "0", "-e", "-o", "beginning",
                                              "-f", "%o\\n"], timeout: 120)
             XCTAssertEqual(r.exitCode, 0, "kcat: \(r.stderr)")
@@ -162,9 +162,9 @@ final class CompressedFuzzTests: XCTestCase {
             XCTAssertEqual(Self.offsetMismatch(r.stdout.split(separator: "\n").map { Int64($0) ?? -1 }, leo), "", "kcat offsets")
         }
         if let py = try? Project.requireVenvPython() {
-            let r = try ProcessRunner.run(py, [Project.interopScript("compression_check.py"), "consume",
-                                               "--bootstrap", "127.0.0.1:\(c.broker.port)", "--topic", topic,
-                                               "--count", "\(leo)"], currentDirectory: Project.root, timeout: 180)
+            let r = try Project.runInteropScript("compression_check.py", ["consume", "--bootstrap", "127.0.0.1:\(c.broker.port)",
+                                                                          "--topic", topic, "--count", "\(leo)"],
+                                                 python: py, timeout: 180)
             XCTAssertEqual(r.exitCode, 0, "kafka-python: \(r.stderr.suffix(2000))")
             let offsets = r.stdout.split(separator: "\n").compactMap { line -> Int64? in
                 guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return -1 }
@@ -208,7 +208,7 @@ final class CompressedFuzzTests: XCTestCase {
         try c.createTopic(topic)
         try c.waitForLeaders(topic: topic)
         let conn = try c.broker.connect()
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRandom(seed: 7)
         var all: [Msg] = []
         for enc in [Enc.plain, .gzip, .xerial] {
             let msgs = (0..<5).map { j in Msg(key: Array("\(enc)-\(j)".utf8), value: Array("\(enc) \(j) \(Self.words(&rng, 20))".utf8)) }
@@ -335,7 +335,7 @@ final class CompressedFuzzTests: XCTestCase {
         }
     }
 
-    static func makeCase(_ rng: inout SplitMix64) -> FuzzCase {
+    static func makeCase(_ rng: inout SeededRandom) -> FuzzCase {
         let roll = Int(rng.next() % 1000)
         let enc = Enc.compressed[Int(rng.next() % 4)]
         let msgs = randomMessages(&rng)
@@ -554,12 +554,12 @@ final class CompressedFuzzTests: XCTestCase {
 
     // MARK: encoding helpers (independent of the broker's code, except the compressors)
 
-    static func words(_ rng: inout SplitMix64, _ n: Int) -> String {
+    static func words(_ rng: inout SeededRandom, _ n: Int) -> String {
         let w = ["alpha", "beta", "gamma", "delta", "kafka", "snappy", "gzip", "ñandú", "€", "log", "offset"]
         return (0..<n).map { _ in w[Int(rng.next() % UInt64(w.count))] }.joined(separator: " ")
     }
 
-    static func randomMessages(_ rng: inout SplitMix64) -> [Msg] {
+    static func randomMessages(_ rng: inout SeededRandom) -> [Msg] {
         let n = rng.next() % 10 == 0 ? 20 + Int(rng.next() % 80) : 1 + Int(rng.next() % 12)
         return (0..<n).map { _ in
             let key: [UInt8]? = rng.next() % 4 == 0 ? nil : Array("k\(rng.next() % 10_000)".utf8)

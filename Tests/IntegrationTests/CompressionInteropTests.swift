@@ -16,7 +16,6 @@ import XCTest
 /// class tear-down); each test uses its own topic.
 final class CompressionInteropTests: XCTestCase {
     static let messageCount = 10_000
-    static let kcatCompat = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.8.2"]
 
     /// The class's cluster; XCTest runs a class's tests one after another, on one thread at a time.
     nonisolated(unsafe) private static var shared: TestCluster?
@@ -187,7 +186,7 @@ final class CompressionInteropTests: XCTestCase {
     static func messages(tag: String) -> [(key: String, value: String)] {
         let words = ["kafka", "broker", "offset", "wrapper", "gzip", "snappy", "xerial", "segment", "ünïcødé",
                      "€uro", "partition", "leader", "replica", "fetch", "produce", "crc32", "a:b", "ZooKeeper"]
-        var rng = SplitMix64(seed: 0x4B61_666B_6134)   // fixed: the same data every run
+        var rng = SeededRandom(seed: 0x4B61_666B_6134)   // fixed: the same data every run
         return (0..<messageCount).map { i in
             let n = i % 500 == 499 ? 700 : Int(rng.next() % 40)
             var v = "\(tag) #\(i):"
@@ -199,14 +198,11 @@ final class CompressionInteropTests: XCTestCase {
     // MARK: clients
 
     private func kcat(_ c: TestCluster, _ args: [String], stdin: String? = nil, timeout: Double = 60) throws -> ProcessResult {
-        let exe = try Project.requireTool("kcat", install: "apt-get install kcat")
-        return try ProcessRunner.run(exe, ["-b", "127.0.0.1:\(c.broker.port)"] + Self.kcatCompat + args,
-                                     stdin: stdin, timeout: timeout)
+        try Project.kcat(port: c.broker.port, args, stdin: stdin, timeout: timeout)
     }
 
     private func python(_ args: [String], stdin: String? = nil, timeout: Double = 120) throws -> ProcessResult {
-        try ProcessRunner.run(try Project.requireVenvPython(), [Project.interopScript("compression_check.py")] + args,
-                              stdin: stdin, currentDirectory: Project.root, timeout: timeout)
+        try Project.runInteropScript("compression_check.py", args, stdin: stdin, timeout: timeout)
     }
 
     /// `%k:%s:%o` lines: the key ends at the first ':', the offset follows the last one.
@@ -221,11 +217,8 @@ final class CompressionInteropTests: XCTestCase {
     }
 
     private func jsonLines(_ text: String) throws -> [Seen] {
-        try text.split(separator: "\n").map { line in
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw WireError("not a JSON object: \(line)")
-            }
-            return Seen(offset: (o["offset"] as? NSNumber)?.int64Value, key: o["key"] as? String, value: o["value"] as? String)
+        try Project.jsonLines(text, everyLine: true).map { o in
+            Seen(offset: (o["offset"] as? NSNumber)?.int64Value, key: o["key"] as? String, value: o["value"] as? String)
         }
     }
 
@@ -303,18 +296,5 @@ struct Seen: Equatable, CustomStringConvertible {
     var description: String {
         let v = value.map { $0.count > 80 ? String($0.prefix(80)) + "…(\($0.count) chars)" : $0 } ?? "null"
         return "\(offset.map(String.init) ?? "-"):\(key ?? "null"):\(v)"
-    }
-}
-
-/// Small deterministic generator (SplitMix64): the tests' data and fuzz cases are the same every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -11,23 +11,6 @@ import Darwin
 
 // MARK: - Helpers shared by the log tests (LogCrashTests, LogRetentionCompactionTests, TopicConfigTests)
 
-/// SplitMix64: a fixed seed makes the kill moments of a run reproducible.
-struct LogTestRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    mutating func uniform(_ lo: Double, _ hi: Double) -> Double {
-        lo + Double(next() >> 11) / Double(1 << 53) * (hi - lo)
-    }
-}
-
 /// One segment of a partition directory, as found on disk.
 struct SegmentFiles {
     var baseOffset: Int64
@@ -253,7 +236,7 @@ final class LogCrashTests: IntegrationTestCase {
         try c.waitForLeaders(topic: topic)
         let b = c.broker
         let dir = LogDirectory.partitionDir(b, topic)
-        var rng = LogTestRandom(seed: 0x5EED_0003)
+        var rng = SeededRandom(seed: 0x5EED_0003)
         var known: [Int64: String] = [:]   // every offset acknowledged or seen after a restart → its content
         var totalAcked = 0
         var restartSeconds: [Double] = []

@@ -209,7 +209,7 @@ final class LogRetentionCompactionTests: IntegrationTestCase {
         XCTAssertEqual(mixed.error, 2, "a set with one keyless message is refused as a whole")
 
         // Keys are visited in a scrambled but fixed order; value = "<key>@<sequence>".
-        var rng = LogTestRandom(seed: 1000)
+        var rng = SeededRandom(seed: 1000)
         var byOffset: [Int64: (key: String, value: String)] = [:]
         var latest: [String: (offset: Int64, value: String)] = [:]
         var i = 0
