@@ -35,6 +35,39 @@ final class ReplicationTests: IntegrationTestCase {
         c.brokers.first { $0.id == Int(id) }!
     }
 
+    /// Brokers 1-3, where broker 1 advertises the port of `proxy`: followers and the controller
+    /// reach it through the proxy, the test talks to it directly, so cutting the proxy isolates it
+    /// from replication. `brokerOneOverrides` go on top of `fast` for broker 1. The caller stops
+    /// the proxy.
+    private func startWithBrokerOneBehindAProxy(brokerOneOverrides: [String: String] = [:]) async throws
+        -> (c: TestCluster, proxy: TCPProxy, b1: TestBroker, zk: ZkInspector)
+    {
+        let c = try await startCluster(brokerIds: [], overrides: Self.fast)
+        let port1 = try FreePort.allocate()
+        let proxy = try TCPProxy.start(to: port1)
+        do {
+            let overrides = Self.fast.merging(["advertised.port": "\(proxy.port)"].merging(brokerOneOverrides) { _, n in n }) { _, n in n }
+            let b1 = try c.addBroker(id: 1, port: port1, overrides: overrides)
+            _ = try c.addBroker(id: 2, overrides: Self.fast)
+            _ = try c.addBroker(id: 3, overrides: Self.fast)
+            for b in c.brokers { try b.start() }
+            for b in c.brokers { try b.waitUntilReady() }
+            return (c, proxy, b1, try await ZkInspector.connect(c.zkConnect))
+        } catch {
+            proxy.stop()
+            throw error
+        }
+    }
+
+    /// Creates `topic` (kafka-topics.sh `extra` arguments) and waits until broker 1 leads it with
+    /// a full ISR of three.
+    private func createTopicLedByBrokerOne(_ c: TestCluster, _ zk: ZkInspector, _ b1: TestBroker, _ topic: String,
+                                           _ extra: [String]) async throws {
+        try createTopic(c, topic, extra)
+        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 3 }
+        try c.waitForLeaders(topic: topic, broker: b1)
+    }
+
     /// Asserts that every acknowledged (offset, value) is in `log` at that offset, that the log's
     /// offsets are contiguous from 0, and that it holds nothing that was never produced.
     private func assertHoldsAcknowledged(_ log: [WireMessage], _ acked: [(offset: Int64, value: String)], produced prefix: String,
@@ -242,21 +275,11 @@ final class ReplicationTests: IntegrationTestCase {
     /// Enough replicas at the append, too few when the produce completes: the message is written
     /// and the answer is NotEnoughReplicasAfterAppend (20); the next acks=-1 produce gets 19.
     func testAcksAllAnswersNotEnoughReplicasAfterAppendWhenTheIsrShrinksWhileWaiting() async throws {
-        let c = try await startCluster(brokerIds: [], overrides: Self.fast)
         // Broker 1 leads; its followers reach it through a proxy that the test cuts.
-        let port1 = try FreePort.allocate()
-        let proxy = try TCPProxy.start(to: port1)
+        let (c, proxy, b1, zk) = try await startWithBrokerOneBehindAProxy()
         defer { proxy.stop() }
-        let b1 = try c.addBroker(id: 1, port: port1, overrides: Self.fast.merging(["advertised.port": "\(proxy.port)"]) { _, n in n })
-        _ = try c.addBroker(id: 2, overrides: Self.fast)
-        _ = try c.addBroker(id: 3, overrides: Self.fast)
-        for b in c.brokers { try b.start() }
-        for b in c.brokers { try b.waitUntilReady() }
-        let zk = try await ZkInspector.connect(c.zkConnect)
         let topic = "afterappend"
-        try createTopic(c, topic, ["--replica-assignment", "1:2:3", "--config", "min.insync.replicas=2"])
-        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 3 }
-        try c.waitForLeaders(topic: topic, broker: b1)
+        try await createTopicLedByBrokerOne(c, zk, b1, topic, ["--replica-assignment", "1:2:3", "--config", "min.insync.replicas=2"])
         let conn = try b1.connect()
         XCTAssertEqual(try conn.produce(topic: topic, messages: [(key: nil, value: "isr-3")], acks: -1).error, 0)
 
@@ -287,23 +310,13 @@ final class ReplicationTests: IntegrationTestCase {
     /// A follower takes over and takes new writes at the same offsets. The old leader, restarted,
     /// drops its uncommitted tail and ends with the new leader's log.
     func testDeposedLeaderTruncatesItsUncommittedTail() async throws {
-        let c = try await startCluster(brokerIds: [], overrides: Self.fast)
         // Broker 1 advertises a proxy port: followers and the controller reach it through the
         // proxy, the test talks to it directly. Cutting the proxy isolates it from replication.
-        let port1 = try FreePort.allocate()
-        let proxy = try TCPProxy.start(to: port1)
+        let (c, proxy, b1, zk) = try await startWithBrokerOneBehindAProxy()
         defer { proxy.stop() }
-        let b1 = try c.addBroker(id: 1, port: port1, overrides: Self.fast.merging(["advertised.port": "\(proxy.port)"]) { _, n in n })
-        _ = try c.addBroker(id: 2, overrides: Self.fast)
-        _ = try c.addBroker(id: 3, overrides: Self.fast)
-        for b in c.brokers { try b.start() }
-        for b in c.brokers { try b.waitUntilReady() }
-        let zk = try await ZkInspector.connect(c.zkConnect)
 
         let topic = "diverge"
-        try createTopic(c, topic, ["--replica-assignment", "1:2:3"])
-        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 3 }
-        try c.waitForLeaders(topic: topic, broker: b1)
+        try await createTopicLedByBrokerOne(c, zk, b1, topic, ["--replica-assignment", "1:2:3"])
         let conn1 = try b1.connect()
         for i in 0..<20 {
             let r = try conn1.produce(topic: topic, messages: [(key: nil, value: "committed-\(i)")], acks: -1)
@@ -373,19 +386,10 @@ final class ReplicationTests: IntegrationTestCase {
     /// dies before the follower fetches them again. The leader is kept from fetching here (a cut
     /// proxy) to hold that window open.
     func testFollowerKeepsAcknowledgedDataWhenOnlyTheIsrChanges() async throws {
-        let c = try await startCluster(brokerIds: [], overrides: Self.fast)
-        let port1 = try FreePort.allocate()
-        let proxy = try TCPProxy.start(to: port1)
-        defer { proxy.stop() }
         // Broker 1 leads and is reached by its followers through the proxy; a long lag time
         // keeps it from shrinking the ISR itself while they cannot fetch.
-        let b1 = try c.addBroker(id: 1, port: port1, overrides: Self.fast.merging(["advertised.port": "\(proxy.port)",
-                                                                                  "replica.lag.time.max.ms": "60000"]) { _, n in n })
-        _ = try c.addBroker(id: 2, overrides: Self.fast)
-        _ = try c.addBroker(id: 3, overrides: Self.fast)
-        for b in c.brokers { try b.start() }
-        for b in c.brokers { try b.waitUntilReady() }
-        let zk = try await ZkInspector.connect(c.zkConnect)
+        let (c, proxy, b1, zk) = try await startWithBrokerOneBehindAProxy(brokerOneOverrides: ["replica.lag.time.max.ms": "60000"])
+        defer { proxy.stop() }
         // The follower that dies must not be the controller (a controller failover does not
         // shrink ISRs: only the controller's broker-death handling does).
         let controller = try await pollAsync(timeout: 20, "a controller") { try await zk.controllerId() }
@@ -393,9 +397,7 @@ final class ReplicationTests: IntegrationTestCase {
         let survivor = broker(c, survivorId)
         let victim = broker(c, victimId)
         let topic = "isrchange"
-        try createTopic(c, topic, ["--replica-assignment", "1:\(survivorId):\(victimId)"])
-        try await zk.waitForState(topic, 0, timeout: 30, "leader 1 and a full ISR") { $0.leader == 1 && $0.isr.count == 3 }
-        try c.waitForLeaders(topic: topic, broker: b1)
+        try await createTopicLedByBrokerOne(c, zk, b1, topic, ["--replica-assignment", "1:\(survivorId):\(victimId)"])
         let conn1 = try b1.connect()
         let connS = try survivor.connect()
 
