@@ -19,35 +19,14 @@ import XCTest
 ///
 /// The consumer side: a wrapper whose compressed payload is corrupted in the log (CRC kept valid)
 /// makes the project's consumers fail with an error naming topic, partition and offset.
-final class CompressedFuzzTests: XCTestCase {
+final class CompressedFuzzTests: SharedClusterTestCase {
     /// Fixed seeds: 4 × 2,500 cases.
     static let seeds: [UInt64] = [0x0C0FFEE, 0xBADC0DE, 0x5EED_0004, 0xFACADE]
     static let casesPerSeed = 2_500
     static let maxMessageBytes = 100_000
 
-    nonisolated(unsafe) private static var shared: TestCluster?
-    private var cluster: TestCluster { Self.shared! }
-
-    override func setUp() async throws {
-        try await super.setUp()
-        if Self.shared == nil {
-            // A small message.max.bytes makes oversized wrappers cheap to produce.
-            Self.shared = try await TestCluster.start(brokerIds: [0], overrides: ["message.max.bytes": "\(Self.maxMessageBytes)"])
-        }
-    }
-
-    override func tearDown() async throws {
-        if let c = Self.shared, (testRun?.failureCount ?? 0) + (testRun?.unexpectedExceptionCount ?? 0) > 0 {
-            print("\(name) failed; cluster diagnostics:\n\(c.diagnostics())")
-        }
-        try await super.tearDown()
-    }
-
-    override class func tearDown() {
-        shared?.stop()
-        shared = nil
-        super.tearDown()
-    }
+    // A small message.max.bytes makes oversized wrappers cheap to produce.
+    override class var clusterOverrides: [String: String] { ["message.max.bytes": "\(maxMessageBytes)"] }
 
     // MARK: produce side
 
@@ -580,12 +559,7 @@ final class CompressedFuzzTests: XCTestCase {
         body.int8(Int8(bitPattern: attributes))
         body.bytesField(key)
         body.bytesField(value)
-        var w = WireWriter()
-        w.int64(offset)
-        w.int32(Int32(4 + body.bytes.count))
-        w.int32(Int32(bitPattern: CRC32.checksum(body.bytes)))
-        w.raw(body.bytes)
-        return w.bytes
+        return MessageSetCodec.entry(offset: offset, body: body.bytes)
     }
 
     /// Plain entries, offsets 0..n-1 unless given.

@@ -14,36 +14,15 @@ import XCTest
 ///
 /// One ZooKeeper and one broker serve the whole class (started by the first test, stopped in the
 /// class tear-down); each test uses its own topic.
-final class CompressionInteropTests: XCTestCase {
+final class CompressionInteropTests: SharedClusterTestCase {
     static let messageCount = 10_000
-
-    /// The class's cluster; XCTest runs a class's tests one after another, on one thread at a time.
-    nonisolated(unsafe) private static var shared: TestCluster?
 
     enum Source: String { case kcat, python = "kafka-python", console = "console-producer" }
 
-    private var cluster: TestCluster { Self.shared! }
-
     override func setUp() async throws {
-        try await super.setUp()
         _ = try Project.requireTool("kcat", install: "apt-get install kcat")
         _ = try Project.requireVenvPython()
-        if Self.shared == nil {
-            Self.shared = try await TestCluster.start(brokerIds: [0])
-        }
-    }
-
-    override func tearDown() async throws {
-        if let c = Self.shared, (testRun?.failureCount ?? 0) + (testRun?.unexpectedExceptionCount ?? 0) > 0 {
-            print("\(name) failed; cluster diagnostics:\n\(c.diagnostics())")
-        }
-        try await super.tearDown()
-    }
-
-    override class func tearDown() {
-        shared?.stop()
-        shared = nil
-        super.tearDown()
+        try await super.setUp()
     }
 
     // MARK: the matrix, one test per producer and codec

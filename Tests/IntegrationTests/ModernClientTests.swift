@@ -228,12 +228,7 @@ final class ModernClientTests: IntegrationTestCase {
         body.int64(timestamp)
         if let key { body.int32(Int32(key.utf8.count)); body.raw(Array(key.utf8)) } else { body.int32(-1) }
         body.int32(Int32(value.utf8.count)); body.raw(Array(value.utf8))
-        var w = WireWriter()
-        w.int64(offset)
-        w.int32(Int32(4 + body.bytes.count))
-        w.int32(Int32(bitPattern: CRC32.checksum(body.bytes)))
-        w.raw(body.bytes)
-        return w.bytes
+        return MessageSetCodec.entry(offset: offset, body: body.bytes)
     }
 
     func testMagicOneMessagesAreStoredInTheZeroEightFormat() async throws {

@@ -119,14 +119,20 @@ enum MessageSetCodec {
             body.int8(0)   // attributes: no compression
             body.bytesField(m.key.map { Array($0.utf8) })
             body.bytesField(m.value.map { Array($0.utf8) })
-            var crc = CRC32.checksum(body.bytes)
-            if corruptCRC { crc ^= 0xDEAD_BEEF }
-            set.int64(Int64(i))
-            set.int32(Int32(4 + body.bytes.count))
-            set.int32(Int32(bitPattern: crc))
-            set.raw(body.bytes)
+            set.raw(entry(offset: Int64(i), body: body.bytes, crcXor: corruptCRC ? 0xDEAD_BEEF : 0))
         }
         return set.bytes
+    }
+
+    /// One log entry around a message body (magic, attributes, ...): offset, size, the body's CRC
+    /// (xor `crcXor`, to corrupt it), body.
+    static func entry(offset: Int64, body: [UInt8], crcXor: UInt32 = 0) -> [UInt8] {
+        var w = WireWriter()
+        w.int64(offset)
+        w.int32(Int32(4 + body.count))
+        w.int32(Int32(bitPattern: CRC32.checksum(body) ^ crcXor))
+        w.raw(body)
+        return w.bytes
     }
 
     /// Decodes a fetched message set; a partial trailing message is ignored (as Kafka clients do).
