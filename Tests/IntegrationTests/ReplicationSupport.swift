@@ -101,26 +101,7 @@ extension WireConnection {
     /// Fetch as the debugging consumer (replica id -2): served by any replica, leader or not,
     /// up to that replica's high watermark.
     func debugFetch(topic: String, partition: Int32 = 0, offset: Int64, maxBytes: Int32 = 1 << 20) throws -> FetchResult {
-        var w = WireWriter()
-        w.int32(-2)    // replica id: debugging consumer
-        w.int32(0)     // max wait
-        w.int32(0)     // min bytes
-        w.int32(1)
-        w.string(topic)
-        w.int32(1)
-        w.int32(partition)
-        w.int64(offset)
-        w.int32(maxBytes)
-        let cid = try sendRequest(apiKey: 1, body: w.bytes)
-        var (got, r) = try receiveResponse()
-        guard got == cid else { throw WireError("correlation id \(got) in the response to request \(cid)") }
-        guard try r.int32() == 1, try r.string() == topic, try r.int32() == 1, try r.int32() == partition else {
-            throw WireError("fetch response does not echo \(topic)/\(partition)")
-        }
-        let error = try r.int16()
-        let hw = try r.int64()
-        let set = try r.bytesField() ?? []
-        return FetchResult(error: error, highWatermark: hw, messages: try MessageSetCodec.decode(set), messageSetSize: set.count)
+        try fetch(replicaId: -2, topic: topic, partition: partition, offset: offset, maxBytes: maxBytes, maxWaitMs: 0, minBytes: 0)
     }
 
     /// Every message a replica has below its high watermark (replica id -2).

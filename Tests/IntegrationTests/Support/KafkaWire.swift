@@ -371,10 +371,11 @@ final class WireConnection {
         return (error, offset)
     }
 
-    static func fetchBody(topic: String, partition: Int32, offset: Int64, maxBytes: Int32,
+    /// `replicaId`: -1 a consumer, -2 the debugging consumer (served by any replica).
+    static func fetchBody(replicaId: Int32 = -1, topic: String, partition: Int32, offset: Int64, maxBytes: Int32,
                           maxWaitMs: Int32, minBytes: Int32) -> [UInt8] {
         var w = WireWriter()
-        w.int32(-1)   // replica id: a consumer
+        w.int32(replicaId)
         w.int32(maxWaitMs)
         w.int32(minBytes)
         w.int32(1)
@@ -386,9 +387,9 @@ final class WireConnection {
         return w.bytes
     }
 
-    func fetch(topic: String, partition: Int32 = 0, offset: Int64, maxBytes: Int32 = 1 << 20,
+    func fetch(replicaId: Int32 = -1, topic: String, partition: Int32 = 0, offset: Int64, maxBytes: Int32 = 1 << 20,
                maxWaitMs: Int32 = 100, minBytes: Int32 = 0) throws -> FetchResult {
-        var r = try roundTrip(apiKey: 1, body: Self.fetchBody(topic: topic, partition: partition, offset: offset,
+        var r = try roundTrip(apiKey: 1, body: Self.fetchBody(replicaId: replicaId, topic: topic, partition: partition, offset: offset,
                                                              maxBytes: maxBytes, maxWaitMs: maxWaitMs, minBytes: minBytes))
         guard try r.int32() == 1, try r.string() == topic, try r.int32() == 1, try r.int32() == partition else {
             throw WireError("fetch response does not echo \(topic)/\(partition)")
