@@ -265,4 +265,36 @@ final class KafkaZooKeeperOperationTests: XCTestCase {
         XCTAssertNil(v53)
         await kzk.close(); await raw.close()
     }
+
+    /// `electController` for each state of `/controller`: who is controller afterwards (-1: this
+    /// broker's node of another session, to be waited out), and whose session holds the node.
+    func testElectControllerDecisions() async throws {
+        enum Holder { case none, other, ownOtherSession, ownThisSession }
+        let cases: [(holder: Holder, replace: Bool, winner: Int32, heldByKzk: Bool)] = [
+            (.none, false, 1, true),
+            (.other, false, 2, false),
+            (.other, true, 2, false),                // another broker's node is never touched
+            (.ownOtherSession, false, -1, false),    // wait for the old session to expire
+            (.ownOtherSession, true, 1, true),       // a dead process of this broker: replaced at once
+            (.ownThisSession, false, 1, true),
+        ]
+        for c in cases {
+            let (kzk, raw) = try await clients("electController\(c.holder)\(c.replace)")
+            switch c.holder {
+            case .none: break
+            case .other:
+                try await raw.create("/controller", data: Array(ControllerRegistration.json(brokerId: 2).utf8), mode: .ephemeral)
+            case .ownOtherSession:
+                try await raw.create("/controller", data: Array(ControllerRegistration.json(brokerId: 1).utf8), mode: .ephemeral)
+            case .ownThisSession:
+                _ = try await kzk.electController(brokerId: 1)
+            }
+            let winner = try await kzk.electController(brokerId: 1, replaceStaleOwnNode: c.replace, logger: Logger(label: "t"))
+            XCTAssertEqual(winner, c.winner, "\(c)")
+            let (data, stat) = try await raw.get("/controller")
+            XCTAssertEqual(stat.ephemeralOwner == kzk.sessionId, c.heldByKzk, "\(c)")
+            XCTAssertEqual(try ControllerRegistration.parseBrokerId(data), c.heldByKzk ? 1 : (c.holder == .other ? 2 : 1), "\(c)")
+            await kzk.close(); await raw.close()
+        }
+    }
 }

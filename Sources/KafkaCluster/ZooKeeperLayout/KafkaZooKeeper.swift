@@ -197,21 +197,28 @@ public struct KafkaZooKeeper: Sendable {
 
     // MARK: Controller
 
-    /// Tries to become controller; returns the id of whoever is controller afterwards.
-    public func electController(brokerId: Int32) async throws -> Int32 {
-        do {
-            try await zk.create(ZkPaths.controller, data: Self.bytes(ControllerRegistration.json(brokerId: brokerId)), mode: .ephemeral)
-            return brokerId
-        } catch ZooKeeperError.nodeExists {
+    /// Tries to become controller; returns the id of whoever is controller afterwards, or -1 when
+    /// `/controller` names this broker but belongs to an earlier ZooKeeper session (the caller waits
+    /// for it to expire and tries again). With `replaceStaleOwnNode` (the caller holds the log dirs'
+    /// locks, so the process of that session is gone, e.g. killed and restarted) that node is
+    /// deleted at once instead, as `registerBroker` does with `/brokers/ids/<id>`: a restarted
+    /// sole broker then leads its partitions as soon as its logs are loaded, not a session
+    /// timeout later.
+    public func electController(brokerId: Int32, replaceStaleOwnNode: Bool = false, logger: Logger? = nil) async throws -> Int32 {
+        while true {
             do {
-                let (data, stat) = try await zk.get(ZkPaths.controller)
+                try await zk.create(ZkPaths.controller, data: Self.bytes(ControllerRegistration.json(brokerId: brokerId)), mode: .ephemeral)
+                return brokerId
+            } catch ZooKeeperError.nodeExists {
+                let existing: (data: [UInt8]?, stat: ZNodeStat)
+                do { existing = try await zk.get(ZkPaths.controller) } catch ZooKeeperError.noNode { continue }
+                let (data, stat) = existing
                 let id = try ControllerRegistration.parseBrokerId(data)
-                if id == brokerId && stat.ephemeralOwner != zk.sessionId {
-                    // Our own node from a previous session: wait for it to expire, then retry.
-                    return -1
-                }
-                return id
-            } catch ZooKeeperError.noNode { return try await electController(brokerId: brokerId) }
+                guard id == brokerId && stat.ephemeralOwner != zk.sessionId else { return id }
+                guard replaceStaleOwnNode else { return -1 }
+                logger?.info("\(ZkPaths.controller) is left from a previous process of this broker (session 0x\(String(stat.ephemeralOwner, radix: 16))); replacing it")
+                do { try await zk.delete(ZkPaths.controller, version: stat.version) } catch ZooKeeperError.noNode {} catch ZooKeeperError.badVersion {}
+            }
         }
     }
 

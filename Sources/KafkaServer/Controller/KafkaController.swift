@@ -46,10 +46,14 @@ public actor KafkaController {
         if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
     }
 
+    /// `replaceStaleOwnNode`: the broker holds its log dirs' locks, so a `/controller` node naming
+    /// this broker on another ZooKeeper session is a dead process's and is replaced at once
+    /// (`KafkaZooKeeper.electController`).
     public init(brokerId: Int32, zk: KafkaZooKeeper, channel: ControllerChannel, uncleanLeaderElection: Bool,
-                deleteTopicEnable: Bool = false, logger: Logger) {
+                deleteTopicEnable: Bool = false, replaceStaleOwnNode: Bool = false, logger: Logger) {
         self.brokerId = brokerId
         self.deleteTopicEnable = deleteTopicEnable
+        self.replaceStaleOwnNode = replaceStaleOwnNode
         self.zk = zk
         self.channel = channel
         self.logger = logger
@@ -65,6 +69,8 @@ public actor KafkaController {
         let offline = machine.leadership.values.filter { machine.liveBrokers[$0.state.leader] == nil }.count
         return (true, offline)
     }
+
+    private let replaceStaleOwnNode: Bool
 
     /// Set by `shutdown()`: elections and retries stop.
     private let stopped = Mutex(false)
@@ -134,12 +140,15 @@ public actor KafkaController {
             _ = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
             return   // already the controller of this session
         }
-        var winner = try await zkCall("Controller election", { try await zk.electController(brokerId: brokerId) })
+        let elect = { [zk, brokerId, replaceStaleOwnNode, logger] in
+            try await zk.electController(brokerId: brokerId, replaceStaleOwnNode: replaceStaleOwnNode, logger: logger)
+        }
+        var winner = try await zkCall("Controller election", elect)
         while winner == -1 {
             // Our own node from a previous session: wait until it expires.
             try await Task.sleep(nanoseconds: 500_000_000)
             if stopped.withLock({ $0 }) { throw CancellationError() }
-            winner = try await zkCall("Controller election", { try await zk.electController(brokerId: brokerId) })
+            winner = try await zkCall("Controller election", elect)
         }
         let current = try await zkCall("Watching /controller", { try await zk.controllerId(watch: true) })
         guard winner == brokerId else {

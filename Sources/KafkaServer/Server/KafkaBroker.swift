@@ -197,6 +197,7 @@ final class RunningBroker: Sendable {
             let controller = KafkaController(brokerId: config.brokerId, zk: zk, channel: channels,
                                              uncleanLeaderElection: config.uncleanLeaderElectionEnable,
                                              deleteTopicEnable: config.deleteTopicEnable,
+                                             replaceStaleOwnNode: true,   // the log dirs are locked by now
                                              logger: Logger(label: "kafka.controller.KafkaController"))
             undo.append { await controller.shutdown() }
 
