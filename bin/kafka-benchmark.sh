@@ -3,6 +3,7 @@
 # prints tables of measured figures vs. targets.
 #
 #   bin/kafka-benchmark.sh [--quick] [--full-log] [--keep] [--latency] [--throughput] [--connections] [--all]
+#                          [--scale [--scale-topics N]] [--recovery [--recovery-gb G]]
 #                          [--runs N] [--latency-seconds S] [--rates R,R,...] [--no-scenarios]
 #                          [--bootstrap HOST:PORT --broker-pid PID[,PID,PID] --zookeeper HOST:PORT
 #                           [--data-dir DIR]]
@@ -22,7 +23,17 @@
 #               (kafka-tools log-perf-test) measured in the same run
 #   --connections  issue 9: 10,000 idle client connections: broker RSS added and the librdkafka
 #               latency p99 at 10,000 msg/s with them open vs. without (30 s each, --runs times)
-#   --all       all of the above
+#   --scale     issue 9: --scale-topics x 1,000 partitions (default 10 x 1,000) led by one broker, RF 1:
+#               topic creation -> all led, restart (SIGTERM, start) -> all led, RSS 10 s after start
+#               (targets <= 15 s, <= 250 MB); then 3 brokers, RF 3: once all logs exist and every ISR
+#               is full, kill -9 of a non-controller: kill -> session expiry (the controller's "Live
+#               brokers changed"; zookeeper.session.timeout.ms=6000) -> every partition led by a live
+#               broker (Metadata polled every 100 ms; target <= 5 s). Fresh cluster per run, --runs times
+#   --recovery  issue 9: 1,000 partitions on one broker filled with --recovery-gb GB (default 20) of
+#               1,000 B messages (log.segment.bytes 2 MB, recovery points checkpointed every 10 s); per
+#               run 100 MB more (unflushed), kill -9, start: start -> all led and a produce + fetch
+#               round trip (target <= 10 s), segments/MB rescanned. Needs ~1.1x that space free
+#   --all       all of the above but --scale and --recovery
 #   --runs N    repetitions of each latency rate and throughput workload (default 3)
 #   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
 #   --rates LIST  latency rates (default 10000,50000,100000)
@@ -62,6 +73,10 @@ SCENARIOS=1
 SCENARIO_LIST="half-max,cold-read,fsync"
 CONNS=0
 CONNECTIONS=10000
+SCALE=0
+SCALE_TOPICS=10
+RECOVERY=0
+RECOVERY_GB=20
 EXT_DATA_DIR=""
 EXT_BOOTSTRAP=""
 EXT_PIDS=""
@@ -80,6 +95,10 @@ while [ $# -gt 0 ]; do
         --no-scenarios) SCENARIOS=0 ;;
         --scenarios) SCENARIO_LIST=${2:?--scenarios needs a list}; shift ;;
         --connections) CONNS=1 ;;
+        --scale) SCALE=1 ;;
+        --scale-topics) SCALE_TOPICS=${2:?--scale-topics needs a number}; shift ;;
+        --recovery) RECOVERY=1 ;;
+        --recovery-gb) RECOVERY_GB=${2:?--recovery-gb needs a number}; shift ;;
         --data-dir) EXT_DATA_DIR=${2:?--data-dir needs a directory}; shift ;;
         --bootstrap) EXT_BOOTSTRAP=${2:?--bootstrap needs HOST:PORT}; shift ;;
         --broker-pid|--broker-pids) EXT_PIDS=${2:?--broker-pid needs a pid}; shift ;;
@@ -96,7 +115,8 @@ if [ -n "$EXT_BOOTSTRAP" ]; then
     [ "$LEGACY" -eq 1 ] && { echo "$PROG: the roadmap-4 workloads start their own brokers: use --latency / --throughput with --bootstrap" >&2; exit 1; }
     [ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && [ "$CONNS" -eq 0 ] && { LATENCY=1; THROUGHPUT=1; }
 fi
-[ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && [ "$CONNS" -eq 0 ] && LEGACY=1
+[ "$EXTERNAL" -eq 1 ] && [ $((SCALE + RECOVERY)) -gt 0 ] && { echo "$PROG: --scale and --recovery start their own brokers" >&2; exit 1; }
+[ "$LATENCY" -eq 0 ] && [ "$THROUGHPUT" -eq 0 ] && [ "$CONNS" -eq 0 ] && [ "$SCALE" -eq 0 ] && [ "$RECOVERY" -eq 0 ] && LEGACY=1
 
 for exe in kafka-server kafka-tools; do
     if [ ! -x "$RELEASE_DIR/$exe" ]; then
@@ -673,11 +693,380 @@ print_throughput() {
     done
 }
 
+# --- issue 9: scale (10,000 partitions) and recovery (20 GB) -----------------------------------
+# The Metadata poller both modes use: Metadata v0 (all topics) every --interval s until --expect
+# partitions each name a leader that is not --dead (with --isr N: and list N in-sync replicas);
+# prints "led SECONDS" (since --since, epoch s; progress on stderr). --leads ID also prints "leads ID
+# COUNT". --roundtrip TOPIC then produces one message (acks=1) to partition 0 of TOPIC on its leader
+# and fetches it back: "roundtrip SECONDS".
+write_meta_poll() {
+    cat > "$WORK/meta-poll.py" <<'EOF'
+import argparse, socket, struct, sys, time, zlib
+ap = argparse.ArgumentParser()
+ap.add_argument('--port', type=int, required=True)
+ap.add_argument('--expect', type=int, required=True)
+ap.add_argument('--dead', type=int, default=-99)
+ap.add_argument('--isr', type=int, default=0)
+ap.add_argument('--leads', type=int, default=None)
+ap.add_argument('--since', type=float, default=None)
+ap.add_argument('--timeout', type=float, default=120)
+ap.add_argument('--interval', type=float, default=0.1)
+ap.add_argument('--roundtrip', default=None)
+a = ap.parse_args()
+since = a.since or time.time()
+
+def call(port, api, body):
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    cid = b'scale-poll'
+    req = struct.pack('>hhih', api, 0, 1, len(cid)) + cid + body
+    s.sendall(struct.pack('>i', len(req)) + req)
+    def rd(n):
+        b = b''
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c: raise IOError('eof')
+            b += c
+        return b
+    d = rd(struct.unpack('>i', rd(4))[0]); s.close()
+    return d
+
+class R:
+    def __init__(s, d): s.d, s.o = d, 4
+    def i16(s): v = struct.unpack_from('>h', s.d, s.o)[0]; s.o += 2; return v
+    def i32(s): v = struct.unpack_from('>i', s.d, s.o)[0]; s.o += 4; return v
+    def i64(s): v = struct.unpack_from('>q', s.d, s.o)[0]; s.o += 8; return v
+    def st(s): l = s.i16(); v = s.d[s.o:s.o + l]; s.o += l; return v
+
+def metadata():
+    r = R(call(a.port, 3, struct.pack('>i', 0)))
+    brokers = {}
+    for _ in range(r.i32()):
+        bid = r.i32(); r.st(); brokers[bid] = r.i32()
+    total = led = 0; leaders = {}
+    for _ in range(r.i32()):
+        r.i16(); t = r.st()
+        for _ in range(r.i32()):
+            r.i16(); p = r.i32(); ldr = r.i32()
+            for _ in range(r.i32()): r.i32()
+            isr = r.i32()
+            for _ in range(isr): r.i32()
+            total += 1
+            if ldr >= 0 and ldr != a.dead and (a.isr == 0 or isr >= a.isr): led += 1
+            leaders[(t, p)] = ldr
+    return total, led, brokers, leaders
+
+def roundtrip(port, topic):
+    t = topic.encode(); value = b'recovery-check-%d' % int(time.time() * 1000)
+    msg = struct.pack('>bbi', 0, 0, -1) + struct.pack('>i', len(value)) + value
+    msg = struct.pack('>I', zlib.crc32(msg) & 0xffffffff) + msg
+    mset = struct.pack('>qi', 0, len(msg)) + msg
+    body = struct.pack('>hii', 1, 10000, 1) + struct.pack('>h', len(t)) + t + struct.pack('>iii', 1, 0, len(mset)) + mset
+    r = R(call(port, 0, body))
+    r.i32(); r.st(); r.i32(); r.i32(); err = r.i16(); off = r.i64()
+    if err != 0: raise IOError('produce error %d' % err)
+    body = struct.pack('>iiii', -1, 100, 1, 1) + struct.pack('>h', len(t)) + t + struct.pack('>iiqi', 1, 0, off, 65536)
+    r = R(call(port, 1, body))
+    r.i32(); r.st(); r.i32(); r.i32(); err = r.i16(); r.i64(); size = r.i32()
+    if err != 0 or value not in r.d[r.o:r.o + size]: raise IOError('fetch error %d' % err)
+
+last = None
+while True:
+    try:
+        total, led, brokers, leaders = metadata()
+    except Exception:
+        total, led = -1, 0
+    now = time.time()
+    if (total, led) != last:
+        print('%8.2fs total=%d led=%d' % (now - since, total, led), file=sys.stderr, flush=True); last = (total, led)
+    if total >= a.expect and led >= a.expect:
+        print('led %.3f' % (now - since), flush=True); break
+    if now - since > a.timeout:
+        print('timeout %.3f total=%d led=%d' % (now - since, total, led), flush=True); sys.exit(1)
+    time.sleep(a.interval)
+if a.leads is not None:
+    print('leads %d %d' % (a.leads, sum(1 for l in leaders.values() if l == a.leads)), flush=True)
+if a.roundtrip:
+    while True:
+        try:
+            _, _, brokers, leaders = metadata()
+            roundtrip(brokers[leaders[(a.roundtrip.encode(), 0)]], a.roundtrip)
+            print('roundtrip %.3f' % (time.time() - since), flush=True); break
+        except Exception as e:
+            if time.time() - since > a.timeout:
+                print('timeout %.3f roundtrip: %s' % (time.time() - since, e), flush=True); sys.exit(1)
+            time.sleep(a.interval)
+EOF
+}
+
+# meta_poll ARGS... -> runs the poller; its result lines on stdout, progress appended to $WORK/meta-poll.log.
+meta_poll() { python3 "$WORK/meta-poll.py" "$@" 2>> "$WORK/meta-poll.log" || true; }
+# poll_value LINES KEY -> the first number after KEY at the start of a line.
+poll_value() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; }
+
+now_s() { date +%s.%N; }
+secs_since() { echo "$1 - $2" | bc -l | xargs printf '%.2f'; }
+
+# fresh_zookeeper -> stops this run's ZooKeeper (if any), removes its data and starts a new one as
+# start_zookeeper does, but its "srvr" probe gives up after 2 s (a probe of a ZooKeeper still starting
+# up was once left waiting for ever). Sets ZK_PID, ZK_PORT and ZK.
+fresh_zookeeper() {
+    local shared="$KAFKA_HOME/config/test-zookeeper" i out
+    [ -n "${ZK_PID:-}" ] && stop_pid "$ZK_PID"
+    rm -rf "$WORK/zk"
+    mkdir -p "$WORK/zk/data"
+    ZK_PORT=$(free_port)
+    { cat "$shared/zoo.cfg"
+      printf 'dataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\n' "$WORK/zk/data" "$ZK_PORT"
+    } > "$WORK/zk/zoo.cfg"
+    "$JAVA" "@$shared/jvm.options" "-Dlog4j.configuration=file:$shared/log4j.properties" \
+        "-Dzookeeper.log.file=$WORK/zk/zookeeper.log" -cp "$ZK_JARS" \
+        org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" > "$WORK/zk/zookeeper.out" 2>&1 < /dev/null &
+    ZK_PID=$!
+    PIDS+=("$ZK_PID")
+    ZK="127.0.0.1:$ZK_PORT"
+    for i in $(seq 1 120); do
+        kill -0 "$ZK_PID" 2>/dev/null || { tail -20 "$WORK/zk/zookeeper.out" >&2; kafka_die "ZooKeeper exited"; }
+        out=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' _ "$ZK_PORT" 2>/dev/null || true)
+        case "$out" in *Mode:*) break ;; esac
+        sleep 0.25
+        [ "$i" -eq 120 ] && kafka_die "ZooKeeper did not start on $ZK"
+    done
+    say "ZooKeeper pid $ZK_PID on $ZK"
+}
+
+# scale_broker ID PORT [KEY=VALUE...] -> starts broker ID on PORT in $WORK/broker-ID, without waiting
+# (the poller times it); its server.properties is written the first time (the keys then stay), its
+# output appended to server.out across restarts. Sets BROKER_PID.
+scale_broker() {
+    local id=$1 port=$2 dir="$WORK/broker-$1"; shift 2
+    mkdir -p "$dir/data"
+    if [ ! -f "$dir/server.properties" ]; then
+        cat > "$dir/server.properties" <<EOF
+broker.id=$id
+port=$port
+host.name=127.0.0.1
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+log.cleaner.enable=false
+zookeeper.connect=$ZK
+zookeeper.connection.timeout.ms=6000
+zookeeper.session.timeout.ms=6000
+EOF
+        [ $# -eq 0 ] || printf '%s\n' "$@" >> "$dir/server.properties"
+    fi
+    "$SERVER" "$dir/server.properties" >> "$dir/server.out" 2>&1 < /dev/null &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+}
+
+# kill9 PID -> kill -9, reaped, and out of PIDS.
+kill9() {
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# log_line_after FILE PATTERN EPOCH -> the first line of FILE matching PATTERN logged at or after EPOCH
+# (the broker's "[YYYY-MM-DD HH:MM:SS,mmm]" local time), prefixed with its epoch seconds.
+log_line_after() {
+    local line ts e
+    while IFS= read -r line; do
+        ts=$(printf '%s\n' "$line" | sed -n 's/^\[\([0-9-]* [0-9:]*\),\([0-9]*\)\].*/\1.\2/p')
+        [ -n "$ts" ] || continue
+        e=$(date -d "$ts" +%s.%N)
+        if [ "$(echo "$e >= $3" | bc -l)" = 1 ]; then printf '%s %s\n' "$e" "$line"; return; fi
+    done < <(grep -- "$2" "$1")
+}
+
+# partition_dirs DIR -> how many partition directories a broker's log dir holds.
+partition_dirs() { find "$1" -mindepth 1 -maxdepth 1 -type d | wc -l; }
+
+SCALE_A_ROWS=()
+SCALE_B_ROWS=()
+
+# 10,000 partitions (SCALE_TOPICS x 1,000), RF 1, led by one broker; then SIGTERM and start again.
+run_scale_single() {
+    local run n=$((SCALE_TOPICS * 1000)) port t0 out create restart rss t
+    for run in $(seq 1 "$RUNS"); do
+        fresh_zookeeper
+        rm -rf "$WORK/broker-20"
+        port=$(free_port)
+        scale_broker 20 "$port"
+        meta_poll --port "$port" --expect 0 --timeout 60 > /dev/null
+        say "scale, 1 broker (run $run/$RUNS): $SCALE_TOPICS topics x 1,000 partitions, RF 1 (load $(uptime_load))"
+        t0=$(now_s)
+        for t in $(seq 1 "$SCALE_TOPICS"); do create_topic "scale$t" 1000 1; done
+        out=$(meta_poll --port "$port" --expect "$n" --since "$t0" --timeout 600 --interval 0.2)
+        create=$(poll_value "$out" led)
+        [ -n "$create" ] || kafka_die "scale: the $n partitions were not led within 600 s ($out)"
+        say "  topic creation -> all $n led: $create s; SIGTERM, start again"
+        stop_pid "$BROKER_PID"
+        t0=$(now_s)
+        scale_broker 20 "$port"
+        out=$(meta_poll --port "$port" --expect "$n" --since "$t0" --timeout 120)
+        restart=$(poll_value "$out" led)
+        [ -n "$restart" ] || restart="> 120 (${out})"
+        t=$(echo "$t0 + 10 - $(now_s)" | bc -l); [ "$(echo "$t > 0" | bc -l)" = 1 ] && sleep "$t"
+        rss=$(rss_mb "$BROKER_PID")
+        say "  start -> all $n led: $restart s; VmRSS 10 s after start: $rss MB (load $(uptime_load))"
+        SCALE_A_ROWS+=("$run|$(uptime_load)|$create|$restart|$rss|$(partition_dirs "$WORK/broker-20/data")")
+        stop_pid "$BROKER_PID"
+    done
+}
+
+# 3 brokers, 10,000 partitions RF 3; once every broker has all its logs and every ISR is full, kill -9
+# a broker that is not the controller: kill -> the controller's "Live brokers changed" line (session
+# expiry), and that line -> every partition led by a live broker (Metadata from the controller).
+run_scale_failover() {
+    local run n=$((SCALE_TOPICS * 1000)) id t0 tk out create logs ctrl victim cport rss exp expiry failover leads i ok
+    local -a ports bpids
+    for run in $(seq 1 "$RUNS"); do
+        fresh_zookeeper
+        for id in 0 1 2; do
+            rm -rf "$WORK/broker-2$id"
+            ports[id]=$(free_port)
+            scale_broker "2$id" "${ports[id]}"
+            bpids[id]=$BROKER_PID
+            for i in $(seq 1 120); do kafka_broker_registered "${ports[id]}" "2$id" && break; sleep 0.25; done
+        done
+        say "scale, 3 brokers (run $run/$RUNS): $SCALE_TOPICS topics x 1,000 partitions, RF 3 (load $(uptime_load))"
+        t0=$(now_s)
+        for i in $(seq 1 "$SCALE_TOPICS"); do create_topic "scale$i" 1000 3; done
+        out=$(meta_poll --port "${ports[0]}" --expect "$n" --isr 3 --since "$t0" --timeout 900 --interval 0.5)
+        create=$(poll_value "$out" led)
+        [ -n "$create" ] || kafka_die "scale: the $n partitions were not led with 3 in-sync replicas within 900 s ($out)"
+        for i in $(seq 1 600); do
+            ok=1
+            for id in 0 1 2; do [ "$(partition_dirs "$WORK/broker-2$id/data")" -ge "$n" ] || ok=0; done
+            [ "$ok" -eq 1 ] && break
+            sleep 1
+        done
+        logs=$(secs_since "$(now_s)" "$t0")
+        say "  topic creation -> all led with ISR 3: $create s; every broker has its $n logs: $logs s"
+        sleep 10
+        rss=""
+        for id in 0 1 2; do rss="$rss${rss:+ / }$(rss_mb "${bpids[id]}")"; done
+        ctrl=""
+        for id in 0 1 2; do grep -q "is now the controller" "$WORK/broker-2$id/server.out" && ctrl=$id; done
+        victim=2; [ "$ctrl" = 2 ] && victim=1
+        cport=${ports[${ctrl:-0}]}
+        out=$(meta_poll --port "$cport" --expect "$n" --leads "2$victim" --timeout 10)
+        leads=$(printf '%s\n' "$out" | awk '$1 == "leads" { print $3 }')
+        say "  kill -9 broker 2$victim (leads $leads partitions; controller 2$ctrl; RSS $rss MB; load $(uptime_load))"
+        tk=$(now_s)
+        kill9 "${bpids[victim]}"
+        out=$(meta_poll --port "$cport" --expect "$n" --dead "2$victim" --since "$tk" --timeout 300)
+        failover=$(poll_value "$out" led)
+        exp=$(log_line_after "$WORK/broker-2$ctrl/server.out" "Live brokers changed" "$tk")
+        if [ -n "$exp" ] && [ -n "$failover" ]; then
+            expiry=$(secs_since "${exp%% *}" "$tk")
+            failover=$(secs_since "$failover" "$expiry")
+        else
+            expiry="?"; failover="${failover:-> 300} (from the kill)"
+        fi
+        say "  kill -> session expiry: $expiry s; expiry -> all $n led by live brokers: $failover s"
+        awk -v t="$(date -d "@${tk%.*}" '+%Y-%m-%d %H:%M:%S')" 'substr($0, 2, 19) >= t && /partition states in|Live brokers changed/' \
+            "$WORK/broker-2$ctrl/server.out" | sed 's/^/    /' >&2
+        SCALE_B_ROWS+=("$run|$(uptime_load)|$create|$logs|$rss|2$victim|$leads|$expiry|$failover")
+        for id in 0 1 2; do [ "$id" = "$victim" ] || stop_pid "${bpids[id]}"; done
+    done
+}
+
+print_scale() {
+    local row run load create restart rss dirs logs victim leads expiry failover
+    echo
+    echo "scale: $SCALE_TOPICS x 1,000 partitions (this broker, $SERVER), $(date '+%Y-%m-%d %H:%M'), $(nproc) cores, load at start $LOAD_START"
+    echo
+    echo "| 1 broker, RF 1: run | topic creation -> all led s | restart (SIGTERM, start) -> all led s | RSS 10 s after start MB | target | result |"
+    echo "|---|---|---|---|---|---|"
+    for row in "${SCALE_A_ROWS[@]}"; do
+        IFS='|' read -r run load create restart rss dirs <<< "$row"
+        echo "| $run (load $load) | $create | $restart | $rss | all led <= 15 s after start, RSS <= 250 MB | $(pass "${restart%% *} <= 15 && $rss <= 250") |"
+    done
+    echo
+    echo "| 3 brokers, RF 3, kill -9 of a non-controller: run | creation -> all led, ISR 3 s | -> all logs created s | RSS idle MB (3 brokers) | killed (leads) | kill -> session expiry s | expiry -> all led by live brokers s | target | result |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for row in "${SCALE_B_ROWS[@]}"; do
+        IFS='|' read -r run load create logs rss victim leads expiry failover <<< "$row"
+        echo "| $run (load $load) | $create | $logs | $rss | $victim ($leads) | $expiry | $failover | <= 5 s after expiry | $(pass "${failover%% *} <= 5") |"
+    done
+}
+
+RECOVERY_ROWS=()
+
+# 1,000 partitions on one broker filled with RECOVERY_GB GB of 1,000-byte messages (2 MB segments: the
+# rolls flush the older segments; recovery points checkpointed every 10 s), then per run: wait for a
+# checkpoint, write 100 MB more (unflushed), kill -9, start again: start -> all 1,000 led and a
+# produce + fetch round trip, and what recovery rescanned (the "Recovering unflushed segment" lines).
+run_recovery() {
+    local port pid dir="$WORK/broker-30" msgs line run tk out led rt from segs bytes stored need avail ckpt loaded
+    need=$(echo "$RECOVERY_GB * 1.1 * 1048576" | bc | cut -d. -f1)
+    avail=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+    [ "$avail" -ge "$need" ] || kafka_die "--recovery needs about $((need / 1048576)) GB free under $WORK ($((avail / 1048576)) GB free)"
+    fresh_zookeeper
+    port=$(free_port)
+    scale_broker 30 "$port" log.segment.bytes=2097152 log.flush.offset.checkpoint.interval.ms=10000
+    pid=$BROKER_PID
+    meta_poll --port "$port" --expect 0 --timeout 60 > /dev/null
+    create_topic recovery 1000 1
+    meta_poll --port "$port" --expect 1000 --timeout 120 > /dev/null
+    msgs=$(echo "$RECOVERY_GB * 1000000" | bc | cut -d. -f1)
+    say "recovery: filling 1,000 partitions with $(fmt_int "$msgs") x 1,000 B ($RECOVERY_GB GB; 2 MB segments) (load $(uptime_load))"
+    line=$(bench_client --mode produce --bootstrap "127.0.0.1:$port" --topic recovery --messages "$msgs" --size 1000 \
+        --acks 1 --batch 10000 --linger-ms 5 --broker-pids "$pid")
+    say "  $line"
+    for run in $(seq 1 "$RUNS"); do
+        ckpt=$(stat -c %Y "$dir/data/recovery-point-offset-checkpoint" 2>/dev/null || echo 0)
+        for i in $(seq 1 60); do
+            [ "$(stat -c %Y "$dir/data/recovery-point-offset-checkpoint" 2>/dev/null || echo 0)" -gt "$ckpt" ] && break
+            sleep 0.5
+        done
+        say "recovery (run $run/$RUNS): recovery points checkpointed; 100,000 x 1,000 B more (not flushed), then kill -9"
+        bench_client --mode produce --bootstrap "127.0.0.1:$port" --topic recovery --messages 100000 --size 1000 \
+            --acks 1 --batch 10000 --linger-ms 5 > /dev/null
+        stored=$(find "$dir/data" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { printf "%.1f", s / 1e9 }')
+        kill9 "$pid"
+        from=$(($(wc -l < "$dir/server.out") + 1))
+        tk=$(now_s)
+        scale_broker 30 "$port"
+        pid=$BROKER_PID
+        out=$(meta_poll --port "$port" --expect 1000 --since "$tk" --timeout 300 --roundtrip recovery)
+        led=$(poll_value "$out" led); rt=$(poll_value "$out" roundtrip)
+        [ -n "$rt" ] || rt="> 300 ($out)"
+        # What was rescanned: each "Recovering unflushed segment BASE in log [topic,partition]." line's file.
+        tail -n +"$from" "$dir/server.out" | sed -n 's/.*Recovering unflushed segment \([0-9]*\) in log \[\(.*\),\([0-9]*\)\]\..*/\2-\3 \1/p' \
+            > "$WORK/recovered-$run.txt"
+        segs=$(wc -l < "$WORK/recovered-$run.txt")
+        bytes=$(awk -v d="$dir/data" '{ printf "%s/%s/%020d.log\n", d, $1, $2 }' "$WORK/recovered-$run.txt" | xargs -r stat -c %s |
+            awk '{ s += $1 } END { printf "%.0f", s / 1048576 }')
+        loaded=$(tail -n +"$from" "$dir/server.out" | grep -c "Loading log" || true)
+        say "  start -> all led: $led s, -> produce + fetch: $rt s; rescanned $segs segments, $bytes MB; $stored GB stored (load $(uptime_load))"
+        RECOVERY_ROWS+=("$run|$(uptime_load)|$stored|$led|$rt|$segs|$bytes|$loaded")
+    done
+    stop_pid "$pid"
+}
+
+print_recovery() {
+    local row run load stored led rt segs bytes loaded
+    echo
+    echo "recovery after kill -9: 1,000 partitions (this broker, $SERVER), $(date '+%Y-%m-%d %H:%M'), $(nproc) cores, load at start $LOAD_START"
+    echo
+    echo "| run | stored GB | start -> all 1,000 led s | start -> produce + fetch round trip s | segments rescanned | MB rescanned | target | result |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for row in "${RECOVERY_ROWS[@]}"; do
+        IFS='|' read -r run load stored led rt segs bytes loaded <<< "$row"
+        echo "| $run (load $load) | $stored | $led | $rt | $segs | $bytes | serving <= 10 s after start | $(pass "${rt%% *} <= 10") |"
+    done
+}
+
 # --- main --------------------------------------------------------------------------------------
 if [ "$QUICK" -eq 1 ]; then TP_MSGS=1000000; TP_RF3_MSGS=500000; LOG_ALONE_MSGS=1000000
 else TP_MSGS=4000000; TP_RF3_MSGS=2000000; LOG_ALONE_MSGS=2000000; fi
 
-if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ] || [ "$CONNS" -eq 1 ]; then
+if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ] || [ "$CONNS" -eq 1 ] || [ "$RECOVERY" -eq 1 ]; then
     BENCH=$(kafka_build_bench_client) || exit 1
 fi
 
@@ -696,7 +1085,7 @@ if [ "$EXTERNAL" -eq 1 ]; then
         else run_throughput_single "$EXT_BOOTSTRAP" "$EXT_PIDS"; fi
     fi
 else
-    start_zookeeper
+    [ $((LEGACY + LATENCY + THROUGHPUT + CONNS)) -eq 0 ] || start_zookeeper   # --scale/--recovery: one per run
     if [ "$LEGACY" -eq 1 ]; then run_legacy; fi
     if [ "$LATENCY" -eq 1 ]; then
         start_broker 11
@@ -719,7 +1108,16 @@ else
         start_broker 15; RP="$RP,$BROKER_PID"
         run_throughput_rf3 "$R1" "$RP"
     fi
+    if [ $((SCALE + RECOVERY)) -gt 0 ]; then
+        write_meta_poll
+        for pid in "${PIDS[@]}"; do stop_pid "$pid"; done   # each run starts a fresh ZooKeeper
+        ZK_PID=""
+    fi
+    if [ "$SCALE" -eq 1 ]; then run_scale_single; run_scale_failover; fi
+    if [ "$RECOVERY" -eq 1 ]; then run_recovery; fi
 fi
 if [ "$LATENCY" -eq 1 ]; then print_latency; [ "$SCENARIOS" -eq 1 ] && print_scenarios; fi
 if [ "$CONNS" -eq 1 ]; then print_connections; fi
 if [ "$THROUGHPUT" -eq 1 ]; then print_throughput; fi
+if [ "$SCALE" -eq 1 ]; then print_scale; fi
+if [ "$RECOVERY" -eq 1 ]; then print_recovery; fi
