@@ -4,6 +4,7 @@ import Logging
 /// Process entry: start the broker, wait for SIGTERM/SIGINT, shut down cleanly.
 public enum BrokerMain {
     public static func run(_ config: BrokerConfig) async -> Never {
+        AllocatorTuning.apply()
         let logger = Logger(label: "kafka.Kafka")
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
