@@ -527,7 +527,7 @@ print_scenarios() {
     local row name run load line rule p99 base target res sorted
     # The unloaded 10,000 msg/s p99 of this run (median of its runs) is the scenarios' baseline.
     sorted=$(for row in "${LAT_ROWS[@]}"; do IFS='|' read -r rate run load line <<< "$row"
-        [ "$rate" = 10000 ] && kv "$line" p99_ms; done | sort -n)
+        if [ "$rate" = 10000 ]; then kv "$line" p99_ms; fi; done | sort -n)
     base=$(echo "$sorted" | awk 'NF { v[++n] = $1 } END { if (n) print v[int((n + 1) / 2)] }')
     echo
     echo "latency scenarios (same broker, same run); unloaded 10,000 msg/s p99 baseline: ${base:-not measured (add 10000 to --rates)} ms"
