@@ -191,10 +191,10 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # --- ZooKeeper ---------------------------------------------------------------------------------
 start_zookeeper() {
+    local shared="$KAFKA_HOME/config/test-zookeeper" i out
     ZK_PORT=$(free_port)
     mkdir -p "$WORK/zk/data"
     # The settings, logging and JVM options the tests' ZooKeeper servers use (config/test-zookeeper/).
-    local shared="$KAFKA_HOME/config/test-zookeeper"
     { cat "$shared/zoo.cfg"
       printf 'dataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\n' "$WORK/zk/data" "$ZK_PORT"
     } > "$WORK/zk/zoo.cfg"
@@ -206,7 +206,8 @@ start_zookeeper() {
     ZK="127.0.0.1:$ZK_PORT"
     for i in $(seq 1 120); do
         kill -0 "$ZK_PID" 2>/dev/null || { tail -20 "$WORK/zk/zookeeper.out" >&2; kafka_die "ZooKeeper exited"; }
-        out=$( (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && cat <&3) 2>/dev/null || true)
+        # A probe of a server still starting can hang: give up after 2 s and try again.
+        out=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' _ "$ZK_PORT" 2>/dev/null || true)
         case "$out" in *Mode:*) break ;; esac
         sleep 0.25
         [ "$i" -eq 120 ] && kafka_die "ZooKeeper did not start on $ZK"
@@ -806,32 +807,11 @@ poll_value() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k { print $2; exit }'; 
 now_s() { date +%s.%N; }
 secs_since() { echo "$1 - $2" | bc -l | xargs printf '%.2f'; }
 
-# fresh_zookeeper -> stops this run's ZooKeeper (if any), removes its data and starts a new one as
-# start_zookeeper does, but its "srvr" probe gives up after 2 s (a probe of a ZooKeeper still starting
-# up was once left waiting for ever). Sets ZK_PID, ZK_PORT and ZK.
+# fresh_zookeeper -> stops this run's ZooKeeper (if any), removes its data and starts a new one.
 fresh_zookeeper() {
-    local shared="$KAFKA_HOME/config/test-zookeeper" i out
     [ -n "${ZK_PID:-}" ] && stop_pid "$ZK_PID"
     rm -rf "$WORK/zk"
-    mkdir -p "$WORK/zk/data"
-    ZK_PORT=$(free_port)
-    { cat "$shared/zoo.cfg"
-      printf 'dataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\n' "$WORK/zk/data" "$ZK_PORT"
-    } > "$WORK/zk/zoo.cfg"
-    "$JAVA" "@$shared/jvm.options" "-Dlog4j.configuration=file:$shared/log4j.properties" \
-        "-Dzookeeper.log.file=$WORK/zk/zookeeper.log" -cp "$ZK_JARS" \
-        org.apache.zookeeper.server.ZooKeeperServerMain "$WORK/zk/zoo.cfg" > "$WORK/zk/zookeeper.out" 2>&1 < /dev/null &
-    ZK_PID=$!
-    PIDS+=("$ZK_PID")
-    ZK="127.0.0.1:$ZK_PORT"
-    for i in $(seq 1 120); do
-        kill -0 "$ZK_PID" 2>/dev/null || { tail -20 "$WORK/zk/zookeeper.out" >&2; kafka_die "ZooKeeper exited"; }
-        out=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' _ "$ZK_PORT" 2>/dev/null || true)
-        case "$out" in *Mode:*) break ;; esac
-        sleep 0.25
-        [ "$i" -eq 120 ] && kafka_die "ZooKeeper did not start on $ZK"
-    done
-    say "ZooKeeper pid $ZK_PID on $ZK"
+    start_zookeeper
 }
 
 # scale_broker ID PORT [KEY=VALUE...] -> starts broker ID on PORT in $WORK/broker-ID, without waiting
