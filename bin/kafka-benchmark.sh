@@ -216,24 +216,31 @@ start_zookeeper() {
 }
 
 # --- brokers -----------------------------------------------------------------------------------
+# broker_properties ID PORT DIR [KEY=VALUE...] -> a benchmark broker's server.properties on stdout:
+# loopback, data in DIR/data, this run's ZooKeeper, the cleaner off, then the extra keys.
+broker_properties() {
+    cat <<EOF
+broker.id=$1
+port=$2
+host.name=127.0.0.1
+log.dirs=$3/data
+num.partitions=1
+default.replication.factor=1
+log.cleaner.enable=false
+zookeeper.connect=$ZK
+zookeeper.connection.timeout.ms=6000
+EOF
+    shift 3
+    [ $# -eq 0 ] || printf '%s\n' "$@"
+}
+
 # start_broker ID -> starts broker ID on a free port; sets BROKER_PID and BROKER_PORT.
 start_broker() {
     local id=$1 port dir
     port=$(free_port)
     dir="$WORK/broker-$id"
     mkdir -p "$dir/data"
-    cat > "$dir/server.properties" <<EOF
-broker.id=$id
-port=$port
-host.name=127.0.0.1
-log.dirs=$dir/data
-num.partitions=1
-default.replication.factor=1
-log.segment.bytes=1073741824
-log.cleaner.enable=false
-zookeeper.connect=$ZK
-zookeeper.connection.timeout.ms=6000
-EOF
+    broker_properties "$id" "$port" "$dir" log.segment.bytes=1073741824 > "$dir/server.properties"
     "$SERVER" "$dir/server.properties" > "$dir/server.out" 2>&1 < /dev/null &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
@@ -821,19 +828,7 @@ scale_broker() {
     local id=$1 port=$2 dir="$WORK/broker-$1"; shift 2
     mkdir -p "$dir/data"
     if [ ! -f "$dir/server.properties" ]; then
-        cat > "$dir/server.properties" <<EOF
-broker.id=$id
-port=$port
-host.name=127.0.0.1
-log.dirs=$dir/data
-num.partitions=1
-default.replication.factor=1
-log.cleaner.enable=false
-zookeeper.connect=$ZK
-zookeeper.connection.timeout.ms=6000
-zookeeper.session.timeout.ms=6000
-EOF
-        [ $# -eq 0 ] || printf '%s\n' "$@" >> "$dir/server.properties"
+        broker_properties "$id" "$port" "$dir" zookeeper.session.timeout.ms=6000 "$@" > "$dir/server.properties"
     fi
     "$SERVER" "$dir/server.properties" >> "$dir/server.out" 2>&1 < /dev/null &
     BROKER_PID=$!
