@@ -18,10 +18,12 @@ final class IdleConnectionSweeper: @unchecked Sendable {
     private var connections: [ObjectIdentifier: KafkaConnectionHandler] = [:]
     private var task: RepeatedTask?
 
-    /// Sweeps every tenth of the idle time, between 10 ms and 1 s.
+    /// Sweeps every tenth of the idle time, between 10 ms and 10 s. A sweep touches every
+    /// connection of its loop (5,000 objects with 10,000 connections open, about a millisecond of
+    /// cache misses): once a second that showed in a working client's p99.
     init(eventLoop: EventLoop, idleMs: Int64) {
         self.eventLoop = eventLoop
-        let intervalMs = min(max(idleMs / 10, 10), 1_000)
+        let intervalMs = min(max(idleMs / 10, 10), 10_000)
         self.interval = .milliseconds(intervalMs)
         self.idleSweeps = Int((max(idleMs, 1) + intervalMs - 1) / intervalMs)
     }
