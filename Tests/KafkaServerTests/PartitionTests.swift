@@ -101,6 +101,27 @@ final class PartitionTests: XCTestCase {
         XCTAssertEqual(change?.zkVersion, 1)
     }
 
+    /// While an ISR expansion is being written, the HW waits for the replica being added: once
+    /// ZooKeeper holds the larger ISR the controller may elect that replica, so an acks=-1 append
+    /// answered on the old ISR alone could be lost (ReassignPartitionsTests lost acknowledged
+    /// messages that way in a full move).
+    func testHighWatermarkWaitsForTheReplicaAnExpansionAdds() throws {
+        let p = try makePartition()
+        XCTAssertTrue(p.applyLeadership(state(leader: 1, epoch: 4, isr: [1], zkVersion: 7, replicas: [1, 2]), nowMs: 0))
+        guard case .appended = p.appendAsLeader(messages(3), requiredAcks: -1) else { return XCTFail("append refused") }
+        XCTAssertEqual(p.highWatermark, 3, "ISR {1}: the leader alone moves the HW")
+        let (_, expand) = p.recordFollowerFetch(replica: 2, offset: 3, nowMs: 0)
+        let change = try XCTUnwrap(expand)
+        XCTAssertEqual(change.newIsr, [1, 2])
+        // The write is in flight: appends now wait for replica 2.
+        guard case .appended = p.appendAsLeader(messages(2), requiredAcks: -1) else { return XCTFail("append refused") }
+        XCTAssertEqual(p.highWatermark, 3, "the HW must not pass replica 2 while {1, 2} is being written")
+        _ = p.recordFollowerFetch(replica: 2, offset: 5, nowMs: 0)
+        XCTAssertEqual(p.highWatermark, 5)
+        XCTAssertFalse(p.finishIsrChange(change, newZkVersion: 8))
+        XCTAssertEqual(p.isr, [1, 2])
+    }
+
     /// An ISR expansion decided as leader is written against the znode version and epoch it was
     /// decided under; once a LeaderAndIsr demoted the broker it neither applies nor blocks.
     func testItem9_IsrChangeFromBeforeADemotionIsNotApplied() throws {

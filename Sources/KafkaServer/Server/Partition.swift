@@ -29,6 +29,10 @@ public final class Partition: @unchecked Sendable {
         var followerLastCaughtUp: [Int32: Int64] = [:]
         /// One ISR change (a ZooKeeper write) at a time.
         var isrChangeInFlight = false
+        /// The ISR being written while a change is in flight. The HW waits for its members too:
+        /// once ZooKeeper holds an expanded ISR the controller may elect the new member, so an
+        /// acks=-1 append must not be answered on the old, smaller ISR alone.
+        var proposedIsr: [Int32] = []
     }
     private let state: Mutex<State>
     /// 0.8.2's `leaderIsrUpdateLock`: held through every append and truncation and through
@@ -76,6 +80,7 @@ public final class Partition: @unchecked Sendable {
                 // An ISR write in flight was made against the previous znode version and fails;
                 // it must not block the next change.
                 st.isrChangeInFlight = false
+                st.proposedIsr = []
                 if s.leader == localBrokerId {
                     if becomesLeader {
                         // Followers' positions are unknown until they fetch from us; their lag
@@ -129,6 +134,7 @@ public final class Partition: @unchecked Sendable {
         guard st._leader == localBrokerId else { return false }
         var hw = log.logEndOffset
         for r in st._isr where r != localBrokerId { hw = min(hw, st.followerEnd[r] ?? st._highWatermark) }
+        for r in st.proposedIsr where r != localBrokerId { hw = min(hw, st.followerEnd[r] ?? st._highWatermark) }
         if hw > st._highWatermark {
             st._highWatermark = hw
             return true
@@ -188,6 +194,7 @@ public final class Partition: @unchecked Sendable {
 
     private func proposeLocked(_ isr: [Int32], _ st: inout State) -> IsrChange {
         st.isrChangeInFlight = true
+        st.proposedIsr = isr
         return IsrChange(newIsr: isr, leaderEpoch: st._leaderEpoch, controllerEpoch: st._controllerEpoch, zkVersion: st._zkVersion)
     }
 
@@ -233,6 +240,7 @@ public final class Partition: @unchecked Sendable {
         state.withLock { st in
             guard st._leader == localBrokerId, st._leaderEpoch == change.leaderEpoch, st._zkVersion == change.zkVersion else { return false }
             st.isrChangeInFlight = false
+            st.proposedIsr = []
             guard let newZkVersion else { return false }
             st._isr = change.newIsr
             st._zkVersion = newZkVersion
