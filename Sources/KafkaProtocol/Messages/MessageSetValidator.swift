@@ -16,7 +16,12 @@ public struct MessageSetInfo: Sendable, Equatable {
 /// A validated message set ready to be written to the log.
 public struct ValidatedMessageSet: Sendable {
     /// The bytes to append (the input with offsets rewritten, or a single new compressed wrapper).
+    /// Empty when `inCallerMemory`.
     public var bytes: [UInt8]
+    /// From the variants that work on the caller's memory (`assignOffsets(in:)`,
+    /// `validateKeepingOffsets(in:)`): the bytes to append are that memory's first `validBytes`,
+    /// not `bytes`.
+    public var inCallerMemory = false
     /// First and last offsets of the appended messages (for a set with no messages: first = start, last = start - 1).
     public var firstOffset: Int64
     public var lastOffset: Int64
@@ -94,52 +99,46 @@ public enum MessageSetValidator {
     }
 
     /// Leader append (`assignOffsets = true`): validates `set`, then gives it offsets `firstOffset...`.
-    /// Uncompressed sets get their offset fields overwritten in place (no per-message allocation);
-    /// sets with any compressed entry are deeply decompressed and rebuilt as ONE wrapper with the last codec seen.
+    /// Uncompressed sets get their offset fields overwritten (no per-message allocation); sets with
+    /// any compressed entry are deeply decompressed and rebuilt as ONE wrapper with the last codec seen.
     public static func validateAndAssignOffsets(_ set: [UInt8], firstOffset: Int64, maxMessageBytes: Int,
                                                 maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
                                                 requireKeys: Bool = false)
         throws(MessageSetError) -> ValidatedMessageSet
     {
         var copy = set
-        return try validateAndAssignOffsets(inPlace: &copy, firstOffset: firstOffset, maxMessageBytes: maxMessageBytes,
-                                            maxDecompressedBytes: maxDecompressedBytes, requireKeys: requireKeys)
+        let info = try analyze(copy, maxMessageBytes: maxMessageBytes, requireKeys: requireKeys)
+        var v = try withMutableBytes(&copy) { (m) throws(MessageSetError) -> ValidatedMessageSet in
+            try assignOffsets(in: m, info: info, firstOffset: firstOffset, maxMessageBytes: maxMessageBytes,
+                              maxDecompressedBytes: maxDecompressedBytes, requireKeys: requireKeys)
+        }
+        if v.inCallerMemory {
+            copy.removeLast(copy.count - info.validBytes)
+            v.bytes = copy
+            v.inCallerMemory = false
+        }
+        return v
     }
 
-    /// As `validateAndAssignOffsets(_:...)`, reusing the caller's buffer (no copy when it is uniquely referenced).
-    /// On return `set` holds the rewritten bytes when uncompressed; on error its offsets may be partly rewritten.
-    public static func validateAndAssignOffsets(inPlace set: inout [UInt8], firstOffset: Int64, maxMessageBytes: Int,
-                                                maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
-                                                requireKeys: Bool = false)
-        throws(MessageSetError) -> ValidatedMessageSet
-    {
-        let info = try analyze(set, maxMessageBytes: maxMessageBytes, requireKeys: requireKeys)
-        return try assignOffsets(inPlace: &set, info: info, firstOffset: firstOffset, maxMessageBytes: maxMessageBytes,
-                                 maxDecompressedBytes: maxDecompressedBytes, requireKeys: requireKeys)
-    }
-
-    /// Second half of the leader append, for a set already checked by `analyze` (which gave `info`):
-    /// rewrites offsets in place (uncompressed) or rebuilds one compressed wrapper.
-    public static func assignOffsets(inPlace set: inout [UInt8], info: MessageSetInfo, firstOffset: Int64,
+    /// Second half of the leader append, for a set already checked by `analyze` (which gave `info`),
+    /// in the caller's memory: an uncompressed set gets its offsets written there (the result is
+    /// `inCallerMemory`, nothing is copied); a compressed one is rebuilt as one new wrapper.
+    /// On error the offsets may be partly rewritten.
+    public static func assignOffsets(in m: UnsafeMutableRawBufferPointer, info: MessageSetInfo, firstOffset: Int64,
                                      maxMessageBytes: Int,
                                      maxDecompressedBytes: Int = Compression.defaultMaxDecompressedBytes,
                                      requireKeys: Bool = false)
         throws(MessageSetError) -> ValidatedMessageSet
     {
         if info.codec == .none {
-            set.withUnsafeMutableBytes { m in
-                var pos = 0
-                var next = firstOffset
-                while pos < info.validBytes {
-                    BE.put64(m, pos, next)
-                    next += 1
-                    pos += MessageFormat.logOverhead + Int(BE.i32(UnsafeRawBufferPointer(m), pos + 8))
-                }
+            var pos = 0
+            var next = firstOffset
+            while pos < info.validBytes {
+                BE.put64(m, pos, next)
+                next += 1
+                pos += MessageFormat.logOverhead + Int(BE.i32(UnsafeRawBufferPointer(m), pos + 8))
             }
-        }
-        if info.codec == .none {
-            if info.validBytes < set.count { set.removeLast(set.count - info.validBytes) }
-            return ValidatedMessageSet(bytes: set, firstOffset: firstOffset,
+            return ValidatedMessageSet(bytes: [], inCallerMemory: true, firstOffset: firstOffset,
                                        lastOffset: firstOffset + Int64(info.shallowCount) - 1,
                                        messageCount: info.shallowCount, shallowCount: info.shallowCount,
                                        codec: .none, validBytes: info.validBytes)
@@ -147,14 +146,9 @@ public enum MessageSetValidator {
         // Compressed: flatten everything, recompress into a single wrapper.
         var inner: [UInt8] = []
         var next = firstOffset
-        do {
-            try withBytes(set) { (p) throws(MessageSetError) in
-                let top = UnsafeRawBufferPointer(rebasing: p[0..<info.validBytes])
-                var budget = maxDecompressedBytes
-                try flatten(top, into: &inner, next: &next, depth: 0, budget: &budget, wrapperPosition: nil,
-                            requireKeys: requireKeys)
-            }
-        }
+        var budget = maxDecompressedBytes
+        try flatten(UnsafeRawBufferPointer(rebasing: m[0..<info.validBytes]), into: &inner, next: &next, depth: 0,
+                    budget: &budget, wrapperPosition: nil, requireKeys: requireKeys)
         let count = Int(next - firstOffset)
         if count == 0 {
             return ValidatedMessageSet(bytes: [], firstOffset: firstOffset, lastOffset: firstOffset - 1,
@@ -182,7 +176,19 @@ public enum MessageSetValidator {
     public static func validateKeepingOffsets(_ set: [UInt8], maxMessageBytes: Int, nextOffset: Int64? = nil)
         throws(MessageSetError) -> ValidatedMessageSet
     {
-        let info = try analyze(set, maxMessageBytes: maxMessageBytes)
+        var v = try withBytes(set) { (p) throws(MessageSetError) -> ValidatedMessageSet in
+            try validateKeepingOffsets(in: p, maxMessageBytes: maxMessageBytes, nextOffset: nextOffset)
+        }
+        v.bytes = v.validBytes == set.count ? set : Array(set[0..<v.validBytes])
+        v.inCallerMemory = false
+        return v
+    }
+
+    /// `validateKeepingOffsets` in the caller's memory: the result is `inCallerMemory`.
+    public static func validateKeepingOffsets(in p: UnsafeRawBufferPointer, maxMessageBytes: Int, nextOffset: Int64? = nil)
+        throws(MessageSetError) -> ValidatedMessageSet
+    {
+        let info = try analyze(p, maxMessageBytes: maxMessageBytes)
         if info.shallowCount > 0 {
             if !info.offsetsMonotonic {
                 throw .offsetsNotIncreasing(position: 0, previous: info.firstOffset, offset: info.lastOffset)
@@ -191,8 +197,8 @@ public enum MessageSetValidator {
                 throw .offsetsNotIncreasing(position: 0, previous: n - 1, offset: info.firstOffset)
             }
         }
-        let bytes = info.validBytes == set.count ? set : Array(set[0..<info.validBytes])
-        return ValidatedMessageSet(bytes: bytes, firstOffset: info.shallowCount > 0 ? info.firstOffset : (nextOffset ?? 0),
+        return ValidatedMessageSet(bytes: [], inCallerMemory: true,
+                                   firstOffset: info.shallowCount > 0 ? info.firstOffset : (nextOffset ?? 0),
                                    lastOffset: info.shallowCount > 0 ? info.lastOffset : (nextOffset ?? 0) - 1,
                                    messageCount: info.shallowCount, shallowCount: info.shallowCount,
                                    codec: info.codec, validBytes: info.validBytes)

@@ -10,28 +10,43 @@ import NIOPosix
 /// `num.io.threads` threads per log dir, so a slow disk stalls only its own partitions and
 /// never an event loop or the cooperative pool (which carries the controller and ZooKeeper).
 final class LogDirIO: Sendable {
+    /// Keyed by the normalized dir.
     private let pools: [String: NIOThreadPool]
+    /// The same pools keyed by each dir as configured, and with its trailing "/" removed.
+    private let poolsByGivenDir: [String: NIOThreadPool]
     private let firstDir: String
 
     init(logDirs: [String], threadsPerDir: Int) {
         precondition(!logDirs.isEmpty)
         var pools: [String: NIOThreadPool] = [:]
+        var given: [String: NIOThreadPool] = [:]
         for dir in logDirs {
             let key = Self.normalized(dir)
-            guard pools[key] == nil else { continue }
-            let pool = NIOThreadPool(numberOfThreads: max(1, threadsPerDir))
-            pool.start()
-            pools[key] = pool
+            let pool = pools[key] ?? NIOThreadPool(numberOfThreads: max(1, threadsPerDir))
+            if pools[key] == nil {
+                pool.start()
+                pools[key] = pool
+            }
+            given[dir] = pool
+            var trimmed = Substring(dir)
+            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+            given[String(trimmed)] = pool
         }
         self.pools = pools
+        self.poolsByGivenDir = given
         self.firstDir = Self.normalized(logDirs[0])
     }
 
     private static func normalized(_ dir: String) -> String { (dir as NSString).standardizingPath }
 
-    /// The pool of the log dir holding `log`.
+    /// The pool of the log dir holding `log`. Called per partition of every produce request:
+    /// the dir is looked up as written first, since normalizing a path resolves its symlinks
+    /// (readlink calls for every partition of every request).
     func pool(for log: Log) -> NIOThreadPool {
-        let dir = Self.normalized((log.directory as NSString).deletingLastPathComponent)
+        if pools.count == 1 { return pools[firstDir]! }
+        let path = log.directory
+        if let slash = path.lastIndex(of: "/"), let pool = poolsByGivenDir[String(path[..<slash])] { return pool }
+        let dir = Self.normalized((path as NSString).deletingLastPathComponent)
         return pools[dir] ?? pools[firstDir]!
     }
 

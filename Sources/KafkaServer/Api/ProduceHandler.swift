@@ -49,9 +49,13 @@ struct ProduceHandler: RequestHandler {
 
     private static func appendAll(_ slots: inout [Slot], _ rm: ReplicaManager, acks: Int16) {
         for i in slots.indices {
-            let mset = slots[i].messageSet
-            var bytes = mset.getBytes(at: mset.readerIndex, length: mset.readableBytes) ?? []
-            slots[i].result = rm.appendToLeader(slots[i].partition, messageSet: &bytes, requiredAcks: acks)
+            // Offsets are written into the request's own bytes, not a copy of them (a copy of
+            // every produced set was 8 % of the broker's CPU). Sound although the frame's storage
+            // may be shared (slices of the request, the connection's received bytes): nothing
+            // reads a produced set's bytes after its append, and the append is its only writer.
+            slots[i].result = slots[i].messageSet.withUnsafeReadableBytes { set in
+                rm.appendToLeader(slots[i].partition, messageSet: UnsafeMutableRawBufferPointer(mutating: set), requiredAcks: acks)
+            }
         }
     }
 

@@ -46,7 +46,9 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     let maxFrameSize: Int
     let limits: SocketServerLimits
     let gate: RequestGate
-    /// Received bytes not yet cut into a started request.
+    /// Where a large partial frame waits for its next read (nil: reads are always appended).
+    let handoff: FrameReceiveHandoff?
+    /// Received bytes not yet cut into a started request (while parked in `handoff`: nil).
     private var inbound: ByteBuffer?
     private var busy = false
     private var closed = false
@@ -59,19 +61,22 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var readSinceSweep = true
     private var quietSweeps = 0
     private var sweeper: IdleConnectionSweeper?
+    /// This connection's place in its sweeper (kept by the sweeper).
+    var sweepSlot: Int?
     private var ownsSweeper = false
     private var context: ChannelHandlerContext?
 
     /// `sweeper`: the event loop's idle sweep; without one (a pipeline built alone, as in tests)
     /// and with `connections.max.idle.ms` on, the connection gets a sweep of its own.
     init(processor: RequestProcessor, logger: Logger, maxFrameSize: Int, limits: SocketServerLimits = SocketServerLimits(),
-         gate: RequestGate? = nil, sweeper: IdleConnectionSweeper? = nil) {
+         gate: RequestGate? = nil, sweeper: IdleConnectionSweeper? = nil, handoff: FrameReceiveHandoff? = nil) {
         self.processor = processor
         self.logger = logger
         self.maxFrameSize = maxFrameSize
         self.limits = limits
         self.gate = gate ?? RequestGate(limit: limits.queuedMaxRequests)
         self.sweeper = sweeper
+        self.handoff = handoff
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -117,6 +122,7 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func shutDown() {
         closed = true
         inbound = nil
+        handoff?.parked = nil
         context = nil
         if let sweeper {
             sweeper.remove(self)
@@ -142,6 +148,8 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !closed else { return }
         readSinceSweep = true
         var bytes = unwrapInboundIn(data)
+        // A parked frame the read did not go into: append the read to it as usual.
+        unpark()
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
         } else {
@@ -155,6 +163,19 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             inbound!.writeBuffer(&bytes)
         }
         step(context: context)
+    }
+
+    /// Hands a large partial frame to the next read (`FrameReceiveHandoff`).
+    private func parkPartialFrame(context: ChannelHandlerContext) {
+        guard let handoff, !closed, reading, let b = inbound, case .partial(let size) = head(context: context),
+              SizePrefixedFrame.prefixLength + size - b.readableBytes >= FrameReceiveHandoff.minimumRemainingBytes else { return }
+        handoff.park(b, size: size, allocator: context.channel.allocator)
+        inbound = nil
+    }
+
+    /// The frame parked for a read that has not come yet, back where the handler looks for it.
+    private func unpark() {
+        if let parked = handoff?.reclaim() { inbound = parked }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -193,10 +214,12 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         stepping = true
         defer { stepping = false }
+        unpark()
         repeat {
             stepAgain = false
             stepOnce(context: context)
         } while stepAgain && !closed
+        parkPartialFrame(context: context)
     }
 
     private func stepOnce(context: ChannelHandlerContext) {

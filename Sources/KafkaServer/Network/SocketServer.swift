@@ -187,12 +187,18 @@ public final class SocketServer: Sendable {
             .childChannelOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
             .childChannelOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: high))
-            // A small first read: an idle connection's closing read allocates it, and 10,000 connections
-            // closing at once left a 64 KB one each in the heap (RSS +230 MB kept). A busy producer's
-            // reads grow to the maximum within a few reads.
-            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 1024 * 1024))
+            // One read per wake-up (epoll is level-triggered, so nothing is missed): NIO's receive
+            // buffer pool then never keeps a frame handed to a read (FrameReceiveAllocator).
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let handoff = FrameReceiveHandoff()
+                    // A small first read: an idle connection's closing read allocates it, and 10,000
+                    // connections closing at once left a 64 KB one each in the heap (RSS +230 MB kept).
+                    // A busy producer's reads grow to the maximum within a few reads.
+                    let adaptive = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 1024 * 1024)
+                    try channel.syncOptions?.setOption(ChannelOptions.recvAllocator,
+                                                       value: FrameReceiveAllocator(handoff: handoff, adaptive: adaptive))
                     let ip = channel.remoteAddress?.ipAddress ?? "?"
                     guard quotas.inc(ip) else {
                         logger.info("Rejected connection from \(ip): too many connections (max.connections.per.ip = \(quotas.maximum(ip)))")
@@ -201,7 +207,7 @@ public final class SocketServer: Sendable {
                     channel.closeFuture.whenComplete { _ in quotas.dec(ip) }
                     try SocketServer.addConnectionHandlers(to: channel.pipeline.syncOperations, maxRequestSize: maxRequestSize,
                                                            processor: processor, logger: logger, limits: limits, gate: gate,
-                                                           sweeper: sweeperOf[ObjectIdentifier(channel.eventLoop)])
+                                                           sweeper: sweeperOf[ObjectIdentifier(channel.eventLoop)], handoff: handoff)
                 }
             }
         do {
@@ -225,9 +231,9 @@ public final class SocketServer: Sendable {
     static func addConnectionHandlers(to pipeline: ChannelPipeline.SynchronousOperations, maxRequestSize: Int,
                                       processor: RequestProcessor, logger: Logger,
                                       limits: SocketServerLimits, gate: RequestGate,
-                                      sweeper: IdleConnectionSweeper? = nil) throws {
+                                      sweeper: IdleConnectionSweeper? = nil, handoff: FrameReceiveHandoff? = nil) throws {
         try pipeline.addHandler(KafkaConnectionHandler(processor: processor, logger: logger, maxFrameSize: maxRequestSize,
-                                                       limits: limits, gate: gate, sweeper: sweeper))
+                                                       limits: limits, gate: gate, sweeper: sweeper, handoff: handoff))
     }
 
     public func shutdown() async {

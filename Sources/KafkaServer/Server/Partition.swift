@@ -105,17 +105,18 @@ public final class Partition: @unchecked Sendable {
     /// ISR must hold at least `min.insync.replicas` replicas at the time of the append.
     public func appendAsLeader(_ bytes: consuming [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
         var set = consume bytes
-        return appendAsLeader(inPlace: &set, requiredAcks: requiredAcks)
+        return set.withUnsafeMutableBytes { appendAsLeader(in: $0, requiredAcks: requiredAcks) }
     }
 
-    /// `appendAsLeader` with offsets assigned in the caller's array (no copy when it holds the only reference).
-    public func appendAsLeader(inPlace bytes: inout [UInt8], requiredAcks: Int16) -> LeaderAppendResult {
+    /// `appendAsLeader` of a set in the caller's memory, which gets its offsets written in place
+    /// (`Log.append(in:)`: the caller owns that memory for the call).
+    public func appendAsLeader(in bytes: UnsafeMutableRawBufferPointer, requiredAcks: Int16) -> LeaderAppendResult {
         leadershipLock.withLock { _ in
             let (leads, epoch, isrSize) = state.withLock { st in (st._leader == localBrokerId, st._leaderEpoch, st._isr.count) }
             guard leads else { return .failed(.notLeaderForPartition) }
             if requiredAcks == -1 && isrSize < log.config.minInsyncReplicas { return .failed(.notEnoughReplicas) }
             do {
-                let info = try log.append(inPlace: &bytes, assignOffsets: true)
+                let info = try log.append(in: bytes, assignOffsets: true)
                 _ = state.withLock { st in advanceHighWatermarkLocked(&st) }
                 return .appended(info, leaderEpoch: epoch)
             } catch {

@@ -161,8 +161,8 @@ public final class ReplicaManager: @unchecked Sendable {
 
     /// Appends a produced message set to a partition this broker leads (see `Partition.appendAsLeader`).
     /// Blocks (pwrite, and fsync when `flush.messages` is reached): run it on an I/O pool.
-    func appendToLeader(_ p: Partition, messageSet: inout [UInt8], requiredAcks: Int16) -> Partition.LeaderAppendResult {
-        let result = p.appendAsLeader(inPlace: &messageSet, requiredAcks: requiredAcks)
+    func appendToLeader(_ p: Partition, messageSet: UnsafeMutableRawBufferPointer, requiredAcks: Int16) -> Partition.LeaderAppendResult {
+        let result = p.appendAsLeader(in: messageSet, requiredAcks: requiredAcks)
         switch result {
         case .appended: fetchPurgatory.checkAndComplete(p.topicPartition)
         case .failed(let e): logger.debug("Append to \(p.topicPartition) refused: \(e)")

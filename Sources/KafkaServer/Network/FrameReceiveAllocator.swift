@@ -1,0 +1,73 @@
+import KafkaProtocol
+import NIOCore
+
+/// A connection's large request frame while its bytes arrive: the connection handler parks it
+/// here between reads, and the channel's `FrameReceiveAllocator` hands it to the next socket read,
+/// which then lands right after the bytes already received. A 1.3 MB produce request arriving in
+/// many reads is thus received without a copy; appending each read to it was 9 % of the broker's
+/// CPU at one partition (BENCHMARKS.md).
+///
+/// Only an optimisation: if NIO reads into another buffer instead, or the parked buffer is shared
+/// when NIO writes into it (ByteBuffer then copies it), the handler takes the frame back and
+/// appends the read as before.
+// Touched only on its channel's event loop (the allocator is called there by the read path).
+final class FrameReceiveHandoff: @unchecked Sendable {
+    /// The partial frame waiting for the next read (its writable space is where that read goes).
+    var parked: ByteBuffer?
+    /// Whether the last buffer given to a read was the parked frame.
+    var lastReadWasParked = false
+
+    /// Frames with at least this many bytes still to come are parked; smaller ones are appended.
+    static let minimumRemainingBytes = 32 * 1024
+
+    /// Parks `frame`, the received start of a frame whose prefix says `size`. The buffer a read
+    /// goes into must start at the frame and have room for all of it; when `frame` has not (it
+    /// shares storage with earlier requests, or is too small), its bytes are first copied into one
+    /// that has: one copy of the first read instead of one of every later read.
+    func park(_ frame: ByteBuffer, size: Int, allocator: ByteBufferAllocator) {
+        let whole = SizePrefixedFrame.prefixLength + size
+        if frame.readerIndex == 0 && frame.capacity >= whole {
+            parked = frame
+        } else {
+            var dedicated = allocator.buffer(capacity: whole)
+            var bytes = frame
+            dedicated.writeBuffer(&bytes)
+            parked = dedicated
+        }
+    }
+
+    /// The parked frame, if the read did not take it.
+    func reclaim() -> ByteBuffer? {
+        defer { parked = nil }
+        return parked
+    }
+}
+
+/// The receive allocator of client connections: NIO's adaptive sizing, except that a read
+/// continuing a parked frame (`FrameReceiveHandoff`) goes into that frame's buffer.
+/// With one read per wake-up (`maxMessagesPerRead` 1) NIO's receive buffer pool keeps only its
+/// first buffer and never the frames handed out here, so they stay uniquely owned by the read.
+struct FrameReceiveAllocator: RecvByteBufferAllocator {
+    let handoff: FrameReceiveHandoff
+    var adaptive: AdaptiveRecvByteBufferAllocator
+
+    func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let frame = handoff.reclaim() {
+            handoff.lastReadWasParked = true
+            return frame
+        }
+        handoff.lastReadWasParked = false
+        return adaptive.buffer(allocator: allocator)
+    }
+
+    /// No size while a frame is parked: NIO's pool then asks `buffer(allocator:)` instead of
+    /// reusing its own buffer (given `record` answers true).
+    func nextBufferSize() -> Int? {
+        handoff.parked == nil ? adaptive.nextBufferSize() : nil
+    }
+
+    mutating func record(actualReadBytes: Int) -> Bool {
+        if !handoff.lastReadWasParked { _ = adaptive.record(actualReadBytes: actualReadBytes) }
+        return true
+    }
+}
