@@ -142,4 +142,28 @@ final class ConnectionPipelineTests: XCTestCase {
         waiting.embeddedEventLoop.advanceTime(by: .milliseconds(150))
         XCTAssertFalse(waiting.isActive, "idle for 150 ms after its answer")
     }
+
+    /// With a longer idle time the sweep runs in slices (here 10 of 10 ms per 100 ms sweep): a
+    /// connection is still checked once per sweep, not once per slice.
+    func testSlicedIdleSweepClosesOnlyAfterTheIdleTime() throws {
+        var limits = SocketServerLimits()
+        limits.connectionsMaxIdleMs = 1000
+        let p = ManualProcessor()
+        let silent = try makeChannel(p, limits: limits)
+        let reading = try makeChannel(p, limits: limits)
+        try reading.writeInbound(buffer([0, 0, 0, 50]))
+        for _ in 0..<19 {
+            silent.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+            reading.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+            try reading.writeInbound(buffer([7]))
+        }
+        XCTAssertTrue(silent.isActive, "silent for 950 ms, below connections.max.idle.ms")
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(250))
+        XCTAssertFalse(silent.isActive, "silent for 1,200 ms: closed within two sweeps of the idle time")
+        for _ in 0..<20 {
+            reading.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+            try reading.writeInbound(buffer([7]))
+        }
+        XCTAssertTrue(reading.isActive, "read every 50 ms for 2 s")
+    }
 }
