@@ -168,7 +168,7 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Hands a large partial frame to the next read (`FrameReceiveHandoff`).
     private func parkPartialFrame(context: ChannelHandlerContext) {
         guard let handoff, !closed, reading, let b = inbound, case .partial(let size) = head(context: context),
-              SizePrefixedFrame.prefixLength + size - b.readableBytes >= FrameReceiveHandoff.minimumRemainingBytes else { return }
+              SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes else { return }
         handoff.park(b, size: size, allocator: context.channel.allocator)
         inbound = nil
     }
@@ -231,6 +231,10 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         if case .complete = h, !busy, context.channel.isWritable,
            let frame = SizePrefixedFrame.next(from: &inbound!, sizes: 1...maxFrameSize).frame {
+            let frameBytes = SizePrefixedFrame.prefixLength + frame.readableBytes
+            if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, inbound!.readableBytes == 0 {
+                handoff.nextFrameBytes = frameBytes
+            }
             start(frame, context: context)
             // Then look again: the next frame may start or be a bad one.
             stepAgain = true

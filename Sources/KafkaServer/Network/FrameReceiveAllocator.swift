@@ -16,9 +16,13 @@ final class FrameReceiveHandoff: @unchecked Sendable {
     var parked: ByteBuffer?
     /// Whether the last buffer given to a read was the parked frame.
     var lastReadWasParked = false
+    /// The size of the next read's buffer when it will start a frame that is likely large: the
+    /// last frame's, which ended where its read did. With the whole frame fitting, it is parked
+    /// without a copy of its first read.
+    var nextFrameBytes = 0
 
-    /// Frames with at least this many bytes still to come are parked; smaller ones are appended.
-    static let minimumRemainingBytes = 32 * 1024
+    /// Frames of at least this many bytes (prefix included) are parked; smaller ones are appended.
+    static let minimumFrameBytes = 32 * 1024
 
     /// Parks `frame`, the received start of a frame whose prefix says `size`. The buffer a read
     /// goes into must start at the frame and have room for all of it; when `frame` has not (it
@@ -57,13 +61,18 @@ struct FrameReceiveAllocator: RecvByteBufferAllocator {
             return frame
         }
         handoff.lastReadWasParked = false
+        let frameBytes = handoff.nextFrameBytes
+        if frameBytes > 0 {
+            handoff.nextFrameBytes = 0
+            return allocator.buffer(capacity: frameBytes)
+        }
         return adaptive.buffer(allocator: allocator)
     }
 
-    /// No size while a frame is parked: NIO's pool then asks `buffer(allocator:)` instead of
-    /// reusing its own buffer (given `record` answers true).
+    /// No size while a frame is parked or expected: NIO's pool then asks `buffer(allocator:)`
+    /// instead of reusing its own buffer (given `record` answers true).
     func nextBufferSize() -> Int? {
-        handoff.parked == nil ? adaptive.nextBufferSize() : nil
+        handoff.parked == nil && handoff.nextFrameBytes == 0 ? adaptive.nextBufferSize() : nil
     }
 
     mutating func record(actualReadBytes: Int) -> Bool {
