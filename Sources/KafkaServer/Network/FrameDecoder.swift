@@ -50,6 +50,10 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     let handoff: FrameReceiveHandoff?
     /// Received bytes not yet cut into a started request (while parked in `handoff`: nil).
     private var inbound: ByteBuffer?
+    /// Complete frames cut out of `inbound` ahead of their turn, oldest first, so that a large
+    /// partial frame behind them could be parked; their bytes still count as queued.
+    private var cutAhead: [ByteBuffer] = []
+    private var cutAheadBytes = 0
     private var busy = false
     private var closed = false
     private var reading = true
@@ -122,6 +126,8 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func shutDown() {
         closed = true
         inbound = nil
+        cutAhead = []
+        cutAheadBytes = 0
         handoff?.parked = nil
         context = nil
         if let sweeper {
@@ -165,12 +171,38 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         step(context: context)
     }
 
-    /// Hands a large partial frame to the next read (`FrameReceiveHandoff`).
+    /// Hands a large partial frame to the next read (`FrameReceiveHandoff`). Complete frames
+    /// waiting before it (a pipelining producer whose requests arrive faster than they are
+    /// appended) are cut out first.
     private func parkPartialFrame(context: ChannelHandlerContext) {
-        guard let handoff, !closed, reading, let b = inbound, case .partial(let size) = head(context: context),
-              SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes else { return }
-        handoff.park(b, size: size, allocator: context.channel.allocator)
+        guard let handoff, !closed, reading, inbound != nil else { return }
+        let sizes = 1...maxFrameSize
+        var h = SizePrefixedFrame.head(of: inbound!, sizes: sizes)
+        while case .complete = h, let frame = SizePrefixedFrame.next(from: &inbound!, sizes: sizes).frame {
+            cutAhead.append(frame)
+            cutAheadBytes += SizePrefixedFrame.prefixLength + frame.readableBytes
+            h = SizePrefixedFrame.head(of: inbound!, sizes: sizes)
+        }
+        guard case .partial(let size) = h, SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes else { return }
+        handoff.park(inbound!, size: size, allocator: context.channel.allocator)
         inbound = nil
+    }
+
+    /// The first frame waiting: cut ahead, or at the start of `inbound`.
+    private func firstHead(context: ChannelHandlerContext) -> SizePrefixedFrame.Head {
+        if let first = cutAhead.first { return .complete(size: first.readableBytes) }
+        return head(context: context)
+    }
+
+    /// Takes the first complete frame (see `firstHead`).
+    private func takeFrame() -> ByteBuffer? {
+        if !cutAhead.isEmpty {
+            let frame = cutAhead.removeFirst()
+            cutAheadBytes -= SizePrefixedFrame.prefixLength + frame.readableBytes
+            return frame
+        }
+        guard inbound != nil else { return nil }
+        return SizePrefixedFrame.next(from: &inbound!, sizes: 1...maxFrameSize).frame
     }
 
     /// The frame parked for a read that has not come yet, back where the handler looks for it.
@@ -224,15 +256,14 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func stepOnce(context: ChannelHandlerContext) {
         guard !closed else { return }
-        let h = head(context: context)
+        let h = firstHead(context: context)
         if case .outOfBounds = h {
             close(context: context)
             return
         }
-        if case .complete = h, !busy, context.channel.isWritable,
-           let frame = SizePrefixedFrame.next(from: &inbound!, sizes: 1...maxFrameSize).frame {
+        if case .complete = h, !busy, context.channel.isWritable, let frame = takeFrame() {
             let frameBytes = SizePrefixedFrame.prefixLength + frame.readableBytes
-            if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, inbound!.readableBytes == 0 {
+            if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, cutAhead.isEmpty, (inbound?.readableBytes ?? 0) == 0 {
                 handoff.nextFrameBytes = frameBytes
             }
             start(frame, context: context)
@@ -250,7 +281,7 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         // Read on while the bounds have room: at least the whole first frame may arrive.
         var bound = limits.maxQueuedBytesPerConnection
         if case .partial(let size) = h { bound = max(bound, SizePrefixedFrame.prefixLength + size) }
-        let ownRoom = (inbound?.readableBytes ?? 0) < bound && context.channel.isWritable
+        let ownRoom = cutAheadBytes + (inbound?.readableBytes ?? 0) < bound && context.channel.isWritable
         let gateRoom = counted || !gate.isFull
         let want = ownRoom && gateRoom
         if want != reading {
