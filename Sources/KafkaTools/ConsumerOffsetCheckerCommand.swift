@@ -83,7 +83,7 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
         var fetchTopics: [(topic: String, partitions: [Int32])] = []
         for t in topics where !(pids[t] ?? []).isEmpty && !fetchTopics.contains(where: { $0.topic == t }) { fetchTopics.append((t, pids[t]!)) }
         let request = OffsetFetchRequest(version: 1, group: group, topics: fetchTopics)
-        var buf = try await withTimeout(ms: socketTimeoutMs) {
+        var buf = try await withSocketTimeout(ms: socketTimeoutMs) {
             try await manager.send(request)
         }
         await manager.close()
@@ -124,7 +124,7 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
                 let bid = state.state.leader
                 if connections[bid] == nil { connections[bid] = .some(await brokerConnection(bid, kzk: kzk)) }
                 guard let conn = connections[bid] ?? nil else { continue }
-                let logSize: Int64 = try await withTimeout(ms: socketTimeoutMs) {
+                let logSize: Int64 = try await withSocketTimeout(ms: socketTimeoutMs) {
                     let r = try await conn.offsets(OffsetsRequest(replicaId: -1, topics: [(t, [.init(partition: pid, time: OffsetsRequest.latestTime, maxNumOffsets: 1)])]))
                     guard let o = r.topics.first(where: { $0.topic == t })?.partitions.first(where: { $0.partition == pid })?.offsets.first else {
                         throw Abort(message: "head of empty list")
@@ -166,7 +166,7 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
             for b in (try await kzk.liveBrokers()).shuffled() {
                 do {
                     let query = try await BrokerConnection.connect(host: b.host, port: Int(b.port), clientId: "ConsumerOffsetChecker")
-                    var buf = try await withTimeout(ms: socketTimeoutMs) { try await query.send(ConsumerMetadataRequest(group: group)) }
+                    var buf = try await withSocketTimeout(ms: socketTimeoutMs) { try await query.send(ConsumerMetadataRequest(group: group)) }
                     let r = try ConsumerMetadataResponse.decode(from: &buf)
                     guard r.error == .none else {
                         lastError = "the offset manager of \(group) is not available (\(r.error))"
@@ -186,16 +186,11 @@ public struct ConsumerOffsetCheckerCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs `body`, failing with a timeout after `ms` milliseconds.
-func withTimeout<T: Sendable>(ms: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(nanoseconds: UInt64(max(ms, 1)) * 1_000_000)
-            throw ConsumerOffsetCheckerCommand.Abort(message: "java.net.SocketTimeoutException")
-        }
-        let r = try await group.next()!
-        group.cancelAll()
-        return r
+/// `withTimeout` with the error the Java tool prints when its socket times out.
+func withSocketTimeout<T: Sendable>(ms: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    do {
+        return try await withTimeout(ms: ms, body)
+    } catch is TimeoutError {
+        throw ConsumerOffsetCheckerCommand.Abort(message: "java.net.SocketTimeoutException")
     }
 }

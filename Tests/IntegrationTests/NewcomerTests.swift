@@ -227,6 +227,53 @@ final class NewcomerTests: IntegrationTestCase {
         XCTAssertTrue(stop.stdout.contains("Stopped"), stop.summary)
     }
 
+    /// ZooKeeper stops answering while the controller is already handling the broker's own
+    /// controlled shutdown: each attempt is bounded by controller.socket.timeout.ms, so the broker
+    /// still stops (it used to retry ZooKeeper for as long as the server was gone).
+    func testServerStopWhenZooKeeperFreezesDuringControlledShutdown() async throws {
+        try Project.requireReleaseBuild()
+        let zk = try await ZooKeeperServer.start()
+        defer { zk.stop() }
+        let dir = try tempDir("kafka-swift-stopzk2-")
+        defer { keepOrRemove(dir) }
+        let port = try FreePort.allocate()
+        let props = "\(dir)/server.properties"
+        try "broker.id=6\nport=\(port)\nhost.name=127.0.0.1\nlog.dirs=\(dir)/kafka-logs\nzookeeper.connect=\(zk.connectString)\ncontroller.socket.timeout.ms=3000\ncontrolled.shutdown.retry.backoff.ms=500\n"
+            .write(toFile: props, atomically: true, encoding: .utf8)
+        let env = ["PID_DIR": "\(dir)/run", "LOG_DIR": "\(dir)/logs"]
+        let start = try Project.run("kafka-server-start.sh", ["-daemon", props], environment: env)
+        XCTAssertEqual(start.exitCode, 0, start.summary)
+        let pid = Int32((try String(contentsOfFile: "\(dir)/run/kafka-server-6.pid", encoding: .utf8))
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertGreaterThan(pid, 0)
+        defer { if pid > 0 && processIsAlive(pid) { kill(pid, SIGKILL) } }
+        _ = try poll(timeout: 60, "the daemon broker to register") { () -> Bool? in
+            guard processIsAlive(pid) else { throw WireError("the daemon broker exited") }
+            return try WireConnection(port: port).metadata().brokers.contains { $0.id == 6 } ? true : nil
+        }
+        // Many partitions: the controller's reading of their states is the window to freeze in.
+        let create = try Project.run("kafka-topics.sh", ["--create", "--zookeeper", zk.connectString, "--topic", "many",
+                                                         "--partitions", "2000", "--replication-factor", "1"])
+        XCTAssertEqual(create.exitCode, 0, create.summary)
+        let log = "\(dir)/logs/kafka-server-6.log"
+        _ = try poll(timeout: 60, "the controller to have read the new partitions") { () -> Bool? in
+            (try? String(contentsOfFile: log, encoding: .utf8))?.contains("[many,1999]") == true ? true : nil
+        }
+
+        kill(pid, SIGTERM)
+        _ = try poll(timeout: 30, interval: 0.005, "the controller to start on the broker's controlled shutdown") { () -> Bool? in
+            (try? String(contentsOfFile: log, encoding: .utf8))?.contains("Shutting down broker 6") == true ? true : nil
+        }
+        zk.pause()
+        defer { zk.resume() }
+        let stopped = Date()
+        _ = try? poll(timeout: 40, "the broker to exit") { () -> Bool? in processIsAlive(pid) ? nil : true }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertFalse(processIsAlive(pid), "still running \(Int(Date().timeIntervalSince(stopped))) s after ZooKeeper froze:\n\(text.suffix(3000))")
+        XCTAssertTrue(text.contains("Controlled shutdown attempt 1 of 3 failed"), String(text.suffix(3000)))
+        XCTAssertTrue(text.contains("shut down completed"), String(text.suffix(3000)))
+    }
+
     /// kafka-topics.sh against a ZooKeeper where no broker has ever started (no /brokers/ids yet):
     /// --list and --describe show nothing, --describe of a topic says it does not exist, --create
     /// says there are no brokers; none prints a ZooKeeper "no node" error.

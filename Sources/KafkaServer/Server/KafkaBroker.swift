@@ -389,16 +389,18 @@ final class RunningBroker: Sendable {
         logger.info("Controlled shutdown: asking the controller to move this broker's partition leaderships (up to \(attempts) attempts, \(config.controlledShutdownRetryBackoffMs) ms apart)")
         for attempt in 1...attempts {
             do {
-                guard let cid = try await zk.controllerId() else { throw KafkaClientError("no controller") }
-                let resp: ControlledShutdownResponse
-                if cid == config.brokerId {
-                    resp = await controller.controlledShutdown(brokerId: config.brokerId)
-                } else {
+                // Bounded by controller.socket.timeout.ms, as 0.8.2's request to the controller is:
+                // when ZooKeeper goes away during the attempt, the controller's ZooKeeper retries
+                // would otherwise never end, nor would the stop.
+                let (zk, controller, brokerId) = (zk, controller, config.brokerId)
+                let resp = try await withTimeout(ms: config.controllerSocketTimeoutMs) { () async throws -> ControlledShutdownResponse in
+                    guard let cid = try await zk.controllerId() else { throw KafkaClientError("no controller") }
+                    if cid == brokerId { return await controller.controlledShutdown(brokerId: brokerId) }
                     guard let reg = try await zk.broker(cid) else { throw KafkaClientError("controller \(cid) is not registered") }
                     let conn = try await BrokerConnection.connect(host: reg.host, port: Int(reg.port), clientId: "")
                     defer { Task { await conn.close() } }
-                    var body = try await conn.send(ControlledShutdownRequest(brokerId: config.brokerId))
-                    resp = try ControlledShutdownResponse.decode(from: &body)
+                    var body = try await conn.send(ControlledShutdownRequest(brokerId: brokerId))
+                    return try ControlledShutdownResponse.decode(from: &body)
                 }
                 if resp.error == .none && resp.partitionsRemaining.isEmpty {
                     logger.info("Controlled shutdown succeeded")
