@@ -265,10 +265,16 @@ public final class Log: @unchecked Sendable {
         } else {
             // A follower append only reads the set: no copy of a shared array.
             r = set.withUnsafeBytes { p in
-                do throws(LogError) { return .success(try append(in: UnsafeMutableRawBufferPointer(mutating: p), assignOffsets: false)) } catch { return .failure(error) }
+                do throws(LogError) { return .success(try appendKeepingOffsets(p)) } catch { return .failure(error) }
             }
         }
         return try r.get()
+    }
+
+    /// Follower append of a set in the caller's memory, which is only read.
+    public func appendKeepingOffsets(_ set: UnsafeRawBufferPointer) throws(LogError) -> LogAppendInfo {
+        // Not written: with assignOffsets false `append(in:)` only reads the set.
+        try append(in: UnsafeMutableRawBufferPointer(mutating: set), assignOffsets: false)
     }
 
     /// `append` of a set in the caller's memory, which gets its offsets written in place: an
@@ -299,9 +305,7 @@ public final class Log: @unchecked Sendable {
                                                                       maxMessageBytes: cfg.maxMessageBytes,
                                                                       requireKeys: cfg.compact)
                 } else {
-                    validated = try MessageSetValidator.validateKeepingOffsets(in: UnsafeRawBufferPointer(set),
-                                                                               maxMessageBytes: cfg.maxMessageBytes,
-                                                                               nextOffset: leo)
+                    validated = try MessageSetValidator.keepOffsets(info: info, nextOffset: leo)
                 }
             } catch {
                 throw .invalidMessageSet(error)

@@ -188,7 +188,12 @@ public enum MessageSetValidator {
     public static func validateKeepingOffsets(in p: UnsafeRawBufferPointer, maxMessageBytes: Int, nextOffset: Int64? = nil)
         throws(MessageSetError) -> ValidatedMessageSet
     {
-        let info = try analyze(p, maxMessageBytes: maxMessageBytes)
+        try keepOffsets(info: try analyze(p, maxMessageBytes: maxMessageBytes), nextOffset: nextOffset)
+    }
+
+    /// Second half of the follower append, for a set already checked by `analyze` (which gave
+    /// `info`): its offsets must increase, from `nextOffset` on. The result is `inCallerMemory`.
+    public static func keepOffsets(info: MessageSetInfo, nextOffset: Int64? = nil) throws(MessageSetError) -> ValidatedMessageSet {
         if info.shallowCount > 0 {
             if !info.offsetsMonotonic {
                 throw .offsetsNotIncreasing(position: 0, previous: info.firstOffset, offset: info.lastOffset)

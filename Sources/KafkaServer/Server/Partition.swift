@@ -149,10 +149,15 @@ public final class Partition: @unchecked Sendable {
     /// leadership changes: nothing is written once this broker leads, or when the log end
     /// moved since the fetch (a truncation in between), so no gap or overlap can appear.
     public func appendAsFollower(_ bytes: [UInt8], fetchOffset: Int64) throws -> FollowerAppendResult {
+        try bytes.withUnsafeBytes { try appendAsFollower(in: $0, fetchOffset: fetchOffset) }
+    }
+
+    /// `appendAsFollower` of fetched bytes in the caller's memory (only read).
+    public func appendAsFollower(in bytes: UnsafeRawBufferPointer, fetchOffset: Int64) throws -> FollowerAppendResult {
         try leadershipLock.withLock { _ in
             guard state.withLock({ st in st._leader != localBrokerId }) else { return .notFollower }
             guard log.logEndOffset == fetchOffset else { return .offsetMoved }
-            _ = try log.append(bytes, assignOffsets: false)
+            _ = try log.appendKeepingOffsets(bytes)
             return .appended
         }
     }

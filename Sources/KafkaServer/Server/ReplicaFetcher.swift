@@ -163,9 +163,9 @@ final class ReplicaFetcher: @unchecked Sendable {
                 let p = out[i].partition
                 let mset = out[i].data.messageSet
                 if mset.readableBytes > 0 {
-                    let bytes = mset.getBytes(at: mset.readerIndex, length: mset.readableBytes) ?? []
                     do {
-                        switch try p.appendAsFollower(bytes, fetchOffset: out[i].asked) {
+                        let asked = out[i].asked
+                        switch try mset.withUnsafeReadableBytes({ try p.appendAsFollower(in: $0, fetchOffset: asked) }) {
                         case .appended: break
                         case .notFollower: continue                 // became leader meanwhile
                         case .offsetMoved: continue                 // truncated meanwhile: refetch from the new end
