@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "ZooKeeperTests", dependencies: ["ZooKeeper", "KafkaTestSupport"]),
         .testTarget(name: "KafkaClusterTests", dependencies: ["KafkaCluster", "KafkaServer", "KafkaTestSupport"]),
         .testTarget(name: "KafkaServerTests", dependencies: [
-            "KafkaServer", "KafkaProtocol", "KafkaLog",
+            "KafkaServer", "KafkaProtocol", "KafkaLog", "KafkaClient",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -9,18 +9,52 @@ public struct KafkaClientError: Error, CustomStringConvertible, Sendable {
     public init(_ d: String) { description = d }
 }
 
-/// Splits responses with the shared `SizePrefixedFrame` codec (a response holds at least its correlation id).
-final class ResponseFrameDecoder: ByteToMessageDecoder {
+/// Splits responses with the shared `SizePrefixedFrame` codec (a response holds at least its
+/// correlation id). A large response (a follower's fetch of up to `replica.fetch.max.bytes`) is
+/// parked between reads so that its bytes are read into place, not appended read by read
+/// (`FrameReceiveHandoff`).
+// Touched only on its channel's event loop.
+final class ResponseFrameReceiver: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     static let sizes = 4...Int(Int32.max)
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        switch SizePrefixedFrame.next(from: &buffer, sizes: Self.sizes) {
-        case (.outOfBounds(let size), _): throw KafkaClientError("bad response size \(size)")
-        case (_, let frame?):
-            context.fireChannelRead(wrapInboundOut(frame))
-            return .continue
-        default: return .needMoreData
+    let handoff: FrameReceiveHandoff?
+    /// Received bytes not yet cut into a response (while parked in `handoff`: nil).
+    private var inbound: ByteBuffer?
+
+    init(handoff: FrameReceiveHandoff?) { self.handoff = handoff }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if let parked = handoff?.reclaim() { inbound = parked }
+        if inbound == nil || inbound!.readableBytes == 0 { inbound = bytes } else { inbound!.writeBuffer(&bytes) }
+        while inbound != nil {
+            switch SizePrefixedFrame.next(from: &inbound!, sizes: Self.sizes) {
+            case (.outOfBounds(let size), _):
+                inbound = nil
+                context.fireErrorCaught(KafkaClientError("bad response size \(size)"))
+                return
+            case (_, let frame?):
+                let frameBytes = SizePrefixedFrame.prefixLength + frame.readableBytes
+                if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, inbound!.readableBytes == 0 {
+                    handoff.nextFrameBytes = frameBytes
+                }
+                context.fireChannelRead(wrapInboundOut(frame))
+            case (.partial(let size), nil):
+                if let handoff, SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes {
+                    handoff.park(inbound!, size: size, allocator: context.channel.allocator)
+                    inbound = nil
+                }
+                return
+            default:
+                return
+            }
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        inbound = nil
+        handoff?.parked = nil
     }
 }
 
@@ -89,7 +123,9 @@ public final class BrokerConnection: @unchecked Sendable {
             .connectTimeout(connectTimeout)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder()))
+                    let handoff = try FrameReceiveHandoff.install(
+                        on: ch, adaptive: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 1024 * 1024))
+                    try ch.pipeline.syncOperations.addHandler(ResponseFrameReceiver(handoff: handoff))
                     try ch.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -1,4 +1,6 @@
 import Foundation
+import KafkaClient
+import KafkaProtocol
 import KafkaServer
 import Logging
 import NIOCore
@@ -84,6 +86,61 @@ final class LargeFrameReceiveTests: XCTestCase {
         for (i, p) in payloads.enumerated() where i < seen.count {
             XCTAssertEqual(seen[i].0, p.count, "frame \(i) length")
             XCTAssertEqual(seen[i].1, DigestProcessor.digest(p), "frame \(i) bytes")
+        }
+    }
+}
+
+/// The client side (`BrokerConnection`, which a follower fetches with): large responses, read
+/// into place between reads, reach the caller whole and matched to their requests.
+final class LargeResponseReceiveTests: XCTestCase {
+    /// Answers a metadata request for topic "n=<size>" with `size` bytes that depend on `size`.
+    final class SizedAnswerProcessor: RequestProcessor, @unchecked Sendable {
+        static func body(size: Int) -> [UInt8] {
+            var x = UInt64(size) &* 0x9E37_79B9_7F4A_7C15 | 1
+            return (0..<size).map { _ in x ^= x << 13; x ^= x >> 7; x ^= x << 17; return UInt8(truncatingIfNeeded: x) }
+        }
+
+        func process(frame: ByteBuffer, connection: ConnectionInfo, eventLoop: EventLoop) -> EventLoopFuture<ResponseAction> {
+            var f = frame
+            guard f.readInteger(as: Int16.self) != nil, f.readInteger(as: Int16.self) != nil,
+                  let corr = f.readInteger(as: Int32.self), let idLength = f.readInteger(as: Int16.self),
+                  f.readSlice(length: max(Int(idLength), 0)) != nil, f.readInteger(as: Int32.self) == 1,
+                  let nameLength = f.readInteger(as: Int16.self), let name = f.readString(length: Int(nameLength)),
+                  name.hasPrefix("n="), let size = Int(name.dropFirst(2)) else {
+                return eventLoop.makeSucceededFuture(.close(reason: "not a sized metadata request"))
+            }
+            var out = ByteBufferAllocator().buffer(capacity: 8 + size)
+            out.writeInteger(Int32(4 + size))
+            out.writeInteger(corr)
+            out.writeBytes(Self.body(size: size))
+            return eventLoop.makeSucceededFuture(.send([.byteBuffer(out)], written: {}))
+        }
+    }
+
+    func testLargeResponsesArriveWholeAndMatched() async throws {
+        let server = try await SocketServer.start(host: "127.0.0.1", port: 0, maxRequestSize: 1 << 20, sendBuffer: 1 << 20,
+                                                  receiveBuffer: 1 << 20, threads: 1, processor: SizedAnswerProcessor(),
+                                                  logger: Logger(label: "test"))
+        let conn = try await BrokerConnection.connect(host: "127.0.0.1", port: server.localPort, clientId: "t")
+        var rng = SystemRandomNumberGenerator()
+        let sizes = (0..<20).map { i in i % 4 == 3 ? Int.random(in: 0...200, using: &rng) : Int.random(in: 40_000...3_000_000, using: &rng) }
+        // Pipelined: the responses follow each other on the connection.
+        let bodies = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (i, size) in sizes.enumerated() {
+                group.addTask {
+                    var b = try await conn.send(MetadataRequest(topics: ["n=\(size)"]))
+                    return (i, b.readBytes(length: b.readableBytes) ?? [])
+                }
+            }
+            var out = [[UInt8]](repeating: [], count: sizes.count)
+            for try await (i, b) in group { out[i] = b }
+            return out
+        }
+        await conn.close()
+        await server.shutdown()
+        for (i, size) in sizes.enumerated() {
+            XCTAssertEqual(bodies[i].count, size, "response \(i) length")
+            XCTAssertTrue(bodies[i] == SizedAnswerProcessor.body(size: size), "response \(i) bytes")
         }
     }
 }

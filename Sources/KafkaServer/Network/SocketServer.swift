@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import KafkaProtocol
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -187,18 +188,13 @@ public final class SocketServer: Sendable {
             .childChannelOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
             .childChannelOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: high))
-            // One read per wake-up (epoll is level-triggered, so nothing is missed): NIO's receive
-            // buffer pool then never keeps a frame handed to a read (FrameReceiveAllocator).
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handoff = FrameReceiveHandoff()
                     // A small first read: an idle connection's closing read allocates it, and 10,000
                     // connections closing at once left a 64 KB one each in the heap (RSS +230 MB kept).
                     // A busy producer's reads grow to the maximum within a few reads.
-                    let adaptive = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 1024 * 1024)
-                    try channel.syncOptions?.setOption(ChannelOptions.recvAllocator,
-                                                       value: FrameReceiveAllocator(handoff: handoff, adaptive: adaptive))
+                    let handoff = try FrameReceiveHandoff.install(
+                        on: channel, adaptive: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 1024 * 1024))
                     let ip = channel.remoteAddress?.ipAddress ?? "?"
                     guard quotas.inc(ip) else {
                         logger.info("Rejected connection from \(ip): too many connections (max.connections.per.ip = \(quotas.maximum(ip)))")
