@@ -191,6 +191,32 @@ final class NewcomerTests: IntegrationTestCase {
 
     // MARK: 9. kafka-server-stop.sh with ZooKeeper down
 
+    /// `kafka-server-start.sh -daemon` with a server.properties in `dir` (plus `extra` lines), once
+    /// the broker is registered: its properties file, the scripts' environment and its pid.
+    private func startDaemonBroker(id: Int, dir: String, zk: ZooKeeperServer, extra: String = "") throws
+        -> (props: String, env: [String: String], pid: Int32) {
+        let port = try FreePort.allocate()
+        let props = "\(dir)/server.properties"
+        try "broker.id=\(id)\nport=\(port)\nhost.name=127.0.0.1\nlog.dirs=\(dir)/kafka-logs\nzookeeper.connect=\(zk.connectString)\n\(extra)"
+            .write(toFile: props, atomically: true, encoding: .utf8)
+        let env = ["PID_DIR": "\(dir)/run", "LOG_DIR": "\(dir)/logs"]
+        let start = try Project.run("kafka-server-start.sh", ["-daemon", props], environment: env)
+        XCTAssertEqual(start.exitCode, 0, start.summary)
+        let pid = Int32((try String(contentsOfFile: "\(dir)/run/kafka-server-\(id).pid", encoding: .utf8))
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertGreaterThan(pid, 0)
+        do {
+            _ = try poll(timeout: 60, "the daemon broker to register") { () -> Bool? in
+                guard processIsAlive(pid) else { throw WireError("the daemon broker exited") }
+                return try WireConnection(port: port).metadata().brokers.contains { $0.id == Int32(id) } ? true : nil
+            }
+        } catch {
+            if pid > 0 && processIsAlive(pid) { kill(pid, SIGKILL) }
+            throw error
+        }
+        return (props, env, pid)
+    }
+
     /// The broker's controlled shutdown needs ZooKeeper; with ZooKeeper down the stop script says so
     /// at once and the stop stays bounded (controlled.shutdown.max.retries x backoff).
     func testServerStopWithZooKeeperDownSaysWhatItIsDoing() async throws {
@@ -199,21 +225,8 @@ final class NewcomerTests: IntegrationTestCase {
         defer { zk.stop() }
         let dir = try tempDir("kafka-swift-stopzk-")
         defer { keepOrRemove(dir) }
-        let port = try FreePort.allocate()
-        let props = "\(dir)/server.properties"
-        try "broker.id=5\nport=\(port)\nhost.name=127.0.0.1\nlog.dirs=\(dir)/kafka-logs\nzookeeper.connect=\(zk.connectString)\n"
-            .write(toFile: props, atomically: true, encoding: .utf8)
-        let env = ["PID_DIR": "\(dir)/run", "LOG_DIR": "\(dir)/logs"]
-        let start = try Project.run("kafka-server-start.sh", ["-daemon", props], environment: env)
-        XCTAssertEqual(start.exitCode, 0, start.summary)
-        let pid = Int32((try String(contentsOfFile: "\(dir)/run/kafka-server-5.pid", encoding: .utf8))
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-        XCTAssertGreaterThan(pid, 0)
+        let (props, env, pid) = try startDaemonBroker(id: 5, dir: dir, zk: zk)
         defer { if pid > 0 && processIsAlive(pid) { kill(pid, SIGKILL) } }
-        _ = try poll(timeout: 60, "the daemon broker to register") { () -> Bool? in
-            guard processIsAlive(pid) else { throw WireError("the daemon broker exited") }
-            return try WireConnection(port: port).metadata().brokers.contains { $0.id == 5 } ? true : nil
-        }
 
         zk.stop()
         let (stop, seconds) = try timed { try Project.run("kafka-server-stop.sh", [props], timeout: 90, environment: env) }
@@ -236,21 +249,9 @@ final class NewcomerTests: IntegrationTestCase {
         defer { zk.stop() }
         let dir = try tempDir("kafka-swift-stopzk2-")
         defer { keepOrRemove(dir) }
-        let port = try FreePort.allocate()
-        let props = "\(dir)/server.properties"
-        try "broker.id=6\nport=\(port)\nhost.name=127.0.0.1\nlog.dirs=\(dir)/kafka-logs\nzookeeper.connect=\(zk.connectString)\ncontroller.socket.timeout.ms=3000\ncontrolled.shutdown.retry.backoff.ms=500\n"
-            .write(toFile: props, atomically: true, encoding: .utf8)
-        let env = ["PID_DIR": "\(dir)/run", "LOG_DIR": "\(dir)/logs"]
-        let start = try Project.run("kafka-server-start.sh", ["-daemon", props], environment: env)
-        XCTAssertEqual(start.exitCode, 0, start.summary)
-        let pid = Int32((try String(contentsOfFile: "\(dir)/run/kafka-server-6.pid", encoding: .utf8))
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-        XCTAssertGreaterThan(pid, 0)
+        let (_, _, pid) = try startDaemonBroker(id: 6, dir: dir, zk: zk,
+                                                extra: "controller.socket.timeout.ms=3000\ncontrolled.shutdown.retry.backoff.ms=500\n")
         defer { if pid > 0 && processIsAlive(pid) { kill(pid, SIGKILL) } }
-        _ = try poll(timeout: 60, "the daemon broker to register") { () -> Bool? in
-            guard processIsAlive(pid) else { throw WireError("the daemon broker exited") }
-            return try WireConnection(port: port).metadata().brokers.contains { $0.id == 6 } ? true : nil
-        }
         // Many partitions: the controller's reading of their states is the window to freeze in.
         let create = try Project.run("kafka-topics.sh", ["--create", "--zookeeper", zk.connectString, "--topic", "many",
                                                          "--partitions", "2000", "--replication-factor", "1"])
@@ -266,6 +267,9 @@ final class NewcomerTests: IntegrationTestCase {
         }
         zk.pause()
         defer { zk.resume() }
+        if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("Controlled shutdown succeeded") == true {
+            throw XCTSkip("the controller finished the shutdown before ZooKeeper froze: nothing to check this time")
+        }
         let stopped = Date()
         _ = try? poll(timeout: 40, "the broker to exit") { () -> Bool? in processIsAlive(pid) ? nil : true }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
