@@ -28,8 +28,10 @@ public struct ConnectionInfo: Sendable {
 /// processes them one at a time and answers strictly in order (pykafka matches responses by
 /// order; correlation ids may all be 0).
 ///
-/// Frames are cut from the received bytes only when they are started, so a pipelining client
-/// holds at most `maxQueuedBytesPerConnection` (or one frame, if larger) of unread requests here.
+/// Received bytes count until their frame is started, so a pipelining client holds at most
+/// `maxQueuedBytesPerConnection` (or one frame, if larger) of unread requests here. A large
+/// partial frame is parked for the next read (`FrameReceiveHandoff`), after cutting out the
+/// complete frames before it.
 /// Backpressure: the next request is not started while the connection's unsent responses are
 /// above the channel's high write mark (a client that never reads holds at most about one
 /// response's worth of buffers), and the connection is not read while that holds, while its
