@@ -20,8 +20,7 @@
 #               10,000, linger 5 ms) to 1, 100 and 1,000 partitions, consumes 1 and 100 partitions,
 #               and produces with RF 3, acks=-1 on 3 brokers, each --runs times: msg/s, MB/s, broker
 #               CPU ns/msg (/proc/<pid>/stat), client CPU ns/msg, broker RSS, beside the log alone
-#               (kafka-tools log-perf-test) measured in the same run; each produce run starts after
-#               a sync (no dirty page cache left by the workloads before it)
+#               (kafka-tools log-perf-test) measured in the same run
 #   --connections  issue 9: 10,000 idle client connections: broker RSS added and the librdkafka
 #               latency p99 at 10,000 msg/s with them open vs. without (30 s each, --runs times)
 #   --scale     issue 9: --scale-topics x 1,000 partitions (default 10 x 1,000) led by one broker, RF 1:
@@ -643,12 +642,6 @@ log_alone() {
     say "  log alone: median $(fmt_int "$LOG_MSGS_S") msg/s, $LOG_NS_MSG ns CPU/msg"
 }
 
-# Each produce workload starts with no dirty page cache: once earlier workloads' dirty data reaches
-# the kernel's background writeback threshold (vm.dirty_background_ratio), writes slow down 2-3x
-# for whatever runs next (RF 3 at 2.2 GB dirty: 1.98 -> 0.98 M msg/s), which measured the order of
-# the workloads rather than the broker.
-settle_writeback() { sync; }
-
 TP_ROWS=()
 tp_row() { TP_ROWS+=("$1|$2|$(uptime_load)|$3"); }
 
@@ -660,7 +653,6 @@ run_throughput_single() {
     done
     for run in $(seq 1 "$RUNS"); do
         for p in 1 100 1000; do
-            settle_writeback
             say "produce: $TP_MSGS x 100 B to $p partition(s), acks=1, batches of up to 10,000, linger 5 ms (run $run/$RUNS)"
             line=$(bench_client --mode produce --bootstrap "$bs" --topic "tp$p-$RUN_TAG" --messages "$TP_MSGS" --size 100 \
                 --acks 1 --batch 10000 --linger-ms 5 --broker-pids "$pids")
@@ -681,7 +673,6 @@ run_throughput_rf3() {
     create_topic "rf3-$RUN_TAG" 1 3
     wait_led "rf3-$RUN_TAG" 1 3 60
     for run in $(seq 1 "$RUNS"); do
-        settle_writeback
         say "produce: $TP_RF3_MSGS x 100 B, RF 3, acks=-1, 3 brokers, 1 partition (run $run/$RUNS)"
         line=$(bench_client --mode produce --bootstrap "$bs" --topic "rf3-$RUN_TAG" --messages "$TP_RF3_MSGS" --size 100 \
             --acks -1 --batch 10000 --linger-ms 5 --broker-pids "$pids")
