@@ -35,16 +35,10 @@ final class ResponseFrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 context.fireErrorCaught(KafkaClientError("bad response size \(size)"))
                 return
             case (_, let frame?):
-                let frameBytes = SizePrefixedFrame.prefixLength + frame.readableBytes
-                if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, inbound!.readableBytes == 0 {
-                    handoff.nextFrameBytes = frameBytes
-                }
+                handoff?.frameCut(frameBytes: SizePrefixedFrame.prefixLength + frame.readableBytes, leftover: inbound!.readableBytes)
                 context.fireChannelRead(wrapInboundOut(frame))
             case (.partial(let size), nil):
-                if let handoff, SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes {
-                    handoff.park(inbound!, size: size, allocator: context.channel.allocator)
-                    inbound = nil
-                }
+                if handoff?.parkIfLarge(inbound!, size: size, allocator: context.channel.allocator) == true { inbound = nil }
                 return
             default:
                 return

@@ -52,6 +52,20 @@ public final class FrameReceiveHandoff: @unchecked Sendable {
         }
     }
 
+    /// Parks `bytes` when they start a partial frame (prefix says `size`) large enough to be
+    /// worth it; whether it did (the caller then drops its own reference).
+    public func parkIfLarge(_ bytes: ByteBuffer, size: Int, allocator: ByteBufferAllocator) -> Bool {
+        guard SizePrefixedFrame.prefixLength + size >= Self.minimumFrameBytes else { return false }
+        park(bytes, size: size, allocator: allocator)
+        return true
+    }
+
+    /// A frame of `frameBytes` (prefix included) was cut with `leftover` received bytes after it:
+    /// a large one that ended with its read sizes the next read (`nextFrameBytes`).
+    public func frameCut(frameBytes: Int, leftover: Int) {
+        if frameBytes >= Self.minimumFrameBytes && leftover == 0 { nextFrameBytes = frameBytes }
+    }
+
     /// The parked frame, if the read did not take it.
     public func reclaim() -> ByteBuffer? {
         defer { parked = nil }

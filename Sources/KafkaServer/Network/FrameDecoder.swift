@@ -185,9 +185,9 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             cutAheadBytes += SizePrefixedFrame.prefixLength + frame.readableBytes
             h = SizePrefixedFrame.head(of: inbound!, sizes: sizes)
         }
-        guard case .partial(let size) = h, SizePrefixedFrame.prefixLength + size >= FrameReceiveHandoff.minimumFrameBytes else { return }
-        handoff.park(inbound!, size: size, allocator: context.channel.allocator)
-        inbound = nil
+        if case .partial(let size) = h, handoff.parkIfLarge(inbound!, size: size, allocator: context.channel.allocator) {
+            inbound = nil
+        }
     }
 
     /// The first frame waiting: cut ahead, or at the start of `inbound`.
@@ -264,10 +264,8 @@ final class KafkaConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         if case .complete = h, !busy, context.channel.isWritable, let frame = takeFrame() {
-            let frameBytes = SizePrefixedFrame.prefixLength + frame.readableBytes
-            if let handoff, frameBytes >= FrameReceiveHandoff.minimumFrameBytes, cutAhead.isEmpty, (inbound?.readableBytes ?? 0) == 0 {
-                handoff.nextFrameBytes = frameBytes
-            }
+            handoff?.frameCut(frameBytes: SizePrefixedFrame.prefixLength + frame.readableBytes,
+                              leftover: cutAheadBytes + (inbound?.readableBytes ?? 0))
             start(frame, context: context)
             // Then look again: the next frame may start or be a bad one.
             stepAgain = true
