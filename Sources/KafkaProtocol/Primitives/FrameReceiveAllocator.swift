@@ -22,6 +22,8 @@ public final class FrameReceiveHandoff: @unchecked Sendable {
 
     /// Frames of at least this many bytes (prefix included) are parked; smaller ones are appended.
     public static let minimumFrameBytes = 32 * 1024
+    /// Larger frames are not parked (see `parkIfLarge`).
+    public static let maximumFrameBytes = 128 * 1024 * 1024
 
     public init() {}
 
@@ -54,8 +56,12 @@ public final class FrameReceiveHandoff: @unchecked Sendable {
 
     /// Parks `bytes` when they start a partial frame (prefix says `size`) large enough to be
     /// worth it; whether it did (the caller then drops its own reference).
+    /// Parking allocates the whole frame at once, so a size prefix above `maximumFrameBytes` (a
+    /// client's responses may claim up to 2 GB) is not trusted with it: such frames are appended
+    /// read by read, as they arrive.
     public func parkIfLarge(_ bytes: ByteBuffer, size: Int, allocator: ByteBufferAllocator) -> Bool {
-        guard SizePrefixedFrame.prefixLength + size >= Self.minimumFrameBytes else { return false }
+        let whole = SizePrefixedFrame.prefixLength + size
+        guard whole >= Self.minimumFrameBytes && whole <= Self.maximumFrameBytes else { return false }
         park(bytes, size: size, allocator: allocator)
         return true
     }
