@@ -94,6 +94,36 @@ final class LogTests: LogTestCase {
         }
     }
 
+    /// One index entry per large batch, message sizes from 30 B to 20 KB mixed: the header scan
+    /// (which reads headers far apart one by one) finds every offset where a walk of the file does.
+    func testOffsetTranslationOverLargeAndSmallMessagesMixed() throws {
+        let log = try Log(directory: tmp + "/t-0", topicPartition: TopicPartition("t", 0), config: LogConfig(), logger: logger)
+        let sizes = [10_000, 30, 30, 20_000, 5_000, 30, 4_100, 10_000, 10_000, 200]
+        for round in 0..<4 {
+            _ = try log.append(set(sizes.enumerated().map { i, n in String(repeating: Character(UnicodeScalar(UInt8(97 + (i + round) % 26))), count: n) }))
+        }
+        let seg = log.segments[0]
+        let size = Int(seg.size)
+        let file = try log.readBytes(startOffset: 0, maxBytes: size)
+        XCTAssertEqual(file.count, size)
+        var expected: [(offset: Int64, position: Int)] = []
+        var pos = 0
+        while pos + 12 <= file.count {
+            let o = file[pos..<pos + 8].reduce(Int64(0)) { $0 << 8 | Int64($1) }
+            let n = file[pos + 8..<pos + 12].reduce(0) { $0 << 8 | Int($1) }
+            expected.append((o, pos))
+            pos += 12 + n
+        }
+        XCTAssertEqual(expected.count, 4 * sizes.count)
+        for e in expected {
+            XCTAssertEqual(seg.translateOffset(e.offset)?.position, e.position, "offset \(e.offset)")
+            let from = try offsets(log.readBytes(startOffset: e.offset, maxBytes: 30_000)).first
+            XCTAssertEqual(from, e.offset)
+        }
+        XCTAssertNil(seg.translateOffset(Int64(expected.count)))
+        XCTAssertEqual(log.logEndOffset, Int64(expected.count))
+    }
+
     func testRestartAfterCleanCloseContinuesOffsets() throws {
         let cfg = config { $0.segmentBytes = 500 }
         var log: Log? = try Log(directory: tmp + "/t-0", topicPartition: TopicPartition("t", 0), config: cfg, logger: logger)
