@@ -369,11 +369,18 @@ pass() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo pass; else echo FAIL; fi; 
 # kv LINE KEY -> the value of KEY in a key=value line of the librdkafka client.
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }
 
+# cpu_steal -> "steal total" jiffies of all CPUs (/proc/stat): time the hypervisor gave this VM's
+# CPUs to others, which no change to the broker can win back.
+cpu_steal() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
+
 # bench_client ARGS... -> runs the librdkafka client, its result line on stdout (also kept in
-# $WORK/client.txt; its stderr in $WORK/client.err).
+# $WORK/client.txt; its stderr in $WORK/client.err), with steal_pct: the CPU steal during the run.
 bench_client() {
-    local line rc=0
+    local line rc=0 s0 t0 s1 t1
+    read -r s0 t0 < <(cpu_steal)
     line=$("$BENCH" "$@" 2>> "$WORK/client.err") || rc=$?
+    read -r s1 t1 < <(cpu_steal)
+    [ -z "$line" ] || line="$line steal_pct=$(awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }')"
     printf '%s\n' "$line" >> "$WORK/client.txt"
     [ -n "$line" ] || { tail -5 "$WORK/client.err" >&2; kafka_die "the benchmark client failed (exit $rc): $*"; }
     [ "$rc" -eq 0 ] || say "  (client exit status $rc: incomplete run, see the line)"
@@ -404,6 +411,13 @@ run_latency() {
 }
 
 uptime_load() { cut -d' ' -f1 /proc/loadavg; }
+
+# run_cell RUN LOAD LINE -> "2 (load 2.40, steal 3.1 %)": the run column of a table row.
+run_cell() {
+    local steal
+    steal=$(kv "$3" steal_pct)
+    echo "$1 (load $2${steal:+, steal $steal %})"
+}
 
 # --- issue 8: the latency scenarios (after the rates, same broker) ------------------------------
 # Each runs --runs times: the librdkafka latency client at a fixed rate on its own 1-partition topic
@@ -552,7 +566,7 @@ print_scenarios() {
         else
             target="p99 <= 5 ms"; res=$(pass "$p99 <= 5 && $(kv "$line" lost) == 0")
         fi
-        echo "| $name | $run (load $load) | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $(kv "$line" max_ms) | $(kv "$line" lost) | $target | $res |"
+        echo "| $name | $(run_cell "$run" "$load" "$line") | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $(kv "$line" max_ms) | $(kv "$line" lost) | $target | $res |"
     done
 }
 
@@ -569,7 +583,7 @@ print_latency() {
         case "$rate" in 10000) target=1 ;; 50000) target=2 ;; 100000) target=3 ;; *) target="" ;; esac
         local cpu_pct
         cpu_pct=$(echo "$(kv "$line" client_cpu_ns_msg) * $(kv "$line" achieved) / 10000000" | bc -l | xargs printf '%.0f')
-        echo "| $(fmt_int "$rate") | $run (load $load) | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $max | $(kv "$line" lost) | $cpu_pct | $(kv "$line" broker_cpu_ns_msg) | $([ -n "$target" ] && echo "<= $target / <= 20" || echo -) | $([ -n "$target" ] && pass "$p99 <= $target && $max <= 20 && $(kv "$line" lost) == 0" || echo -) |"
+        echo "| $(fmt_int "$rate") | $(run_cell "$run" "$load" "$line") | $(fmt_int "$(kv "$line" achieved)") | $(kv "$line" p50_ms) | $p99 | $(kv "$line" p999_ms) | $max | $(kv "$line" lost) | $cpu_pct | $(kv "$line" broker_cpu_ns_msg) | $([ -n "$target" ] && echo "<= $target / <= 20" || echo -) | $([ -n "$target" ] && pass "$p99 <= $target && $max <= 20 && $(kv "$line" lost) == 0" || echo -) |"
     done
 }
 
@@ -625,7 +639,7 @@ print_connections() {
     for row in "${CONN_ROWS[@]}"; do
         IFS='|' read -r run load rss0 rss1 base loaded <<< "$row"
         pb=$(kv "$base" p99_ms); pl=$(kv "$loaded" p99_ms)
-        echo "| $run (load $load) | $rss0 | $rss1 | $(echo "$rss1 - $rss0" | bc -l | xargs printf '%.1f') | $pb | $pl | $(echo "$pl / $pb" | bc -l | xargs printf '%.2f') | $(kv "$base" max_ms) / $(kv "$loaded" max_ms) | <= 100 MB, p99 ratio <= 1.5 | $(pass "$rss1 - $rss0 <= 100 && $pl <= 1.5 * $pb && $(kv "$loaded" lost) == 0") |"
+        echo "| $(run_cell "$run" "$load" "$loaded") | $rss0 | $rss1 | $(echo "$rss1 - $rss0" | bc -l | xargs printf '%.1f') | $pb | $pl | $(echo "$pl / $pb" | bc -l | xargs printf '%.2f') | $(kv "$base" max_ms) / $(kv "$loaded" max_ms) | <= 100 MB, p99 ratio <= 1.5 | $(pass "$rss1 - $rss0 <= 100 && $pl <= 1.5 * $pb && $(kv "$loaded" lost) == 0") |"
     done
 }
 
@@ -697,7 +711,7 @@ print_throughput() {
         done_n=$(kv "$line" delivered); [ -n "$done_n" ] || done_n=$(kv "$line" consumed)
         want_n=$(kv "$line" messages)
         [ "$done_n" = "$want_n" ] || note=" (INCOMPLETE: $(fmt_int "$done_n") of $(fmt_int "$want_n"))"
-        echo "| $name$note | $run (load $load) | $(fmt_int "$(kv "$line" msg_s)") | $(kv "$line" mb_s) | $(fmt_int "$bns") | $ratio | $(fmt_int "$(kv "$line" client_cpu_ns_msg)") | $(kv "$line" broker_rss_mb) |"
+        echo "| $name$note | $(run_cell "$run" "$load" "$line") | $(fmt_int "$(kv "$line" msg_s)") | $(kv "$line" mb_s) | $(fmt_int "$bns") | $ratio | $(fmt_int "$(kv "$line" client_cpu_ns_msg)") | $(kv "$line" broker_rss_mb) |"
     done
 }
 
