@@ -421,7 +421,10 @@ public final class Log: @unchecked Sendable {
         }
         var i = Log.floorIndex(segs, startOffset)
         while i < segs.count {
-            if let r = segs[i].read(startOffset: startOffset, maxOffset: maxOffset, maxSize: maxBytes) {
+            // A bound at or past the next segment's base ends nowhere inside this one: no scan
+            // for it (the scan would read the segment's last headers, maybe from the disk).
+            let bound = i + 1 < segs.count && maxOffset.map({ $0 >= segs[i + 1].baseOffset }) == true ? nil : maxOffset
+            if let r = segs[i].read(startOffset: startOffset, maxOffset: bound, maxSize: maxBytes) {
                 return (segs[i], r.position, r.length)
             }
             i += 1

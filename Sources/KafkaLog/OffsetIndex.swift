@@ -91,6 +91,17 @@ public final class OffsetIndex: @unchecked Sendable {
         }
     }
 
+    /// Where `target`'s entry lies in the file: `lookup(target)` (the greatest indexed entry at or
+    /// below it, or the segment's start), and the next indexed entry's position (nil after the
+    /// last one), which the entry starts before.
+    public func positionBounds(_ target: Int64) -> (floorOffset: Int64, floor: Int, ceiling: Int?) {
+        state.withLock { st in
+            let s = st.slot(for: target - baseOffset)
+            let next = s + 1 < st.entries ? st.position(s + 1) : nil
+            return s < 0 ? (baseOffset, 0, next) : (baseOffset + st.relOffset(s), st.position(s), next)
+        }
+    }
+
     /// Adds an entry; offsets must increase. Returns false when full or out of order.
     @discardableResult
     func append(offset: Int64, position: Int) -> Bool {

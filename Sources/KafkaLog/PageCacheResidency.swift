@@ -4,12 +4,14 @@ extension Log {
     /// Bytes at the end of the active segment taken to be in the page cache without checking.
     static let recentlyWrittenBytes = 256 * 1024
 
-    /// Whether reading up to `maxBytes` from `offset` would wait for the disk: some page of that
-    /// range is not in the page cache. Recently written data normally is cached, older segments
-    /// often are too (consumers close behind the producers), but evicted or dropped pages are
-    /// not, and a sendfile of them on an event loop would stall every connection of that loop.
-    /// Cost: one index lookup, mmap + mincore + munmap of at most `maxBytes` (no data is read,
-    /// nothing faults in); none for the last `recentlyWrittenBytes` of the log. False when
+    /// Whether reading up to `maxBytes` from `offset` would wait for the disk: some page that
+    /// the read may touch is not in the page cache. Recently written data normally is cached,
+    /// older segments often are too (consumers close behind the producers), but evicted or
+    /// dropped pages are not, and a read of them on an event loop would stall every connection
+    /// of that loop. The read touches the headers from the index entry at or below `offset` up
+    /// to `offset`'s message (which starts before the next index entry), then up to `maxBytes`
+    /// from there: all of that range is checked. Cost: one index lookup, mmap + mincore + munmap (no data is
+    /// read, nothing faults in); none for the last `recentlyWrittenBytes` of the log. False when
     /// `offset` is outside the log (the read answers with an error) or the check itself fails.
     public func readMayMissPageCache(from offset: Int64, maxBytes: Int) -> Bool {
         let snap = snapshot
@@ -18,12 +20,15 @@ extension Log {
         let i = Log.floorIndex(segs, offset)
         let segment = segs[i]
         let size = segment.size
-        let start = segment.index.lookup(offset).position
+        let bounds = segment.index.positionBounds(offset)
+        let start = bounds.floor
         guard start < size else { return false }
         // The last bytes written: checking them would cost three syscalls (and a TLB flush) on
         // every fetch at the log end.
         if i == segs.count - 1 && size - start <= Self.recentlyWrittenBytes { return false }
-        return !pagesResident(fd: segment.fd, position: start, length: min(size - start, maxBytes))
+        let entryBefore = bounds.floorOffset == offset ? start : (bounds.ceiling ?? size)
+        let end = min(size, entryBefore + maxBytes)
+        return !pagesResident(fd: segment.fd, position: start, length: end - start)
     }
 }
 
