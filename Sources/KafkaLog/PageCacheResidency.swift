@@ -4,31 +4,41 @@ extension Log {
     /// Bytes at the end of the active segment taken to be in the page cache without checking.
     static let recentlyWrittenBytes = 256 * 1024
 
-    /// Whether reading up to `maxBytes` from `offset` would wait for the disk: some page that
-    /// the read may touch is not in the page cache. Recently written data normally is cached,
-    /// older segments often are too (consumers close behind the producers), but evicted or
-    /// dropped pages are not, and a read of them on an event loop would stall every connection
-    /// of that loop. The read touches the headers from the index entry at or below `offset` up
-    /// to `offset`'s message (which starts before the next index entry), then up to `maxBytes`
-    /// from there: all of that range is checked. Cost: one index lookup, mmap + mincore + munmap (no data is
-    /// read, nothing faults in); none for the last `recentlyWrittenBytes` of the log. False when
-    /// `offset` is outside the log (the read answers with an error) or the check itself fails.
-    public func readMayMissPageCache(from offset: Int64, maxBytes: Int) -> Bool {
+    /// Whether reading up to `maxBytes` from `offset` (bounded by `maxOffset`, a consumer's high
+    /// watermark) would wait for the disk: some page that the read may touch is not in the page
+    /// cache. Recently written data normally is cached, older segments often are too (consumers
+    /// close behind the producers), but evicted or dropped pages are not, and a read of them on
+    /// an event loop would stall every connection of that loop. The read touches the headers
+    /// from the index entry at or below `offset` up to `offset`'s message (which starts before
+    /// the next index entry), then up to `maxBytes` from there; a bound inside the segment is
+    /// found by a second scan, from the index entry at or below it. All of that is checked.
+    /// Cost: index lookups, mmap + mincore + munmap per range (no data is read, nothing faults
+    /// in); none within the last `recentlyWrittenBytes` of the log. False when `offset` is
+    /// outside the log (the read answers with an error) or the check itself fails.
+    public func readMayMissPageCache(from offset: Int64, maxBytes: Int, upTo maxOffset: Int64? = nil) -> Bool {
         let snap = snapshot
         let segs = snap.segments
         guard maxBytes > 0, let first = segs.first, offset >= first.baseOffset, offset < snap.logEndOffset else { return false }
         let i = Log.floorIndex(segs, offset)
         let segment = segs[i]
+        let isLast = i == segs.count - 1
         let size = segment.size
-        let bounds = segment.index.positionBounds(offset)
-        let start = bounds.floor
-        guard start < size else { return false }
         // The last bytes written: checking them would cost three syscalls (and a TLB flush) on
         // every fetch at the log end.
-        if i == segs.count - 1 && size - start <= Self.recentlyWrittenBytes { return false }
+        func recentlyWritten(_ position: Int) -> Bool { isLast && size - position <= Self.recentlyWrittenBytes }
+        let bounds = segment.index.positionBounds(offset)
+        let start = bounds.floor
+        guard start < size, !recentlyWritten(start) else { return false }
         let entryBefore = bounds.floorOffset == offset ? start : (bounds.ceiling ?? size)
-        let end = min(size, entryBefore + maxBytes)
-        return !pagesResident(fd: segment.fd, position: start, length: end - start)
+        if !pagesResident(fd: segment.fd, position: start, length: min(size, entryBefore + maxBytes) - start) { return true }
+        // The bound's scan (`LogSegment.read`): only when the bound lies inside this segment.
+        guard let maxOffset, maxOffset > offset, isLast || maxOffset < segs[i + 1].baseOffset else { return false }
+        let bound = segment.index.positionBounds(maxOffset)
+        let from = max(bound.floor, start)
+        guard from < size, !recentlyWritten(from) else { return false }
+        // Up to the bound's header, which starts before the next index entry (or the segment's end).
+        let to = min(size, (bound.ceiling ?? size) + LogSegment.Scanner.headerWindow)
+        return !pagesResident(fd: segment.fd, position: from, length: to - from)
     }
 }
 

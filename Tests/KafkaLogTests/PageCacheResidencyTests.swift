@@ -65,6 +65,25 @@ final class PageCacheResidencyTests: LogTestCase {
         XCTAssertFalse(log.readMayMissPageCache(from: 5, maxBytes: 1 << 20))
     }
 
+    /// A consumer's read is bounded by the high watermark, found by a scan from the index entry
+    /// below it: when that lies in the same segment, its pages are checked too.
+    func testCheckCoversTheScanForTheHighWatermark() throws {
+        let log = try Log(directory: tmp + "/t-0", topicPartition: TopicPartition("t", 0), config: LogConfig(), logger: logger)
+        let value = String(repeating: "h", count: 10_000)
+        for _ in 0..<3 { _ = try log.append(set(Array(repeating: value, count: 100))) }
+        XCTAssertEqual(log.segmentCount, 1)
+        log.flush()
+        evict(log.segments[0])
+        _ = try log.readBytes(startOffset: 0, maxBytes: 64 * 1024)
+        XCTAssertFalse(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024), "no bound: only the range read back")
+        XCTAssertTrue(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024, upTo: 250), "the scan for 250 starts at offset 200's entry, 2 MB in")
+        XCTAssertTrue(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024, upTo: log.logEndOffset))
+        XCTAssertFalse(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024, upTo: 0), "a bound at the offset reads nothing")
+        _ = try log.readBytes(startOffset: 200, maxBytes: 2 << 20)
+        XCTAssertFalse(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024, upTo: 250))
+        XCTAssertFalse(log.readMayMissPageCache(from: 0, maxBytes: 64 * 1024, upTo: log.logEndOffset))
+    }
+
     /// A fetch bound (the high watermark) in a later segment is not looked for in this one.
     func testReadBoundedByALaterSegmentReadsToTheSegmentEnd() throws {
         let cfg = config { $0.segmentBytes = 300_000 }

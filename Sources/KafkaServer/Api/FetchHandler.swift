@@ -103,7 +103,8 @@ struct FetchReader: Sendable {
         for t in req.topics {
             for p in t.partitions {
                 guard let part = replicaManager.partition(TopicPartition(t.topic, p.partition)) else { continue }
-                if part.log.readMayMissPageCache(from: p.fetchOffset, maxBytes: Int(p.maxBytes)) { return part.log }
+                let maxOffset: Int64? = req.replicaId >= 0 ? nil : part.highWatermark
+                if part.log.readMayMissPageCache(from: p.fetchOffset, maxBytes: Int(p.maxBytes), upTo: maxOffset) { return part.log }
             }
         }
         return nil
