@@ -421,15 +421,20 @@ public final class Log: @unchecked Sendable {
         }
         var i = Log.floorIndex(segs, startOffset)
         while i < segs.count {
-            // A bound at or past the next segment's base ends nowhere inside this one: no scan
-            // for it (the scan would read the segment's last headers, maybe from the disk).
-            let bound = i + 1 < segs.count && maxOffset.map({ $0 >= segs[i + 1].baseOffset }) == true ? nil : maxOffset
-            if let r = segs[i].read(startOffset: startOffset, maxOffset: bound, maxSize: maxBytes) {
+            if let r = segs[i].read(startOffset: startOffset, maxOffset: Log.bound(maxOffset, inside: segs, i), maxSize: maxBytes) {
                 return (segs[i], r.position, r.length)
             }
             i += 1
         }
         return (nil, 0, 0)
+    }
+
+    /// `maxOffset` when it may end a read inside segment `i`, nil when it lies at or past the next
+    /// segment's base: a read of segment `i` then ends at its end, and no scan looks for the bound
+    /// (it would read the segment's last headers, maybe from the disk).
+    static func bound(_ maxOffset: Int64?, inside segs: [LogSegment], _ i: Int) -> Int64? {
+        guard let maxOffset, i + 1 < segs.count else { return maxOffset }
+        return maxOffset < segs[i + 1].baseOffset ? maxOffset : nil
     }
 
     /// Index of the segment with the greatest base offset ≤ offset (0 if none).

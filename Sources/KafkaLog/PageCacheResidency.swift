@@ -32,7 +32,7 @@ extension Log {
         let entryBefore = bounds.floorOffset == offset ? start : (bounds.ceiling ?? size)
         if !pagesResident(fd: segment.fd, position: start, length: min(size, entryBefore + maxBytes) - start) { return true }
         // The bound's scan (`LogSegment.read`): only when the bound lies inside this segment.
-        guard let maxOffset, maxOffset > offset, isLast || maxOffset < segs[i + 1].baseOffset else { return false }
+        guard let maxOffset = Log.bound(maxOffset, inside: segs, i), maxOffset > offset else { return false }
         let bound = segment.index.positionBounds(maxOffset)
         let from = max(bound.floor, start)
         guard from < size, !recentlyWritten(from) else { return false }
