@@ -35,6 +35,8 @@
 #               round trip (target <= 10 s), segments/MB rescanned. Needs ~1.1x that space free
 #   --all       all of the above but --scale and --recovery
 #   --runs N    repetitions of each latency rate and throughput workload (default 3)
+#   --messages N  messages per --throughput workload (default 4,000,000, --quick 1,000,000; RF 3 sends
+#               half). A consume of 4 M lasts about a second: give more for a steadier figure
 #   --latency-seconds S  measured seconds per latency run (default 60, --quick 5)
 #   --rates LIST  latency rates (default 10000,50000,100000)
 #   --no-scenarios  --latency without the scenarios
@@ -78,6 +80,7 @@ SCALE_TOPICS=10
 RECOVERY=0
 RECOVERY_GB=20
 EXT_DATA_DIR=""
+TP_MSGS_ARG=""
 EXT_BOOTSTRAP=""
 EXT_PIDS=""
 EXT_ZK=""
@@ -90,6 +93,7 @@ while [ $# -gt 0 ]; do
         --throughput) THROUGHPUT=1 ;;
         --all) LEGACY=1; LATENCY=1; THROUGHPUT=1; CONNS=1 ;;
         --runs) RUNS=${2:?--runs needs a number}; shift ;;
+        --messages) TP_MSGS_ARG=${2:?--messages needs a number}; shift ;;
         --latency-seconds) LAT_SECS=${2:?--latency-seconds needs a number}; shift ;;
         --rates) RATES=${2:?--rates needs a list}; shift ;;
         --no-scenarios) SCENARIOS=0 ;;
@@ -1054,6 +1058,10 @@ print_recovery() {
 # --- main --------------------------------------------------------------------------------------
 if [ "$QUICK" -eq 1 ]; then TP_MSGS=1000000; TP_RF3_MSGS=500000; LOG_ALONE_MSGS=1000000
 else TP_MSGS=4000000; TP_RF3_MSGS=2000000; LOG_ALONE_MSGS=2000000; fi
+if [ -n "$TP_MSGS_ARG" ]; then
+    [[ "$TP_MSGS_ARG" =~ ^[1-9][0-9]*$ ]] || { echo "$PROG: --messages needs a positive whole number, not '$TP_MSGS_ARG'" >&2; exit 1; }
+    TP_MSGS=$TP_MSGS_ARG; TP_RF3_MSGS=$(( (TP_MSGS_ARG + 1) / 2 ))
+fi
 
 if [ "$LATENCY" -eq 1 ] || [ "$THROUGHPUT" -eq 1 ] || [ "$CONNS" -eq 1 ] || [ "$RECOVERY" -eq 1 ]; then
     BENCH=$(kafka_build_bench_client) || exit 1
