@@ -377,14 +377,24 @@ kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2;
 # CPUs to others, which no change to the broker can win back.
 cpu_steal() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
 
+# host_reported_kib -> KiB of free memory this guest kernel has handed back to the hypervisor so far
+# (free page reporting), or nothing where the kernel has no such counter. While it reports, the
+# whole VM pauses for 10-30 ms at a time (BENCHMARKS.md, "Where the cold-read ... costs come from").
+HOST_REPORTED=/sys/module/page_reporting/parameters/reported_kib
+host_reported_kib() { [ -r "$HOST_REPORTED" ] && cat "$HOST_REPORTED" || true; }
+
 # bench_client ARGS... -> runs the librdkafka client, its result line on stdout (also kept in
-# $WORK/client.txt; its stderr in $WORK/client.err), with steal_pct: the CPU steal during the run.
+# $WORK/client.txt; its stderr in $WORK/client.err), with steal_pct: the CPU steal during the run,
+# and host_reported_mib: the memory handed back to the hypervisor during it (where counted).
 bench_client() {
-    local line rc=0 s0 t0 s1 t1
+    local line rc=0 s0 t0 s1 t1 r0 r1
     read -r s0 t0 < <(cpu_steal)
+    r0=$(host_reported_kib)
     line=$("$BENCH" "$@" 2>> "$WORK/client.err") || rc=$?
     read -r s1 t1 < <(cpu_steal)
+    r1=$(host_reported_kib)
     [ -z "$line" ] || line="$line steal_pct=$(awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }')"
+    [ -z "$line" ] || [ -z "$r0" ] || [ -z "$r1" ] || line="$line host_reported_mib=$(( (r1 - r0) / 1024 ))"
     printf '%s\n' "$line" >> "$WORK/client.txt"
     [ -n "$line" ] || { tail -5 "$WORK/client.err" >&2; kafka_die "the benchmark client failed (exit $rc): $*"; }
     [ "$rc" -eq 0 ] || say "  (client exit status $rc: incomplete run, see the line)"
@@ -416,11 +426,14 @@ run_latency() {
 
 uptime_load() { cut -d' ' -f1 /proc/loadavg; }
 
-# run_cell RUN LOAD LINE -> "2 (load 2.40, steal 3.1 %)": the run column of a table row.
+# run_cell RUN LOAD LINE -> "2 (load 2.40, steal 3.1 %, 384 MiB to host)": the run column of a table
+# row (the last part only when memory was handed back to the hypervisor during the run).
 run_cell() {
-    local steal
+    local steal reported
     steal=$(kv "$3" steal_pct)
-    echo "$1 (load $2${steal:+, steal $steal %})"
+    reported=$(kv "$3" host_reported_mib)
+    [ "${reported:-0}" -gt 0 ] || reported=""
+    echo "$1 (load $2${steal:+, steal $steal %}${reported:+, $reported MiB to host})"
 }
 
 # --- issue 8: the latency scenarios (after the rates, same broker) ------------------------------
